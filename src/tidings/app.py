@@ -1,0 +1,62 @@
+"""``create_app(settings)``: the ASGI application — API, websocket, pages, error handling, and the
+in-process webhook worker started and stopped with the server's lifespan."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from tidings import __version__
+from tidings.api import hooks, posts, system, teams, users
+from tidings.api.errors import RequestContextMiddleware, install_error_handlers
+from tidings.config import Settings
+from tidings.services.runtime import Runtime
+from tidings.services.users import LoginLimiter
+from tidings.store.database import Database
+from tidings.web import pages, websocket
+from tidings.webhooks.worker import Worker
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
+    """Build the application. Migrations are the caller's job (``tidings serve`` runs them first)."""
+    rt = runtime or Runtime(settings=settings, db=Database.from_url(settings.effective_database_url))
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        worker = Worker.from_runtime(rt) if settings.run_worker else None
+        if worker is not None:
+            await worker.start()
+        try:
+            yield
+        finally:
+            if worker is not None:
+                await worker.stop()
+            if runtime is None:
+                await rt.db.dispose()
+
+    app = FastAPI(
+        title="Tidings API",
+        version=__version__,
+        description="A Mattermost API v4 subset plus Tidings' webhook delivery extensions.",
+        openapi_url="/api/v4/openapi.json",
+        docs_url="/api/v4/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.runtime = rt
+    app.state.login_limiter = LoginLimiter(settings.login_failures_per_minute)
+
+    async def limits() -> tuple[int, bool]:
+        service = (await rt.config())["ServiceSettings"]
+        return int(service["MaximumPayloadSizeBytes"]), bool(service["EnableDeveloper"])
+
+    app.add_middleware(RequestContextMiddleware, limits=limits)
+    install_error_handlers(app)
+    for module in (users, teams, posts, hooks, system):
+        app.include_router(module.router, prefix="/api/v4")
+    app.include_router(websocket.router)
+    app.include_router(pages.router)
+    return app

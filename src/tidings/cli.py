@@ -1,0 +1,336 @@
+"""The ``tidings`` command: thin wrappers that parse arguments, call one service, print.
+
+Errors print one line to stderr and exit non-zero: 1 for a refused request (the AppError's id
+says why), 2 for bad usage (Typer's own). ``--json`` prints machine-readable output.
+Commands run on this machine against the configured database, acting as ``--as`` (default: the
+first system admin), the way an operator with shell access would.
+"""
+
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+import uvicorn
+
+from tidings import __version__
+from tidings.config import Settings
+from tidings.domain import server_config
+from tidings.domain.users import User
+from tidings.domain.wire import hook_json
+from tidings.errors import AppError
+from tidings.services import hooks as hook_service
+from tidings.services import settings as settings_service
+from tidings.services import teams as team_service
+from tidings.services import users as user_service
+from tidings.services.hooks import HookInput
+from tidings.services.runtime import Runtime
+from tidings.store.database import Database
+from tidings.store.migration import upgrade
+
+app = typer.Typer(help="Tidings: a team chat server with Slack-compatible outgoing webhooks.", no_args_is_help=True)
+user_app = typer.Typer(help="Manage users.", no_args_is_help=True)
+team_app = typer.Typer(help="Manage teams.", no_args_is_help=True)
+channel_app = typer.Typer(help="Manage channels.", no_args_is_help=True)
+config_app = typer.Typer(help="Read and change the System Console configuration.", no_args_is_help=True)
+hook_app = typer.Typer(help="Manage outgoing webhooks.", no_args_is_help=True)
+for sub, name in ((user_app, "user"), (team_app, "team"), (channel_app, "channel"), (config_app, "config"), (hook_app, "hook")):
+    app.add_typer(sub, name=name)
+
+T = TypeVar("T")
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+AsOpt = Annotated[str, typer.Option("--as", help="Act as this username (default: the first system admin).")]
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValueError as exc:
+        typer.echo(f"error: invalid settings: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+def _prepare(settings: Settings) -> None:
+    if not settings.database_url:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.effective_database_url)
+
+
+def _run(work: Callable[[Runtime], Awaitable[T]]) -> T:
+    """Migrate, then run one service call with a fresh runtime; AppErrors become exit code 1."""
+    settings = _settings()
+    _prepare(settings)
+
+    async def go() -> T:
+        rt = Runtime(settings=settings, db=Database.from_url(settings.effective_database_url))
+        try:
+            return await work(rt)
+        finally:
+            await rt.db.dispose()
+
+    try:
+        return asyncio.run(go())
+    except AppError as error:
+        typer.echo(f"error: {error.message} ({error.id})", err=True)
+        raise typer.Exit(1) from error
+
+
+async def _actor(rt: Runtime, username: str) -> User:
+    if username:
+        return await user_service.get_user_by_username(rt, username)
+    admins = [u for u in await user_service.list_users(rt, 0, 200) if u.is_system_admin and u.is_active]
+    if not admins:
+        raise AppError("cli.no_admin", "No system admin exists yet: create one with `tidings user create --system-admin`.", status=400)
+    return admins[0]
+
+
+def _print(data: Any, as_json: bool, text: str) -> None:
+    typer.echo(json.dumps(data, indent=2) if as_json else text)
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(__version__)
+
+
+@app.command()
+def migrate() -> None:
+    """Create or upgrade the database schema."""
+    settings = _settings()
+    _prepare(settings)
+    typer.echo(f"database is up to date: {settings.masked_database_url}")
+
+
+@app.command()
+def serve() -> None:
+    """Run the server (API, websocket, pages) with the webhook worker inside it."""
+    settings = _settings()
+    _prepare(settings)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from tidings.app import create_app  # noqa: PLC0415 - only serve needs the web stack
+
+    url = f"http://{settings.listen}"
+    typer.echo(f"Tidings {__version__} listening on {url}")
+    typer.echo(f"Database: {settings.masked_database_url}")
+    typer.echo(f"Open {url}/ — the first account created (POST {url}/api/v4/users, or")
+    typer.echo("`tidings user create --system-admin`) becomes the system admin.")
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+
+
+@app.command()
+def worker() -> None:
+    """Run only the webhook delivery worker (more of them share the load on PostgreSQL)."""
+    settings = _settings()
+    _prepare(settings)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from tidings.webhooks.worker import Worker  # noqa: PLC0415
+
+    async def run() -> None:
+        import signal  # noqa: PLC0415
+
+        rt = Runtime(settings=settings, db=Database.from_url(settings.effective_database_url))
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        w = Worker.from_runtime(rt)
+        await w.start()
+        typer.echo("worker running; Ctrl-C stops it")
+        await stop.wait()
+        await w.stop()
+        await rt.db.dispose()
+
+    asyncio.run(run())
+
+
+@user_app.command("create")
+def user_create(
+    username: Annotated[str, typer.Option(help="3–22 characters: a-z, 0-9, . _ -")],
+    email: Annotated[str, typer.Option()],
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)],
+    system_admin: Annotated[bool, typer.Option("--system-admin", help="Make the user a system admin.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a user account."""
+    from tidings.domain.wire import user_json  # noqa: PLC0415
+
+    user = _run(lambda rt: user_service.create_user(
+        rt, None, user_service.NewUser(username, email, password), make_admin=system_admin, trusted=True
+    ))
+    _print(user_json(user), as_json, f"created user {user.username} ({user.id}) roles: {user.roles}")
+
+
+@team_app.command("create")
+def team_create(
+    name: Annotated[str, typer.Option(help="URL name, e.g. engineering")],
+    display_name: Annotated[str, typer.Option()],
+    private: Annotated[bool, typer.Option("--private", help="Invite only.")] = False,
+    as_user: AsOpt = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a team (the acting user becomes its admin)."""
+    from tidings.domain.wire import team_json  # noqa: PLC0415
+
+    async def work(rt: Runtime) -> Any:
+        return await team_service.create_team(rt, await _actor(rt, as_user), name, display_name, "I" if private else "O")
+
+    team = _run(work)
+    _print(team_json(team), as_json, f"created team {team.name} ({team.id})")
+
+
+@channel_app.command("create")
+def channel_create(
+    team: Annotated[str, typer.Option(help="Team name")],
+    name: Annotated[str, typer.Option()],
+    display_name: Annotated[str, typer.Option()],
+    private: Annotated[bool, typer.Option("--private")] = False,
+    as_user: AsOpt = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a channel in a team."""
+    from tidings.domain.wire import channel_json  # noqa: PLC0415
+
+    async def work(rt: Runtime) -> Any:
+        actor = await _actor(rt, as_user)
+        found = await team_service.get_team_by_name(rt, actor, team)
+        return await team_service.create_channel(rt, actor, found.id, name, display_name, "P" if private else "O")
+
+    channel = _run(work)
+    _print(channel_json(channel), as_json, f"created channel {channel.name} ({channel.id})")
+
+
+def _parse_value(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+@config_app.command("get")
+def config_get(key: Annotated[str, typer.Argument(help="Section.Setting, e.g. ServiceSettings.EnableOutgoingWebhooks; omit for all")] = "") -> None:
+    """Print a setting (or the whole configuration) as JSON."""
+    document = _run(lambda rt: rt.config())
+    if not key:
+        typer.echo(json.dumps(document, indent=2))
+        return
+    section, _, name = key.partition(".")
+    if section not in document or name not in document[section]:
+        typer.echo(f"error: unknown setting {key}", err=True)
+        raise typer.Exit(1)
+    typer.echo(json.dumps(document[section][name]))
+
+
+@config_app.command("set")
+def config_set(
+    key: Annotated[str, typer.Argument(help="Section.Setting")],
+    value: Annotated[str, typer.Argument(help="A JSON value (true, 30, \"text\") or plain text")],
+) -> None:
+    """Change one setting."""
+    section, _, name = key.partition(".")
+    if section not in server_config.DEFAULTS or name not in server_config.DEFAULTS[section]:
+        typer.echo(f"error: unknown setting {key}", err=True)
+        raise typer.Exit(1)
+    document = _run(lambda rt: settings_service.patch_config(rt, None, {section: {name: _parse_value(value)}}))
+    typer.echo(f"{key} = {json.dumps(document[section][name])}")
+
+
+def _hook_line(data: dict[str, Any]) -> str:
+    words = ",".join(data["trigger_words"]) or "-"
+    state = "enabled" if data["enabled"] else f"disabled ({data['disabled_reason']})"
+    return f"{data['id']}  team={data['team_id']} channel={data['channel_id'] or '-'} words={words} urls={' '.join(data['callback_urls'])} {state}"
+
+
+@hook_app.command("list")
+def hook_list(
+    team: Annotated[str, typer.Option(help="Team name")],
+    as_user: AsOpt = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """List a team's outgoing hooks."""
+    async def work(rt: Runtime) -> list[dict[str, Any]]:
+        actor = await _actor(rt, as_user)
+        found = await team_service.get_team_by_name(rt, actor, team)
+        return [hook_json(h, show_secrets=True) for h in await hook_service.list_hooks(rt, actor, team_id=found.id, per_page=200)]
+
+    hooks = _run(work)
+    _print(hooks, as_json, "\n".join(_hook_line(h) for h in hooks) or "no hooks")
+
+
+@hook_app.command("show")
+def hook_show(hook_id: str, as_user: AsOpt = "", as_json: JsonOpt = False) -> None:
+    """Show one hook, token included."""
+    async def work(rt: Runtime) -> dict[str, Any]:
+        return hook_json(await hook_service.get_hook(rt, await _actor(rt, as_user), hook_id), show_secrets=True)
+
+    data = _run(work)
+    _print(data, as_json, "\n".join(f"{k}: {v}" for k, v in data.items()))
+
+
+@hook_app.command("create")
+def hook_create(
+    team: Annotated[str, typer.Option(help="Team name")],
+    url: Annotated[list[str], typer.Option("--url", help="Callback URL (repeat for several)")],
+    channel: Annotated[str, typer.Option(help="Channel name (public)")] = "",
+    trigger: Annotated[list[str] | None, typer.Option("--trigger", help="Trigger word (repeat)")] = None,
+    starts_with: Annotated[bool, typer.Option("--starts-with", help="Fire when the first word starts with a trigger word")] = False,
+    json_body: Annotated[bool, typer.Option("--json-body", help="Send application/json instead of a form")] = False,
+    display_name: Annotated[str, typer.Option()] = "",
+    username: Annotated[str, typer.Option()] = "",
+    icon_url: Annotated[str, typer.Option()] = "",
+    as_user: AsOpt = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Create an outgoing hook."""
+    async def work(rt: Runtime) -> dict[str, Any]:
+        actor = await _actor(rt, as_user)
+        found = await team_service.get_team_by_name(rt, actor, team)
+        channel_id = (await team_service.get_channel_by_name(rt, actor, found.id, channel)).id if channel else ""
+        hook = await hook_service.create_hook(rt, actor, HookInput(
+            team_id=found.id, channel_id=channel_id, trigger_words=tuple(trigger or ()),
+            trigger_when=1 if starts_with else 0, callback_urls=tuple(url),
+            content_type="application/json" if json_body else "application/x-www-form-urlencoded",
+            display_name=display_name, username=username, icon_url=icon_url,
+        ))
+        return hook_json(hook, show_secrets=True)
+
+    data = _run(work)
+    _print(data, as_json, f"created hook {data['id']}\ntoken: {data['token']}\nsigning secret: {data['signing_secret']}")
+
+
+@hook_app.command("delete")
+def hook_delete(hook_id: str, as_user: AsOpt = "") -> None:
+    """Delete an outgoing hook."""
+    async def work(rt: Runtime) -> None:
+        await hook_service.delete_hook(rt, await _actor(rt, as_user), hook_id)
+
+    _run(work)
+    typer.echo(f"deleted hook {hook_id}")
+
+
+@hook_app.command("regen")
+def hook_regen(hook_id: str, as_user: AsOpt = "", as_json: JsonOpt = False) -> None:
+    """Regenerate a hook's token and signing secret."""
+    async def work(rt: Runtime) -> dict[str, Any]:
+        return hook_json(await hook_service.regenerate_token(rt, await _actor(rt, as_user), hook_id), show_secrets=True)
+
+    data = _run(work)
+    _print(data, as_json, f"token: {data['token']}\nsigning secret: {data['signing_secret']}")
+
+
+@hook_app.command("enable")
+def hook_enable(hook_id: str, as_user: AsOpt = "", as_json: JsonOpt = False) -> None:
+    """Re-enable a hook the engine disabled."""
+    async def work(rt: Runtime) -> dict[str, Any]:
+        return hook_json(await hook_service.set_hook_enabled(rt, await _actor(rt, as_user), hook_id, True), show_secrets=True)
+
+    data = _run(work)
+    _print(data, as_json, f"enabled hook {data['id']}")
+
+
+def main() -> None:
+    app(prog_name="tidings")
+    sys.exit(0)

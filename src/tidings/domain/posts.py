@@ -1,0 +1,47 @@
+"""Posts and their limits. Pure; no I/O."""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+MAX_MESSAGE_RUNES = 16383
+MAX_PROPS_RUNES = 800_000
+MAX_USER_PROPS_RUNES = 760_000
+RESERVED_PROPS = frozenset(
+    {
+        "from_webhook",
+        "override_username",
+        "override_icon_url",
+        "override_icon_emoji",
+        "webhook_display_name",
+        "from_bot",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Post:
+    """A message in a channel. ``create_at`` etc. are Unix milliseconds, as in Mattermost."""
+
+    id: str
+    create_at: int
+    update_at: int
+    edit_at: int
+    delete_at: int
+    user_id: str
+    channel_id: str
+    root_id: str
+    message: str
+    type: str = ""
+    props: dict[str, Any] = field(default_factory=dict)
+    file_ids: tuple[str, ...] = ()
+    pending_post_id: str = ""
+    is_pinned: bool = False
+
+    @property
+    def is_from_webhook(self) -> bool:
+        return self.props.get("from_webhook") == "true"
+
+
+def strip_reserved_props(props: dict[str, Any]) -> dict[str, Any]:
+    """Users may not claim to be a webhook: the BOT tag must mean something."""
+    return {key: value for key, value in props.items() if key not in RESERVED_PROPS}

@@ -1,0 +1,175 @@
+"""The run-time configuration an admin edits in the System Console (``/api/v4/config``).
+
+Mattermost's JSON shape: sections in PascalCase holding settings in PascalCase. Stored in the
+database as one document; defaults fill anything missing, so an upgrade that adds a setting needs
+no migration. Pure; no I/O.
+"""
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+from tidings.errors import BadRequest
+
+ConfigDocument = dict[str, dict[str, Any]]
+
+DEFAULTS: ConfigDocument = {
+    "ServiceSettings": {
+        "SiteURL": "",
+        "EnableOutgoingWebhooks": True,
+        "EnablePostUsernameOverride": False,
+        "EnablePostIconOverride": False,
+        "OutgoingIntegrationRequestsTimeout": 30,
+        "AllowedUntrustedInternalConnections": "",
+        "MaximumPayloadSizeBytes": 300_000,
+        "EnableDeveloper": False,
+        # Tidings: members (not only team and system admins) may manage their own hooks.
+        "EnableMemberOutgoingWebhooks": False,
+        # Tidings delivery engine knobs, beside Mattermost's.
+        "OutgoingWebhookRetryScheduleSeconds": [5, 30, 120, 600, 1800],
+        "OutgoingWebhookMaxConcurrencyPerDestination": 8,
+        "OutgoingWebhookDeliveryRetentionDays": 30,
+        "OutgoingWebhookAutoDisableHours": 24,
+        "OutgoingWebhookAutoDisableMinFailures": 10,
+    },
+    "TeamSettings": {
+        "SiteName": "Tidings",
+        "EnableOpenServer": False,
+        "MaxUsersPerTeam": 1000,
+    },
+}
+
+_SECRET_KEYS: frozenset[tuple[str, str]] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookSettings:
+    """The slice of the configuration the webhook engine reads, typed."""
+
+    enabled: bool
+    username_override: bool
+    icon_override: bool
+    timeout_seconds: int
+    allowlist: str
+    retry_schedule_seconds: tuple[float, ...]
+    per_destination_cap: int
+    retention_days: int
+    auto_disable_hours: int
+    auto_disable_min_failures: int
+
+
+def defaults() -> ConfigDocument:
+    """A fresh copy of the defaults."""
+    return copy.deepcopy(DEFAULTS)
+
+
+def merge(base: ConfigDocument, patch: object) -> ConfigDocument:
+    """Apply a partial document onto ``base`` and validate the result.
+
+    Unknown sections and keys are ignored, as Mattermost ignores fields it does not know.
+    """
+    if not isinstance(patch, dict):
+        raise BadRequest("api.config.patch_config.app_error", "The config patch must be a JSON object.")
+    result = copy.deepcopy(base)
+    for section, values in patch.items():
+        if section not in DEFAULTS:
+            continue
+        if not isinstance(values, dict):
+            raise _invalid(section, "must be an object")
+        for key, value in values.items():
+            if key in DEFAULTS[section]:
+                result[section][key] = value
+    validate(result)
+    return result
+
+
+def with_defaults(stored: object) -> ConfigDocument:
+    """Fill a stored document's gaps with defaults (tolerates an old or partial document)."""
+    result = defaults()
+    if isinstance(stored, dict):
+        for section, values in stored.items():
+            if section in result and isinstance(values, dict):
+                for key, value in values.items():
+                    if key in result[section]:
+                        result[section][key] = value
+    return result
+
+
+def _invalid(name: str, why: str) -> BadRequest:
+    return BadRequest("model.config.is_valid.app_error", f"Invalid configuration: {name} {why}.")
+
+
+def validate(config: ConfigDocument) -> None:
+    """Types match the defaults' types; numbers are in range."""
+    for section, values in DEFAULTS.items():
+        for key, default in values.items():
+            value = config[section][key]
+            name = f"{section}.{key}"
+            if isinstance(default, bool):
+                if not isinstance(value, bool):
+                    raise _invalid(name, "must be true or false")
+            elif isinstance(default, int):
+                if isinstance(value, bool) or not isinstance(value, int):
+                    raise _invalid(name, "must be an integer")
+            elif isinstance(default, str):
+                if not isinstance(value, str):
+                    raise _invalid(name, "must be a string")
+            elif isinstance(default, list) and (
+                not isinstance(value, list)
+                or not all(isinstance(v, int | float) and not isinstance(v, bool) and v >= 0 for v in value)
+            ):
+                raise _invalid(name, "must be a list of non-negative numbers")
+    service = config["ServiceSettings"]
+    if service["OutgoingIntegrationRequestsTimeout"] <= 0:
+        raise BadRequest(
+            "model.config.is_valid.outgoing_integrations_request_timeout.app_error",
+            "Outgoing integration requests timeout must be a positive number.",
+        )
+    if service["MaximumPayloadSizeBytes"] <= 0:
+        raise _invalid("ServiceSettings.MaximumPayloadSizeBytes", "must be positive")
+    if len(service["OutgoingWebhookRetryScheduleSeconds"]) > 20:
+        raise _invalid("ServiceSettings.OutgoingWebhookRetryScheduleSeconds", "allows at most 20 retries")
+    if not 1 <= service["OutgoingWebhookMaxConcurrencyPerDestination"] <= 256:
+        raise _invalid("ServiceSettings.OutgoingWebhookMaxConcurrencyPerDestination", "must be 1–256")
+    if service["OutgoingWebhookDeliveryRetentionDays"] < 1:
+        raise _invalid("ServiceSettings.OutgoingWebhookDeliveryRetentionDays", "must be at least 1")
+    if service["OutgoingWebhookAutoDisableHours"] < 1:
+        raise _invalid("ServiceSettings.OutgoingWebhookAutoDisableHours", "must be at least 1")
+
+
+def webhook_settings(config: ConfigDocument) -> WebhookSettings:
+    """The engine's typed view of the document."""
+    service = config["ServiceSettings"]
+    return WebhookSettings(
+        enabled=service["EnableOutgoingWebhooks"],
+        username_override=service["EnablePostUsernameOverride"],
+        icon_override=service["EnablePostIconOverride"],
+        timeout_seconds=service["OutgoingIntegrationRequestsTimeout"],
+        allowlist=service["AllowedUntrustedInternalConnections"],
+        retry_schedule_seconds=tuple(float(v) for v in service["OutgoingWebhookRetryScheduleSeconds"]),
+        per_destination_cap=service["OutgoingWebhookMaxConcurrencyPerDestination"],
+        retention_days=service["OutgoingWebhookDeliveryRetentionDays"],
+        auto_disable_hours=service["OutgoingWebhookAutoDisableHours"],
+        auto_disable_min_failures=service["OutgoingWebhookAutoDisableMinFailures"],
+    )
+
+
+def client_config(config: ConfigDocument, version: str) -> dict[str, str]:
+    """The public, reduced map of ``GET /api/v4/config/client?format=old`` (all values strings)."""
+    service = config["ServiceSettings"]
+    team = config["TeamSettings"]
+
+    def flag(value: bool) -> str:
+        return "true" if value else "false"
+
+    return {
+        "Version": version,
+        "BuildNumber": version,
+        "SiteName": team["SiteName"],
+        "SiteURL": service["SiteURL"],
+        "EnableOutgoingWebhooks": flag(service["EnableOutgoingWebhooks"]),
+        "EnablePostUsernameOverride": flag(service["EnablePostUsernameOverride"]),
+        "EnablePostIconOverride": flag(service["EnablePostIconOverride"]),
+        "EnableOpenServer": flag(team["EnableOpenServer"]),
+        "EnableDeveloper": flag(service["EnableDeveloper"]),
+    }

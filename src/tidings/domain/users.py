@@ -1,0 +1,53 @@
+"""Users and the rules on their names. Pure; no I/O."""
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+USERNAME_PATTERN = re.compile(r"^[a-z][a-z0-9._-]{2,21}$")
+EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+SYSTEM_BOT_USERNAME = "tidings"
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A person or bot account, as Mattermost's User JSON describes it (no password hash here)."""
+
+    id: str
+    create_at: int
+    update_at: int
+    delete_at: int
+    username: str
+    email: str
+    nickname: str = ""
+    first_name: str = ""
+    last_name: str = ""
+    position: str = ""
+    roles: str = "system_user"
+    locale: str = "en"
+    is_bot: bool = False
+    last_password_update: int = 0
+    props: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def role_set(self) -> frozenset[str]:
+        """Roles as a set (Mattermost stores them space separated)."""
+        return frozenset(self.roles.split())
+
+    @property
+    def is_system_admin(self) -> bool:
+        return "system_admin" in self.role_set
+
+    @property
+    def is_active(self) -> bool:
+        return self.delete_at == 0
+
+
+def is_valid_username(name: str) -> bool:
+    """3–22 characters of ``[a-z0-9._-]``, starting with a letter."""
+    return bool(USERNAME_PATTERN.match(name))
+
+
+def is_valid_email(email: str) -> bool:
+    """A light check: one @, a dot in the domain, no spaces."""
+    return len(email) <= 128 and bool(EMAIL_PATTERN.match(email))

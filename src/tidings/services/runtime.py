@@ -1,0 +1,61 @@
+"""What every service call needs, built once per process and passed explicitly."""
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from tidings.clock import Clock, SystemClock
+from tidings.config import Settings
+from tidings.domain import server_config
+from tidings.domain.server_config import ConfigDocument
+from tidings.events import EventHub
+from tidings.store.database import Database
+from tidings.store.settings import load_config
+
+CONFIG_TTL_SECONDS = 1.0
+
+
+@dataclass
+class ConfigCache:
+    """The stored configuration, re-read at most once a second.
+
+    Another process (``tidings worker``, a second server) may change it; one second of staleness
+    is the price of not reading it on every post.
+    """
+
+    document: ConfigDocument | None = None
+    loaded_at: float = float("-inf")
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+@dataclass
+class Runtime:
+    """Process-wide dependencies: database, clock, settings, event hub and caches."""
+
+    settings: Settings
+    db: Database
+    clock: Clock = field(default_factory=SystemClock)
+    events: EventHub = field(default_factory=EventHub)
+    config_cache: ConfigCache = field(default_factory=ConfigCache)
+    hook_indexes: dict[str, tuple[int, Any]] = field(default_factory=dict)
+    # Set after a commit that queued deliveries, so an in-process worker need not wait to poll.
+    outbox_signal: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def config(self) -> ConfigDocument:
+        """The current configuration document (defaults filled in)."""
+        cache = self.config_cache
+        now = self.clock.monotonic()
+        if cache.document is not None and now - cache.loaded_at < CONFIG_TTL_SECONDS:
+            return cache.document
+        async with cache.lock:
+            if cache.document is None or now - cache.loaded_at >= CONFIG_TTL_SECONDS:
+                async with self.db.transaction() as conn:
+                    stored = await load_config(conn)
+                cache.document = server_config.with_defaults(stored)
+                cache.loaded_at = self.clock.monotonic()
+        assert cache.document is not None
+        return cache.document
+
+    def forget_config(self) -> None:
+        """Drop the cached configuration after this process changed it."""
+        self.config_cache.document = None

@@ -1,0 +1,348 @@
+"""Accounts and sessions: sign-up, login (rate limited), logout, token checks, profile changes."""
+
+import asyncio
+import hashlib
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass, replace
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from tidings.domain.permissions import MANAGE_SYSTEM, can_manage_system
+from tidings.domain.users import SYSTEM_BOT_USERNAME, User, is_valid_email, is_valid_username
+from tidings.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+    TooManyRequests,
+    Unauthorized,
+    permission_error,
+)
+from tidings.ids import is_valid_id, new_id
+from tidings.services.runtime import Runtime
+from tidings.store import teams as team_store
+from tidings.store import users as store
+
+MIN_PASSWORD_LENGTH = 8
+MAX_PASSWORD_LENGTH = 72
+
+_hasher = PasswordHasher()
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """An authenticated caller: the user and the session's CSRF token."""
+
+    user: User
+    token_hash: str
+    csrf_token: str
+
+
+@dataclass(frozen=True, slots=True)
+class NewUser:
+    username: str
+    email: str
+    password: str
+    nickname: str = ""
+    first_name: str = ""
+    last_name: str = ""
+
+
+class LoginLimiter:
+    """Failed logins per login id in a sliding minute; an attacker cannot guess at full speed."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.per_minute = per_minute
+        self._failures: dict[str, deque[float]] = defaultdict(deque)
+
+    def check(self, key: str) -> None:
+        window = self._failures.get(key)
+        if window is None:
+            return
+        cutoff = time.monotonic() - 60
+        while window and window[0] < cutoff:
+            window.popleft()
+        if len(window) >= self.per_minute:
+            raise TooManyRequests(
+                "api.user.login.rate_limited.app_error",
+                "Too many failed login attempts. Please wait a minute and try again.",
+            )
+
+    def failed(self, key: str) -> None:
+        self._failures[key].append(time.monotonic())
+
+    def succeeded(self, key: str) -> None:
+        self._failures.pop(key, None)
+
+
+def hash_token(token: str) -> str:
+    """Sessions are stored by the token's hash, never the token."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def hash_password(password: str) -> str:
+    """argon2 costs tens of milliseconds of CPU: keep it off the event loop."""
+    return await asyncio.to_thread(_hasher.hash, password)
+
+
+async def _verify_password(password_hash: str, password: str) -> bool:
+    def verify() -> bool:
+        try:
+            return _hasher.verify(password_hash, password)
+        except (VerificationError, InvalidHashError):
+            return False
+
+    return await asyncio.to_thread(verify)
+
+
+def _check_new_user(new: NewUser) -> None:
+    if not is_valid_username(new.username):
+        raise BadRequest(
+            "model.user.is_valid.username.app_error",
+            "Username must begin with a letter and contain between 3 and 22 lowercase characters "
+            "made up of numbers, letters, and the symbols '.', '-', and '_'.",
+        )
+    if not is_valid_email(new.email):
+        raise BadRequest("model.user.is_valid.email.app_error", "Invalid email.")
+    _check_password(new.password)
+    for value, name in ((new.nickname, "nickname"), (new.first_name, "first_name"), (new.last_name, "last_name")):
+        if len(value) > 64:
+            raise BadRequest(f"model.user.is_valid.{name}.app_error", f"Invalid {name}.")
+
+
+def _check_password(password: str) -> None:
+    if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
+        raise BadRequest(
+            "model.user.is_valid.pwd.app_error",
+            f"Your password must contain between {MIN_PASSWORD_LENGTH} and "
+            f"{MAX_PASSWORD_LENGTH} characters.",
+        )
+
+
+async def create_user(
+    rt: Runtime,
+    actor: User | None,
+    new: NewUser,
+    *,
+    make_admin: bool = False,
+    invite_id: str = "",
+    trusted: bool = False,
+) -> User:
+    """Create an account.
+
+    The first account on a fresh server becomes system admin. After that an admin creates
+    accounts, or a person signs up through a team's invite link (and joins that team), or
+    anyone may when open sign-up is on. ``trusted`` is the local CLI.
+    """
+    _check_new_user(new)
+    password_hash = await hash_password(new.password)
+    config = await rt.config()
+    now = rt.clock.now_ms()
+    async with rt.db.transaction() as conn:
+        first = await store.count_users(conn) == 0 or (
+            await store.count_users(conn) == 1
+            and await store.find_user_by_username(conn, SYSTEM_BOT_USERNAME) is not None
+        )
+        invite_team = None
+        if invite_id:
+            invite_team = await team_store.find_team_by_invite(conn, invite_id)
+            if invite_team is None or invite_team.delete_at:
+                raise BadRequest(
+                    "api.user.create_user.invite_id.app_error", "The invite link is not valid."
+                )
+        admin_actor = actor is not None and can_manage_system(actor)
+        allowed = (
+            first
+            or trusted
+            or admin_actor
+            or invite_team is not None
+            or config["TeamSettings"]["EnableOpenServer"]
+        )
+        if not allowed:
+            raise Forbidden(
+                "api.user.create_user.no_open_server",
+                "This server does not allow open signups. Ask your system administrator for an invitation.",
+            )
+        if make_admin and not (first or trusted or admin_actor):
+            raise permission_error(actor.id if actor else "", MANAGE_SYSTEM)
+        if await store.find_user_by_username(conn, new.username) is not None:
+            raise Conflict("app.user.save.username_exists.app_error", "An account with that username already exists.")
+        if await store.find_user_by_email(conn, new.email.lower()) is not None:
+            raise Conflict("app.user.save.email_exists.app_error", "An account with that email already exists.")
+        roles = "system_admin system_user" if first or make_admin else "system_user"
+        user = User(
+            id=new_id(),
+            create_at=now,
+            update_at=now,
+            delete_at=0,
+            username=new.username,
+            email=new.email.lower(),
+            nickname=new.nickname,
+            first_name=new.first_name,
+            last_name=new.last_name,
+            roles=roles,
+            last_password_update=now,
+        )
+        await store.insert_user(conn, user, password_hash)
+    if invite_team is not None:
+        from tidings.services.teams import add_team_member_unchecked  # noqa: PLC0415 - cycle
+
+        await add_team_member_unchecked(rt, invite_team.id, user.id)
+    return user
+
+
+async def ensure_system_bot(rt: Runtime) -> User:
+    """The bot that sends notices by DM; created on first use."""
+    async with rt.db.transaction() as conn:
+        bot = await store.find_user_by_username(conn, SYSTEM_BOT_USERNAME)
+        if bot is not None:
+            return bot
+        now = rt.clock.now_ms()
+        bot = User(
+            id=new_id(),
+            create_at=now,
+            update_at=now,
+            delete_at=0,
+            username=SYSTEM_BOT_USERNAME,
+            email="tidings-bot@localhost.invalid",
+            nickname="Tidings",
+            roles="system_user",
+            is_bot=True,
+        )
+        await store.insert_user(conn, bot, "")
+        return bot
+
+
+async def login(rt: Runtime, limiter: LoginLimiter, login_id: str, password: str) -> tuple[User, str, str]:
+    """Check credentials and open a session: (user, bearer token, CSRF token)."""
+    key = login_id.strip().lower()
+    limiter.check(key)
+    async with rt.db.transaction() as conn:
+        found = await store.find_login(conn, key)
+    ok = found is not None and found[0].is_active and not found[0].is_bot
+    if found is not None and ok:
+        ok = await _verify_password(found[1], password)
+    else:
+        await hash_password("timing-equaliser")  # do not reveal which accounts exist by timing
+    if not ok or found is None:
+        limiter.failed(key)
+        raise Unauthorized(
+            "api.user.login.invalid_credentials_email_username",
+            "Enter a valid email or username and/or password.",
+        )
+    limiter.succeeded(key)
+    user = found[0]
+    token, csrf = new_id(), new_id()
+    now = rt.clock.now_ms()
+    async with rt.db.transaction() as conn:
+        await store.insert_session(
+            conn, hash_token(token), user.id, csrf, now, now + rt.settings.session_lifetime_seconds * 1000
+        )
+    return user, token, csrf
+
+
+async def authenticate(rt: Runtime, token: str) -> Session:
+    """The session a bearer token or cookie names, or 401."""
+    token_hash = hash_token(token)
+    async with rt.db.transaction() as conn:
+        found = await store.find_session(conn, token_hash)
+        user = await store.find_user(conn, found[0]) if found else None
+    if found is None or user is None or not user.is_active or found[2] < rt.clock.now_ms():
+        raise Unauthorized(
+            "api.context.session_expired.app_error", "Invalid or expired session, please login again."
+        )
+    return Session(user=user, token_hash=token_hash, csrf_token=found[1])
+
+
+async def logout(rt: Runtime, session: Session) -> None:
+    async with rt.db.transaction() as conn:
+        await store.delete_session(conn, session.token_hash)
+
+
+async def get_user(rt: Runtime, user_id: str) -> User:
+    async with rt.db.transaction() as conn:
+        user = await store.find_user(conn, user_id) if is_valid_id(user_id) else None
+    if user is None:
+        raise NotFound("app.user.missing_account.const", "Unable to find the user.")
+    return user
+
+
+async def get_user_by_username(rt: Runtime, username: str) -> User:
+    async with rt.db.transaction() as conn:
+        user = await store.find_user_by_username(conn, username)
+    if user is None:
+        raise NotFound("app.user.get_by_username.app_error", "Unable to find an existing account matching your username for this team.")
+    return user
+
+
+async def list_users(rt: Runtime, page: int, per_page: int, ids: list[str] | None = None) -> list[User]:
+    async with rt.db.transaction() as conn:
+        return await store.list_users(conn, page * per_page, per_page, ids)
+
+
+async def patch_user(rt: Runtime, actor: User, user_id: str, changes: dict[str, str]) -> User:
+    """Profile fields only; roles and passwords have their own calls."""
+    if actor.id != user_id and not can_manage_system(actor):
+        raise permission_error(actor.id, "edit_other_users")
+    user = await get_user(rt, user_id)
+    allowed = {k: v for k, v in changes.items() if k in ("nickname", "first_name", "last_name", "position")}
+    for key, value in allowed.items():
+        if len(value) > 64:
+            raise BadRequest(f"model.user.is_valid.{key}.app_error", f"Invalid {key}.")
+    if "email" in changes and changes["email"] != user.email:
+        if not is_valid_email(changes["email"]):
+            raise BadRequest("model.user.is_valid.email.app_error", "Invalid email.")
+        allowed["email"] = changes["email"].lower()
+    now = rt.clock.now_ms()
+    async with rt.db.transaction() as conn:
+        if "email" in allowed and await store.find_user_by_email(conn, allowed["email"]) is not None:
+            raise Conflict("app.user.save.email_exists.app_error", "An account with that email already exists.")
+        await store.update_user(conn, user_id, update_at=now, **allowed)
+    return replace(user, update_at=now, **allowed)
+
+
+async def change_password(rt: Runtime, actor: User, user_id: str, current: str, new: str) -> None:
+    """Users change their own with the current password; admins reset anyone's."""
+    if actor.id != user_id and not can_manage_system(actor):
+        raise permission_error(actor.id, "edit_other_users")
+    _check_password(new)
+    if actor.id == user_id:
+        async with rt.db.transaction() as conn:
+            found = await store.find_login(conn, actor.username)
+        if found is None or not await _verify_password(found[1], current):
+            raise BadRequest("api.user.update_password.incorrect.app_error", "The \"Current Password\" you entered is incorrect. Please check that Caps Lock is off and try again.")
+    password_hash = await hash_password(new)
+    now = rt.clock.now_ms()
+    async with rt.db.transaction() as conn:
+        await store.update_user(conn, user_id, password_hash=password_hash, last_password_update=now, update_at=now)
+
+
+async def set_roles(rt: Runtime, actor: User | None, user_id: str, roles: str) -> User:
+    """Make or unmake a system admin. ``actor`` None is the local CLI."""
+    if actor is not None and not can_manage_system(actor):
+        raise permission_error(actor.id, MANAGE_SYSTEM)
+    wanted = set(roles.split())
+    if not wanted <= {"system_admin", "system_user"} or "system_user" not in wanted:
+        raise BadRequest("api.roles.patch_roles.invalid", "Roles must be \"system_user\" or \"system_admin system_user\".")
+    user = await get_user(rt, user_id)
+    normalised = "system_admin system_user" if "system_admin" in wanted else "system_user"
+    now = rt.clock.now_ms()
+    async with rt.db.transaction() as conn:
+        await store.update_user(conn, user_id, roles=normalised, update_at=now)
+    return replace(user, roles=normalised, update_at=now)
+
+
+async def set_active(rt: Runtime, actor: User | None, user_id: str, active: bool) -> User:
+    """Deactivate (and sign out everywhere) or reactivate an account."""
+    if actor is not None and not can_manage_system(actor):
+        raise permission_error(actor.id, MANAGE_SYSTEM)
+    user = await get_user(rt, user_id)
+    now = rt.clock.now_ms()
+    delete_at = 0 if active else now
+    async with rt.db.transaction() as conn:
+        await store.update_user(conn, user_id, delete_at=delete_at, update_at=now)
+        if not active:
+            await store.delete_user_sessions(conn, user_id)
+    return replace(user, delete_at=delete_at, update_at=now)

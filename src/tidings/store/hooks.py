@@ -1,0 +1,112 @@
+"""Queries on outgoing hooks, returning domain objects."""
+
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from tidings.domain.hooks import OutgoingHook
+from tidings.store.schema import outgoing_hooks
+
+
+def _hook(row: Any) -> OutgoingHook:
+    return OutgoingHook(
+        id=row.id,
+        token=row.token,
+        create_at=row.create_at,
+        update_at=row.update_at,
+        delete_at=row.delete_at,
+        creator_id=row.creator_id,
+        channel_id=row.channel_id,
+        team_id=row.team_id,
+        trigger_words=tuple(row.trigger_words or ()),
+        trigger_when=row.trigger_when,
+        callback_urls=tuple(row.callback_urls or ()),
+        display_name=row.display_name,
+        description=row.description,
+        content_type=row.content_type,
+        username=row.username,
+        icon_url=row.icon_url,
+        signing_secret=row.signing_secret,
+        enabled=row.enabled,
+        disabled_reason=row.disabled_reason,
+        timeout_seconds=row.timeout_seconds,
+    )
+
+
+def _values(hook: OutgoingHook) -> dict[str, Any]:
+    return {
+        "id": hook.id,
+        "token": hook.token,
+        "create_at": hook.create_at,
+        "update_at": hook.update_at,
+        "delete_at": hook.delete_at,
+        "creator_id": hook.creator_id,
+        "channel_id": hook.channel_id,
+        "team_id": hook.team_id,
+        "trigger_words": list(hook.trigger_words),
+        "trigger_when": hook.trigger_when,
+        "callback_urls": list(hook.callback_urls),
+        "display_name": hook.display_name,
+        "description": hook.description,
+        "content_type": hook.content_type,
+        "username": hook.username,
+        "icon_url": hook.icon_url,
+        "signing_secret": hook.signing_secret,
+        "enabled": hook.enabled,
+        "disabled_reason": hook.disabled_reason,
+        "timeout_seconds": hook.timeout_seconds,
+    }
+
+
+async def insert_hook(conn: AsyncConnection, hook: OutgoingHook) -> None:
+    await conn.execute(outgoing_hooks.insert().values(**_values(hook)))
+
+
+async def save_hook(conn: AsyncConnection, hook: OutgoingHook) -> None:
+    """Overwrite every stored field with ``hook``'s."""
+    values = _values(hook)
+    del values["id"]
+    await conn.execute(update(outgoing_hooks).where(outgoing_hooks.c.id == hook.id).values(**values))
+
+
+async def find_hook(conn: AsyncConnection, hook_id: str) -> OutgoingHook | None:
+    """A live (not deleted) hook."""
+    row = (
+        await conn.execute(
+            select(outgoing_hooks).where(
+                outgoing_hooks.c.id == hook_id, outgoing_hooks.c.delete_at == 0
+            )
+        )
+    ).first()
+    return _hook(row) if row else None
+
+
+async def find_hooks(conn: AsyncConnection, hook_ids: set[str]) -> dict[str, OutgoingHook]:
+    """Hooks by id, deleted ones included (a delivery outlives its hook's deletion)."""
+    if not hook_ids:
+        return {}
+    rows = await conn.execute(select(outgoing_hooks).where(outgoing_hooks.c.id.in_(hook_ids)))
+    return {r.id: _hook(r) for r in rows}
+
+
+async def list_hooks(
+    conn: AsyncConnection,
+    *,
+    team_id: str | None = None,
+    channel_id: str | None = None,
+    creator_id: str | None = None,
+    offset: int = 0,
+    limit: int | None = None,
+) -> list[OutgoingHook]:
+    query = select(outgoing_hooks).where(outgoing_hooks.c.delete_at == 0)
+    if team_id is not None:
+        query = query.where(outgoing_hooks.c.team_id == team_id)
+    if channel_id is not None:
+        query = query.where(outgoing_hooks.c.channel_id == channel_id)
+    if creator_id is not None:
+        query = query.where(outgoing_hooks.c.creator_id == creator_id)
+    query = query.order_by(outgoing_hooks.c.create_at, outgoing_hooks.c.id).offset(offset)
+    if limit is not None:
+        query = query.limit(limit)
+    return [_hook(r) for r in (await conn.execute(query)).all()]

@@ -1,0 +1,117 @@
+"""Queries on posts, returning domain objects."""
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from tidings.domain.posts import Post
+from tidings.store.schema import posts
+
+
+def _post(row: Any) -> Post:
+    return Post(
+        id=row.id,
+        create_at=row.create_at,
+        update_at=row.update_at,
+        edit_at=row.edit_at,
+        delete_at=row.delete_at,
+        user_id=row.user_id,
+        channel_id=row.channel_id,
+        root_id=row.root_id,
+        message=row.message,
+        type=row.type,
+        props=dict(row.props or {}),
+        file_ids=tuple(row.file_ids or ()),
+        pending_post_id=row.pending_post_id,
+        is_pinned=row.is_pinned,
+    )
+
+
+def _values(post: Post) -> dict[str, Any]:
+    return {
+        "id": post.id,
+        "create_at": post.create_at,
+        "update_at": post.update_at,
+        "edit_at": post.edit_at,
+        "delete_at": post.delete_at,
+        "user_id": post.user_id,
+        "channel_id": post.channel_id,
+        "root_id": post.root_id,
+        "message": post.message,
+        "type": post.type,
+        "props": post.props,
+        "file_ids": list(post.file_ids),
+        "pending_post_id": post.pending_post_id,
+        "is_pinned": post.is_pinned,
+    }
+
+
+async def insert_posts(conn: AsyncConnection, new_posts: Sequence[Post]) -> None:
+    if new_posts:
+        await conn.execute(posts.insert(), [_values(p) for p in new_posts])
+
+
+async def find_post(conn: AsyncConnection, post_id: str) -> Post | None:
+    row = (await conn.execute(select(posts).where(posts.c.id == post_id))).first()
+    return _post(row) if row else None
+
+
+async def update_post(conn: AsyncConnection, post_id: str, **values: Any) -> None:
+    await conn.execute(update(posts).where(posts.c.id == post_id).values(**values))
+
+
+async def delete_post(conn: AsyncConnection, post: Post, at: int) -> None:
+    """Soft delete the post and, when it is a root, its replies."""
+    await conn.execute(
+        update(posts)
+        .where(or_(posts.c.id == post.id, and_(posts.c.root_id == post.id, post.root_id == "")))
+        .values(delete_at=at, update_at=at)
+    )
+
+
+async def list_channel_posts(
+    conn: AsyncConnection,
+    channel_id: str,
+    offset: int,
+    limit: int,
+    *,
+    since: int = 0,
+    before_create_at: int | None = None,
+    after_create_at: int | None = None,
+    include_deleted: bool = False,
+) -> list[Post]:
+    """Newest first. ``since`` returns posts changed after that time (for catching up)."""
+    query = select(posts).where(posts.c.channel_id == channel_id)
+    if not include_deleted:
+        query = query.where(posts.c.delete_at == 0)
+    if since:
+        query = query.where(posts.c.update_at > since)
+    if before_create_at is not None:
+        query = query.where(posts.c.create_at < before_create_at)
+    if after_create_at is not None:
+        query = query.where(posts.c.create_at > after_create_at)
+    query = query.order_by(posts.c.create_at.desc(), posts.c.id.desc()).offset(offset).limit(limit)
+    return [_post(r) for r in (await conn.execute(query)).all()]
+
+
+async def list_thread(conn: AsyncConnection, root_id: str) -> list[Post]:
+    rows = await conn.execute(
+        select(posts)
+        .where(or_(posts.c.id == root_id, posts.c.root_id == root_id), posts.c.delete_at == 0)
+        .order_by(posts.c.create_at.desc(), posts.c.id.desc())
+    )
+    return [_post(r) for r in rows]
+
+
+async def reply_counts(conn: AsyncConnection, root_ids: set[str]) -> dict[str, tuple[int, int]]:
+    """root id → (number of live replies, time of the last one)."""
+    if not root_ids:
+        return {}
+    rows = await conn.execute(
+        select(posts.c.root_id, func.count(), func.max(posts.c.create_at))
+        .where(posts.c.root_id.in_(root_ids), posts.c.delete_at == 0)
+        .group_by(posts.c.root_id)
+    )
+    return {r[0]: (int(r[1]), int(r[2] or 0)) for r in rows}

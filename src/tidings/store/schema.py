@@ -1,0 +1,222 @@
+"""The database schema: the single source of truth for tables, read by queries and by Alembic.
+
+Timestamps are integer Unix milliseconds (Mattermost's unit), so no naive datetimes exist anywhere.
+Lists and property maps are JSON text, portable between SQLite and PostgreSQL.
+The delivery status transitions are written down in ``tidings.domain.deliveries``.
+"""
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+ID = 26
+
+
+def _ms(name: str) -> Column[int]:
+    return Column(name, BigInteger, nullable=False, default=0)
+
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    _ms("create_at"),
+    _ms("update_at"),
+    _ms("delete_at"),
+    Column("username", String(64), nullable=False, unique=True),
+    Column("email", String(128), nullable=False, unique=True),
+    Column("password_hash", String(256), nullable=False, default=""),
+    Column("nickname", String(64), nullable=False, default=""),
+    Column("first_name", String(64), nullable=False, default=""),
+    Column("last_name", String(64), nullable=False, default=""),
+    Column("position", String(128), nullable=False, default=""),
+    Column("roles", String(256), nullable=False, default="system_user"),
+    Column("locale", String(5), nullable=False, default="en"),
+    Column("is_bot", Boolean, nullable=False, default=False),
+    _ms("last_password_update"),
+    Column("props", JSON, nullable=False, default=dict),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    # sha256 of the bearer token: a leaked database does not leak usable tokens.
+    Column("id", String(64), primary_key=True),
+    Column("user_id", String(ID), nullable=False, index=True),
+    Column("csrf_token", String(ID), nullable=False),
+    _ms("create_at"),
+    _ms("expires_at"),
+    _ms("last_activity_at"),
+)
+
+teams = Table(
+    "teams",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    _ms("create_at"),
+    _ms("update_at"),
+    _ms("delete_at"),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("display_name", String(64), nullable=False),
+    Column("type", String(1), nullable=False, default="O"),
+    Column("description", String(255), nullable=False, default=""),
+    Column("email", String(128), nullable=False, default=""),
+    Column("invite_id", String(ID), nullable=False, default=""),
+    Column("allow_open_invite", Boolean, nullable=False, default=False),
+    # Bumped with every change to the team's hooks, so cached match indexes know they are stale.
+    Column("hooks_version", Integer, nullable=False, default=0),
+)
+
+team_members = Table(
+    "team_members",
+    metadata,
+    Column("team_id", String(ID), primary_key=True),
+    Column("user_id", String(ID), primary_key=True, index=True),
+    Column("roles", String(64), nullable=False, default="team_user"),
+    _ms("delete_at"),
+)
+
+channels = Table(
+    "channels",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    _ms("create_at"),
+    _ms("update_at"),
+    _ms("delete_at"),
+    Column("team_id", String(ID), nullable=False, default=""),
+    Column("type", String(1), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("display_name", String(64), nullable=False, default=""),
+    Column("header", String(1024), nullable=False, default=""),
+    Column("purpose", String(250), nullable=False, default=""),
+    Column("creator_id", String(ID), nullable=False, default=""),
+    _ms("last_post_at"),
+    Column("total_msg_count", BigInteger, nullable=False, default=0),
+    UniqueConstraint("team_id", "name"),
+)
+
+channel_members = Table(
+    "channel_members",
+    metadata,
+    Column("channel_id", String(ID), primary_key=True),
+    Column("user_id", String(ID), primary_key=True, index=True),
+    Column("roles", String(64), nullable=False, default="channel_user"),
+    _ms("last_viewed_at"),
+    Column("msg_count", BigInteger, nullable=False, default=0),
+    Column("mention_count", BigInteger, nullable=False, default=0),
+)
+
+posts = Table(
+    "posts",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    _ms("create_at"),
+    _ms("update_at"),
+    _ms("edit_at"),
+    _ms("delete_at"),
+    Column("user_id", String(ID), nullable=False),
+    Column("channel_id", String(ID), nullable=False),
+    Column("root_id", String(ID), nullable=False, default=""),
+    Column("message", Text, nullable=False, default=""),
+    Column("type", String(64), nullable=False, default=""),
+    Column("props", JSON, nullable=False, default=dict),
+    Column("file_ids", JSON, nullable=False, default=list),
+    Column("pending_post_id", String(64), nullable=False, default=""),
+    Column("is_pinned", Boolean, nullable=False, default=False),
+    Index("ix_posts_channel_create", "channel_id", "create_at"),
+    Index("ix_posts_root", "root_id"),
+)
+
+outgoing_hooks = Table(
+    "outgoing_hooks",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("token", String(ID), nullable=False),
+    _ms("create_at"),
+    _ms("update_at"),
+    _ms("delete_at"),
+    Column("creator_id", String(ID), nullable=False),
+    Column("channel_id", String(ID), nullable=False, default=""),
+    Column("team_id", String(ID), nullable=False),
+    Column("trigger_words", JSON, nullable=False, default=list),
+    Column("trigger_when", Integer, nullable=False, default=0),
+    Column("callback_urls", JSON, nullable=False, default=list),
+    Column("display_name", String(64), nullable=False, default=""),
+    Column("description", String(500), nullable=False, default=""),
+    Column("content_type", String(128), nullable=False, default=""),
+    Column("username", String(64), nullable=False, default=""),
+    Column("icon_url", String(1024), nullable=False, default=""),
+    Column("signing_secret", String(64), nullable=False, default=""),
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("disabled_reason", String(255), nullable=False, default=""),
+    Column("timeout_seconds", Integer, nullable=True),
+    Index("ix_outgoing_hooks_team", "team_id", "delete_at"),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("hook_id", String(ID), nullable=False),
+    Column("post_id", String(ID), nullable=False),
+    Column("channel_id", String(ID), nullable=False),
+    Column("url", String(1024), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("content_type", String(64), nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("trigger_word", String(1024), nullable=False, default=""),
+    _ms("create_at"),
+    _ms("update_at"),
+    _ms("next_attempt_at"),
+    Column("attempt_count", Integer, nullable=False, default=0),
+    _ms("lease_expires_at"),
+    Column("reply_posted", Boolean, nullable=False, default=False),
+    Column("last_status_code", Integer, nullable=False, default=0),
+    Column("last_error_kind", String(32), nullable=False, default=""),
+    Column("last_error", String(1024), nullable=False, default=""),
+    Index("ix_deliveries_due", "status", "next_attempt_at"),
+    Index("ix_deliveries_hook", "hook_id", "create_at"),
+)
+
+delivery_attempts = Table(
+    "delivery_attempts",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("delivery_id", String(ID), nullable=False, index=True),
+    Column("number", Integer, nullable=False),
+    _ms("started_at"),
+    Column("duration_ms", Integer, nullable=False, default=0),
+    Column("status_code", Integer, nullable=False, default=0),
+    Column("error_kind", String(32), nullable=False, default=""),
+    Column("error_message", String(1024), nullable=False, default=""),
+    Column("request_headers", JSON, nullable=False, default=dict),
+    Column("response_headers", JSON, nullable=False, default=dict),
+    Column("response_excerpt", Text, nullable=False, default=""),
+)
+
+system_config = Table(
+    "system_config",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", JSON, nullable=False),
+    _ms("update_at"),
+)

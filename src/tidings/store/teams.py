@@ -1,0 +1,348 @@
+"""Queries on teams, channels and memberships, returning domain objects."""
+
+from typing import Any
+
+from sqlalchemy import and_, func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from tidings.domain.teams import (
+    Channel,
+    ChannelMember,
+    ChannelType,
+    Team,
+    TeamMember,
+    TeamType,
+)
+from tidings.store.schema import channel_members, channels, team_members, teams
+
+
+def _team(row: Any) -> Team:
+    return Team(
+        id=row.id,
+        create_at=row.create_at,
+        update_at=row.update_at,
+        delete_at=row.delete_at,
+        name=row.name,
+        display_name=row.display_name,
+        type=TeamType(row.type),
+        description=row.description,
+        email=row.email,
+        invite_id=row.invite_id,
+        allow_open_invite=row.allow_open_invite,
+    )
+
+
+def _channel(row: Any) -> Channel:
+    return Channel(
+        id=row.id,
+        create_at=row.create_at,
+        update_at=row.update_at,
+        delete_at=row.delete_at,
+        team_id=row.team_id,
+        type=ChannelType(row.type),
+        name=row.name,
+        display_name=row.display_name,
+        header=row.header,
+        purpose=row.purpose,
+        creator_id=row.creator_id,
+        last_post_at=row.last_post_at,
+        total_msg_count=row.total_msg_count,
+    )
+
+
+_TEAM_COLUMNS = [c for c in teams.c if c.name != "hooks_version"]
+
+
+async def insert_team(conn: AsyncConnection, team: Team) -> None:
+    await conn.execute(
+        teams.insert().values(
+            id=team.id,
+            create_at=team.create_at,
+            update_at=team.update_at,
+            delete_at=team.delete_at,
+            name=team.name,
+            display_name=team.display_name,
+            type=team.type.value,
+            description=team.description,
+            email=team.email,
+            invite_id=team.invite_id,
+            allow_open_invite=team.allow_open_invite,
+            hooks_version=0,
+        )
+    )
+
+
+async def find_team(conn: AsyncConnection, team_id: str) -> Team | None:
+    row = (await conn.execute(select(*_TEAM_COLUMNS).where(teams.c.id == team_id))).first()
+    return _team(row) if row else None
+
+
+async def find_team_by_name(conn: AsyncConnection, name: str) -> Team | None:
+    row = (await conn.execute(select(*_TEAM_COLUMNS).where(teams.c.name == name))).first()
+    return _team(row) if row else None
+
+
+async def find_team_by_invite(conn: AsyncConnection, invite_id: str) -> Team | None:
+    row = (
+        await conn.execute(select(*_TEAM_COLUMNS).where(teams.c.invite_id == invite_id))
+    ).first()
+    return _team(row) if row else None
+
+
+async def list_teams(conn: AsyncConnection, offset: int, limit: int) -> list[Team]:
+    rows = await conn.execute(
+        select(*_TEAM_COLUMNS)
+        .where(teams.c.delete_at == 0)
+        .order_by(teams.c.name)
+        .offset(offset)
+        .limit(limit)
+    )
+    return [_team(r) for r in rows]
+
+
+async def list_user_teams(conn: AsyncConnection, user_id: str) -> list[Team]:
+    rows = await conn.execute(
+        select(*_TEAM_COLUMNS)
+        .join(team_members, team_members.c.team_id == teams.c.id)
+        .where(
+            team_members.c.user_id == user_id,
+            team_members.c.delete_at == 0,
+            teams.c.delete_at == 0,
+        )
+        .order_by(teams.c.display_name)
+    )
+    return [_team(r) for r in rows]
+
+
+async def hooks_version(conn: AsyncConnection, team_id: str) -> int:
+    value = (
+        await conn.execute(select(teams.c.hooks_version).where(teams.c.id == team_id))
+    ).scalar()
+    return int(value or 0)
+
+
+async def bump_hooks_version(conn: AsyncConnection, team_id: str) -> None:
+    """Mark the team's cached hook index stale (same transaction as the hook change)."""
+    await conn.execute(
+        update(teams)
+        .where(teams.c.id == team_id)
+        .values(hooks_version=teams.c.hooks_version + 1)
+    )
+
+
+async def upsert_team_member(conn: AsyncConnection, member: TeamMember) -> None:
+    existing = await find_team_member(conn, member.team_id, member.user_id, include_deleted=True)
+    if existing is None:
+        await conn.execute(
+            team_members.insert().values(
+                team_id=member.team_id, user_id=member.user_id, roles=member.roles, delete_at=0
+            )
+        )
+    else:
+        await conn.execute(
+            update(team_members)
+            .where(
+                team_members.c.team_id == member.team_id, team_members.c.user_id == member.user_id
+            )
+            .values(roles=member.roles, delete_at=0)
+        )
+
+
+async def find_team_member(
+    conn: AsyncConnection, team_id: str, user_id: str, *, include_deleted: bool = False
+) -> TeamMember | None:
+    query = select(team_members).where(
+        team_members.c.team_id == team_id, team_members.c.user_id == user_id
+    )
+    if not include_deleted:
+        query = query.where(team_members.c.delete_at == 0)
+    row = (await conn.execute(query)).first()
+    if row is None:
+        return None
+    return TeamMember(
+        team_id=row.team_id, user_id=row.user_id, roles=row.roles, delete_at=row.delete_at
+    )
+
+
+async def list_team_members(
+    conn: AsyncConnection, team_id: str, offset: int, limit: int
+) -> list[TeamMember]:
+    rows = await conn.execute(
+        select(team_members)
+        .where(team_members.c.team_id == team_id, team_members.c.delete_at == 0)
+        .order_by(team_members.c.user_id)
+        .offset(offset)
+        .limit(limit)
+    )
+    return [TeamMember(team_id=r.team_id, user_id=r.user_id, roles=r.roles) for r in rows]
+
+
+async def insert_channel(conn: AsyncConnection, channel: Channel) -> None:
+    await conn.execute(
+        channels.insert().values(
+            id=channel.id,
+            create_at=channel.create_at,
+            update_at=channel.update_at,
+            delete_at=channel.delete_at,
+            team_id=channel.team_id,
+            type=channel.type.value,
+            name=channel.name,
+            display_name=channel.display_name,
+            header=channel.header,
+            purpose=channel.purpose,
+            creator_id=channel.creator_id,
+            last_post_at=channel.last_post_at,
+            total_msg_count=channel.total_msg_count,
+        )
+    )
+
+
+async def find_channel(conn: AsyncConnection, channel_id: str) -> Channel | None:
+    row = (await conn.execute(select(channels).where(channels.c.id == channel_id))).first()
+    return _channel(row) if row else None
+
+
+async def find_channel_by_name(conn: AsyncConnection, team_id: str, name: str) -> Channel | None:
+    row = (
+        await conn.execute(
+            select(channels).where(channels.c.team_id == team_id, channels.c.name == name)
+        )
+    ).first()
+    return _channel(row) if row else None
+
+
+async def list_team_channels(
+    conn: AsyncConnection,
+    team_id: str,
+    offset: int,
+    limit: int,
+    types: tuple[ChannelType, ...] = (ChannelType.PUBLIC,),
+) -> list[Channel]:
+    rows = await conn.execute(
+        select(channels)
+        .where(
+            channels.c.team_id == team_id,
+            channels.c.delete_at == 0,
+            channels.c.type.in_([t.value for t in types]),
+        )
+        .order_by(channels.c.display_name, channels.c.id)
+        .offset(offset)
+        .limit(limit)
+    )
+    return [_channel(r) for r in rows]
+
+
+async def list_user_channels(conn: AsyncConnection, user_id: str, team_id: str) -> list[Channel]:
+    """The channels of a team the user belongs to, plus the user's DMs (team id ``""``)."""
+    rows = await conn.execute(
+        select(channels)
+        .join(channel_members, channel_members.c.channel_id == channels.c.id)
+        .where(
+            channel_members.c.user_id == user_id,
+            channels.c.delete_at == 0,
+            channels.c.team_id.in_([team_id, ""]),
+        )
+        .order_by(channels.c.type, channels.c.display_name)
+    )
+    return [_channel(r) for r in rows]
+
+
+async def touch_channel(conn: AsyncConnection, channel_id: str, at: int) -> None:
+    """Record a new post: last_post_at and the message count move together."""
+    await conn.execute(
+        update(channels)
+        .where(channels.c.id == channel_id)
+        .values(last_post_at=at, total_msg_count=channels.c.total_msg_count + 1)
+    )
+
+
+async def update_channel(conn: AsyncConnection, channel_id: str, **values: Any) -> None:
+    await conn.execute(update(channels).where(channels.c.id == channel_id).values(**values))
+
+
+def _member(row: Any) -> ChannelMember:
+    return ChannelMember(
+        channel_id=row.channel_id,
+        user_id=row.user_id,
+        roles=row.roles,
+        last_viewed_at=row.last_viewed_at,
+        msg_count=row.msg_count,
+        mention_count=row.mention_count,
+    )
+
+
+async def insert_channel_member(conn: AsyncConnection, member: ChannelMember) -> None:
+    await conn.execute(
+        channel_members.insert().values(
+            channel_id=member.channel_id,
+            user_id=member.user_id,
+            roles=member.roles,
+            last_viewed_at=member.last_viewed_at,
+            msg_count=member.msg_count,
+            mention_count=member.mention_count,
+        )
+    )
+
+
+async def find_channel_member(
+    conn: AsyncConnection, channel_id: str, user_id: str
+) -> ChannelMember | None:
+    row = (
+        await conn.execute(
+            select(channel_members).where(
+                channel_members.c.channel_id == channel_id, channel_members.c.user_id == user_id
+            )
+        )
+    ).first()
+    return _member(row) if row else None
+
+
+async def delete_channel_member(conn: AsyncConnection, channel_id: str, user_id: str) -> None:
+    await conn.execute(
+        channel_members.delete().where(
+            and_(channel_members.c.channel_id == channel_id, channel_members.c.user_id == user_id)
+        )
+    )
+
+
+async def list_channel_members(
+    conn: AsyncConnection, channel_id: str, offset: int, limit: int
+) -> list[ChannelMember]:
+    rows = await conn.execute(
+        select(channel_members)
+        .where(channel_members.c.channel_id == channel_id)
+        .order_by(channel_members.c.user_id)
+        .offset(offset)
+        .limit(limit)
+    )
+    return [_member(r) for r in rows]
+
+
+async def channel_member_ids(conn: AsyncConnection, channel_id: str) -> list[str]:
+    rows = await conn.execute(
+        select(channel_members.c.user_id).where(channel_members.c.channel_id == channel_id)
+    )
+    return [r.user_id for r in rows]
+
+
+async def mark_viewed(conn: AsyncConnection, channel_id: str, user_id: str, at: int) -> None:
+    total = (
+        await conn.execute(select(channels.c.total_msg_count).where(channels.c.id == channel_id))
+    ).scalar_one_or_none()
+    await conn.execute(
+        update(channel_members)
+        .where(channel_members.c.channel_id == channel_id, channel_members.c.user_id == user_id)
+        .values(last_viewed_at=at, msg_count=total or 0, mention_count=0)
+    )
+
+
+async def count_channel_members(conn: AsyncConnection, channel_id: str) -> int:
+    return int(
+        (
+            await conn.execute(
+                select(func.count())
+                .select_from(channel_members)
+                .where(channel_members.c.channel_id == channel_id)
+            )
+        ).scalar_one()
+    )

@@ -1,0 +1,141 @@
+"""Queries on users and sessions, returning domain objects."""
+
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from tidings.domain.users import User
+from tidings.store.schema import sessions, users
+
+_USER_COLUMNS = [c for c in users.c if c.name != "password_hash"]
+
+
+def _user(row: Any) -> User:
+    return User(
+        id=row.id,
+        create_at=row.create_at,
+        update_at=row.update_at,
+        delete_at=row.delete_at,
+        username=row.username,
+        email=row.email,
+        nickname=row.nickname,
+        first_name=row.first_name,
+        last_name=row.last_name,
+        position=row.position,
+        roles=row.roles,
+        locale=row.locale,
+        is_bot=row.is_bot,
+        last_password_update=row.last_password_update,
+        props=dict(row.props or {}),
+    )
+
+
+async def insert_user(conn: AsyncConnection, user: User, password_hash: str) -> None:
+    await conn.execute(
+        users.insert().values(
+            id=user.id,
+            create_at=user.create_at,
+            update_at=user.update_at,
+            delete_at=user.delete_at,
+            username=user.username,
+            email=user.email,
+            password_hash=password_hash,
+            nickname=user.nickname,
+            first_name=user.first_name,
+            last_name=user.last_name,
+            position=user.position,
+            roles=user.roles,
+            locale=user.locale,
+            is_bot=user.is_bot,
+            last_password_update=user.last_password_update,
+            props=user.props,
+        )
+    )
+
+
+async def count_users(conn: AsyncConnection) -> int:
+    return int((await conn.execute(select(func.count()).select_from(users))).scalar_one())
+
+
+async def find_user(conn: AsyncConnection, user_id: str) -> User | None:
+    row = (await conn.execute(select(*_USER_COLUMNS).where(users.c.id == user_id))).first()
+    return _user(row) if row else None
+
+
+async def find_user_by_username(conn: AsyncConnection, username: str) -> User | None:
+    row = (
+        await conn.execute(select(*_USER_COLUMNS).where(users.c.username == username.lower()))
+    ).first()
+    return _user(row) if row else None
+
+
+async def find_user_by_email(conn: AsyncConnection, email: str) -> User | None:
+    row = (await conn.execute(select(*_USER_COLUMNS).where(users.c.email == email.lower()))).first()
+    return _user(row) if row else None
+
+
+async def find_login(conn: AsyncConnection, login_id: str) -> tuple[User, str] | None:
+    """The user whose username or email is ``login_id``, with the password hash."""
+    login = login_id.strip().lower()
+    row = (
+        await conn.execute(
+            select(users).where(or_(users.c.username == login, users.c.email == login))
+        )
+    ).first()
+    return (_user(row), row.password_hash) if row else None
+
+
+async def list_users(
+    conn: AsyncConnection, offset: int, limit: int, ids: list[str] | None = None
+) -> list[User]:
+    query = select(*_USER_COLUMNS).order_by(users.c.username).offset(offset).limit(limit)
+    if ids is not None:
+        query = query.where(users.c.id.in_(ids))
+    return [_user(r) for r in (await conn.execute(query)).all()]
+
+
+async def usernames_by_id(conn: AsyncConnection, ids: set[str]) -> dict[str, str]:
+    if not ids:
+        return {}
+    rows = await conn.execute(select(users.c.id, users.c.username).where(users.c.id.in_(ids)))
+    return {r.id: r.username for r in rows}
+
+
+async def update_user(conn: AsyncConnection, user_id: str, **values: Any) -> None:
+    await conn.execute(update(users).where(users.c.id == user_id).values(**values))
+
+
+async def insert_session(
+    conn: AsyncConnection, token_hash: str, user_id: str, csrf: str, now: int, expires: int
+) -> None:
+    await conn.execute(
+        sessions.insert().values(
+            id=token_hash,
+            user_id=user_id,
+            csrf_token=csrf,
+            create_at=now,
+            expires_at=expires,
+            last_activity_at=now,
+        )
+    )
+
+
+async def find_session(conn: AsyncConnection, token_hash: str) -> tuple[str, str, int] | None:
+    """(user_id, csrf_token, expires_at) of a session."""
+    row = (
+        await conn.execute(
+            select(sessions.c.user_id, sessions.c.csrf_token, sessions.c.expires_at).where(
+                sessions.c.id == token_hash
+            )
+        )
+    ).first()
+    return (row.user_id, row.csrf_token, row.expires_at) if row else None
+
+
+async def delete_session(conn: AsyncConnection, token_hash: str) -> None:
+    await conn.execute(sessions.delete().where(sessions.c.id == token_hash))
+
+
+async def delete_user_sessions(conn: AsyncConnection, user_id: str) -> None:
+    await conn.execute(sessions.delete().where(sessions.c.user_id == user_id))

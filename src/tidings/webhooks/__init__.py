@@ -1,0 +1,1 @@
+"""The outgoing-webhook engine: matching, payloads, signing, retry policy, replies and delivery."""

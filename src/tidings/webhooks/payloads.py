@@ -1,0 +1,136 @@
+"""The body an outgoing hook sends: the 12 fields of REF §3.1 in form or JSON encoding.
+
+Receivers written for Mattermost or Slack parse these bytes, some of them with hand-rolled code,
+so the encoders reproduce Go's output byte for byte: ``url.Values.Encode`` for the form (sorted
+keys, ``timestamp`` in seconds) and ``json.Marshal`` for JSON (struct order, ``timestamp`` in
+milliseconds, HTML-safe escapes).
+
+Pure: imports only the standard library and ``tidings.domain``. No I/O.
+"""
+
+import json
+import re
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+from tidings.domain.hooks import FORM_CONTENT_TYPE, JSON_CONTENT_TYPE, OutgoingHook
+from tidings.domain.posts import Post
+from tidings.domain.teams import Channel, Team
+
+# Go's json.Marshal escapes <, > and & (HTML safety) and U+2028/U+2029 (line ends in JavaScript);
+# Python escapes none of them. They can only occur inside strings, so a plain replace is safe.
+_GO_JSON_ESCAPES = {
+    "<": "\\u003c",
+    ">": "\\u003e",
+    "&": "\\u0026",
+    "\u2028": "\\u2028",
+    "\u2029": "\\u2029",
+}
+_GO_JSON_ESCAPE_PATTERN = re.compile("[<>&\u2028\u2029]")
+# A lone surrogate cannot be UTF-8 encoded; Go would carry U+FFFD in its place.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+@dataclass(frozen=True)
+class PayloadFields:
+    """What a callback is told about a post; nothing else is sent (REF §3.1)."""
+
+    token: str
+    team_id: str
+    team_domain: str
+    channel_id: str
+    channel_name: str
+    timestamp_ms: int
+    user_id: str
+    user_name: str
+    post_id: str
+    text: str
+    trigger_word: str
+    file_ids: tuple[str, ...]
+
+
+def build_payload_fields(
+    hook: OutgoingHook,
+    post: Post,
+    team: Team,
+    channel: Channel,
+    *,
+    author_username: str,
+    trigger_word: str,
+) -> PayloadFields:
+    """Collect the payload for one matched hook; ``trigger_word`` is that hook's own word.
+
+    The two strings are keyword-only so they cannot be swapped by accident.
+    """
+    return PayloadFields(
+        token=hook.token,
+        team_id=hook.team_id,
+        team_domain=team.name,
+        channel_id=post.channel_id,
+        channel_name=channel.name,
+        timestamp_ms=post.create_at,
+        user_id=post.user_id,
+        user_name=author_username,
+        post_id=post.id,
+        text=post.message,
+        trigger_word=trigger_word,
+        file_ids=post.file_ids,
+    )
+
+
+def _valid_text(value: str) -> str:
+    return _LONE_SURROGATE.sub("\ufffd", value)
+
+
+def _string_values(fields: PayloadFields) -> dict[str, str]:
+    """The eleven string fields under their wire names, in REF §3.1 order (timestamp aside)."""
+    values = {
+        "token": fields.token,
+        "team_id": fields.team_id,
+        "team_domain": fields.team_domain,
+        "channel_id": fields.channel_id,
+        "channel_name": fields.channel_name,
+        "user_id": fields.user_id,
+        "user_name": fields.user_name,
+        "post_id": fields.post_id,
+        "text": fields.text,
+        "trigger_word": fields.trigger_word,
+        "file_ids": ",".join(fields.file_ids),
+    }
+    return {key: _valid_text(value) for key, value in values.items()}
+
+
+def encode_form(fields: PayloadFields) -> bytes:
+    """``application/x-www-form-urlencoded`` as Go's ``url.Values.Encode`` writes it.
+
+    Keys sorted, space as ``+``, everything but ``A-Za-z0-9-_.~`` percent-encoded in upper-case
+    hex, and ``timestamp`` in whole seconds (Mattermost divides the milliseconds by 1000).
+    """
+    items = _string_values(fields)
+    items["timestamp"] = str(fields.timestamp_ms // 1000)
+    return urlencode(sorted(items.items())).encode("ascii")
+
+
+def _go_json_dumps(value: object) -> str:
+    """Compact JSON with non-ASCII kept raw and Go's HTML-safe escapes applied."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return _GO_JSON_ESCAPE_PATTERN.sub(lambda found: _GO_JSON_ESCAPES[found.group()], text)
+
+
+def encode_json(fields: PayloadFields) -> bytes:
+    """The JSON object Go's ``json.Marshal`` writes: struct order, ``timestamp`` in ms."""
+    strings = _string_values(fields)
+    ordered: dict[str, str | int] = {}
+    for key in ("token", "team_id", "team_domain", "channel_id", "channel_name"):
+        ordered[key] = strings[key]
+    ordered["timestamp"] = fields.timestamp_ms
+    for key in ("user_id", "user_name", "post_id", "text", "trigger_word", "file_ids"):
+        ordered[key] = strings[key]
+    return _go_json_dumps(ordered).encode("utf-8")
+
+
+def encode_body(hook: OutgoingHook, fields: PayloadFields) -> tuple[bytes, str]:
+    """The request body and its ``Content-Type``: JSON only for exactly ``application/json``."""
+    if hook.sends_json:
+        return encode_json(fields), JSON_CONTENT_TYPE
+    return encode_form(fields), FORM_CONTENT_TYPE

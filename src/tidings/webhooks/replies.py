@@ -1,0 +1,597 @@
+"""A callback's reply turned into posts (REF §4.1–4.5, spec §7).
+
+Receivers were written against Mattermost's Go server, so the parser decodes the way Go's
+``encoding/json`` does (first value only, keys in any letter case, the last repeat wins, Slack's
+string booleans), and the builder repeats Mattermost's steps: Slack text conversions, link
+syntax, overrides behind their settings, attachments, and splitting a long reply into several
+posts. Where Tidings deliberately differs (spec §7) the code says so.
+
+The caller reads the body (at most 1 MiB), looks up the user ids the reply mentions
+(:func:`user_ids_in_reply`), then calls :func:`build_reply_posts` and inserts the posts.
+Every reason a reply cannot be posted is a :class:`ReplyError` with Mattermost's error id.
+
+Pure: imports only the standard library and ``tidings.domain``. No I/O, no database.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, replace
+from dataclasses import fields as dataclass_fields
+from typing import Any
+
+from tidings.domain.hooks import OutgoingHook
+from tidings.domain.posts import MAX_MESSAGE_RUNES, MAX_USER_PROPS_RUNES, Post, strip_reserved_props
+
+DEFAULT_WEBHOOK_USERNAME = "webhook"
+SLACK_ATTACHMENT_TYPE = "slack_attachment"
+MAX_NESTING = 100
+"""Deeper JSON is refused: Python's recursion limit is far below Go's 10,000 levels."""
+
+UNMARSHAL_ERROR = "api.unmarshal_error"
+INVALID_PARAM_ERROR = "api.context.invalid_param.app_error"
+INVALID_TYPE_ERROR = "model.post.is_valid.type.app_error"
+SPLIT_PROPS_ERROR = "web.incoming_webhook.split_props_length.app_error"
+
+_ANNOUNCEMENTS = (("<!channel>", "@channel"), ("<!here>", "@here"), ("<!all>", "@all"))
+_USER_MENTION = re.compile(r"<@([a-zA-Z0-9]+)>")
+# The message pattern refuses newlines and a second "|" so code such as `a < b || c > d` stays
+# as written; attachment text keeps Mattermost's older, looser pattern.
+_MESSAGE_LINK = re.compile(r"<([^\n<|>]+)\|([^|\n>]+)>")
+_ATTACHMENT_LINK = re.compile(r"<([^<|]+)\|([^>]+)>")
+_LINK_REPLACEMENT = r"[\2](\1)"
+_GO_JSON_ESCAPED = re.compile("[<>&\u2028\u2029]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+_JSON_WHITESPACE = " \t\n\r"
+
+
+class ReplyError(ValueError):
+    """A reply that cannot be posted; ``error_id`` is Mattermost's id for the same failure."""
+
+    def __init__(self, error_id: str, message: str) -> None:
+        super().__init__(f"{error_id}: {message}")
+        self.error_id = error_id
+        self.message = message
+
+
+@dataclass(frozen=True)
+class AttachmentField:
+    """One ``fields`` entry of a Slack attachment; ``value`` is any JSON until processed."""
+
+    title: str = ""
+    value: Any = None
+    short: bool = False
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A Slack attachment with Mattermost's keys; ``None`` entries are kept until processing."""
+
+    id: int = 0
+    fallback: str = ""
+    color: str = ""
+    pretext: str = ""
+    author_name: str = ""
+    author_link: str = ""
+    author_icon: str = ""
+    title: str = ""
+    title_link: str = ""
+    text: str = ""
+    fields: tuple[AttachmentField | None, ...] = ()
+    image_url: str = ""
+    thumb_url: str = ""
+    footer: str = ""
+    footer_icon: str = ""
+    ts: Any = None
+    actions: tuple[Any, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """The stored form: keys in Go's struct order, empty ones left out as ``omitempty`` does
+        (``ts`` is an interface in Go, so only a null ``ts`` is empty)."""
+        out: dict[str, Any] = {}
+        for spec in dataclass_fields(self):
+            value = getattr(self, spec.name)
+            if spec.name == "fields":
+                value = [None if item is None else asdict(item) for item in value]
+            elif spec.name == "actions":
+                value = list(value)
+            if value or (spec.name == "ts" and value is not None):
+                out[spec.name] = value
+        return out
+
+
+_ATTACHMENT_STRINGS = frozenset(
+    spec.name for spec in dataclass_fields(Attachment) if spec.type == "str"
+)
+
+
+@dataclass(frozen=True)
+class ReplyPriority:
+    """Message priority (new Mattermost); ``priority`` is required when the object is sent."""
+
+    priority: str | None = None
+    requested_ack: bool | None = None
+    persistent_notifications: bool | None = None
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A decoded reply. ``text`` is None when absent or null, which is not the same as ``""``."""
+
+    text: str | None = None
+    username: str = ""
+    icon_url: str = ""
+    icon_emoji: str = ""  # a Tidings addition (spec §7)
+    props: dict[str, Any] | None = None
+    attachments: tuple[Attachment | None, ...] = ()
+    type: str = ""
+    response_type: str = ""
+    priority: ReplyPriority | None = None
+
+
+@dataclass(frozen=True)
+class ReplyPostSpec:
+    """One post to insert for a reply, as the hook's creator, in the triggering channel."""
+
+    message: str
+    type: str
+    root_id: str
+    props: dict[str, Any]
+    priority: ReplyPriority | None = None
+
+
+# --- decoding -----------------------------------------------------------------------------
+
+
+class _Object:
+    """A JSON object with its key/value pairs in order, repeats kept, for Go-style key matching."""
+
+    __slots__ = ("pairs",)
+
+    def __init__(self, pairs: list[tuple[str, Any]]) -> None:
+        self.pairs = pairs
+
+
+def _parse_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ReplyError(UNMARSHAL_ERROR, f"number {text} is out of range")
+    return number
+
+
+def _parse_int(text: str) -> int:
+    number = int(text)
+    try:
+        float(number)  # Go holds JSON numbers as float64 and refuses what does not fit
+    except OverflowError:
+        raise ReplyError(UNMARSHAL_ERROR, f"number {text} is out of range") from None
+    return number
+
+
+def _refuse_constant(name: str) -> None:
+    raise ReplyError(UNMARSHAL_ERROR, f"{name} is not JSON")
+
+
+_DECODER = json.JSONDecoder(
+    object_pairs_hook=_Object,
+    parse_float=_parse_float,
+    parse_int=_parse_int,
+    parse_constant=_refuse_constant,
+)
+
+
+def _type_error(what: str, expected: str) -> ReplyError:
+    return ReplyError(UNMARSHAL_ERROR, f"{what} must be {expected}")
+
+
+def _valid_text(value: str) -> str:
+    # Go decodes a lone surrogate escape to U+FFFD; Python keeps it, and it would not encode.
+    return _LONE_SURROGATE.sub("\ufffd", value)
+
+
+def _plain(value: Any, depth: int = 0) -> Any:
+    """Decoded JSON as plain dicts and lists (the last repeat of a key wins, as in Go maps)."""
+    if depth > MAX_NESTING:
+        raise ReplyError(UNMARSHAL_ERROR, f"JSON nested deeper than {MAX_NESTING} levels")
+    if isinstance(value, _Object):
+        return {_valid_text(key): _plain(item, depth + 1) for key, item in value.pairs}
+    if isinstance(value, list):
+        return [_plain(item, depth + 1) for item in value]
+    if isinstance(value, str):
+        return _valid_text(value)
+    return value
+
+
+def _string(value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise _type_error(what, "a string")
+    return _valid_text(value)
+
+
+def _object(value: Any, what: str) -> _Object:
+    if not isinstance(value, _Object):
+        raise _type_error(what, "an object")
+    return value
+
+
+def _array(value: Any, what: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise _type_error(what, "an array")
+    return value
+
+
+def _pairs(value: Any, what: str) -> Iterator[tuple[str, Any]]:
+    """Keys folded to lower case: Go matches struct fields case-insensitively."""
+    for key, item in _object(value, what).pairs:
+        yield key.casefold(), item
+
+
+def _slack_bool(value: Any) -> bool:
+    """Slack sends ``short`` as a bool or as the strings "true"/"false" in any letter case."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise _type_error("attachment field short", 'true, false, "true" or "false"')
+
+
+def _decode_field(value: Any) -> AttachmentField | None:
+    if value is None:
+        return None
+    values: dict[str, Any] = {}
+    for name, item in _pairs(value, "attachment field"):
+        if name == "title" and item is not None:
+            values["title"] = _string(item, "attachment field title")
+        elif name == "value":
+            values["value"] = _plain(item)
+        elif name == "short":
+            values["short"] = _slack_bool(item)
+    return AttachmentField(**values)
+
+
+def _decode_attachment(value: Any) -> Attachment | None:
+    if value is None:
+        return None
+    values: dict[str, Any] = {}
+    for name, item in _pairs(value, "attachment"):
+        if name in _ATTACHMENT_STRINGS:
+            if item is not None:  # Go leaves a string field alone on null
+                values[name] = _string(item, f"attachment {name}")
+        elif name == "id":
+            if item is not None:
+                if isinstance(item, bool) or not isinstance(item, int) or item.bit_length() > 63:
+                    raise _type_error("attachment id", "a 64-bit integer")
+                values["id"] = item
+        elif name == "fields":
+            items = [] if item is None else _array(item, "attachment fields")
+            values["fields"] = tuple(_decode_field(entry) for entry in items)
+        elif name == "ts":
+            values["ts"] = _plain(item)
+        elif name == "actions":
+            items = [] if item is None else _array(item, "attachment actions")
+            for entry in items:
+                if entry is not None:
+                    _object(entry, "attachment action")
+            values["actions"] = tuple(_plain(entry) for entry in items)
+    return Attachment(**values)
+
+
+def _decode_priority(value: Any, earlier: ReplyPriority | None) -> ReplyPriority:
+    # Go decodes into the struct a previous "priority" key made, so repeats merge.
+    values: dict[str, Any] = asdict(earlier) if earlier else {}
+    for name, item in _pairs(value, "priority"):
+        if name == "priority":
+            values[name] = None if item is None else _string(item, "priority.priority")
+        elif name in ("requested_ack", "persistent_notifications"):
+            if item is not None and not isinstance(item, bool):
+                raise _type_error(f"priority.{name}", "a boolean")
+            values[name] = item
+    return ReplyPriority(**values)
+
+
+_REPLY_STRINGS = frozenset({"username", "icon_url", "icon_emoji", "type", "response_type"})
+
+
+def _decode_reply(value: _Object) -> Reply:
+    values: dict[str, Any] = {}
+    for name, item in _pairs(value, "the reply"):
+        if name == "text":
+            values["text"] = None if item is None else _string(item, "text")
+        elif name in _REPLY_STRINGS:
+            if item is not None:
+                values[name] = _string(item, name)
+        elif name == "props":
+            if item is None:
+                values["props"] = None
+            else:
+                # Go decodes into the map an earlier "props" key made, so repeats merge.
+                merged = values.get("props") or {}
+                values["props"] = {**merged, **_plain(_object(item, "props"))}
+        elif name == "attachments":
+            items = [] if item is None else _array(item, "attachments")
+            values["attachments"] = tuple(_decode_attachment(entry) for entry in items)
+        elif name == "priority":
+            earlier = values.get("priority")
+            values["priority"] = None if item is None else _decode_priority(item, earlier)
+    return Reply(**values)
+
+
+def parse_reply(body: bytes, truncated: bool = False) -> Reply | None:
+    """Decode a callback's reply; None when there is nothing to post.
+
+    ``body`` is what the client read, at most 1 MiB; ``truncated`` says the receiver sent
+    more, which makes the reply unusable. Only the first JSON value counts (bytes after it are
+    ignored, as Go's decoder does). An empty or all-whitespace body, or ``null``, is None.
+    Raises :class:`ReplyError` for anything that is not a JSON object of the right types.
+    """
+    if truncated:
+        raise ReplyError(UNMARSHAL_ERROR, "the reply is larger than 1 MiB")
+    # Invalid UTF-8 becomes U+FFFD: inside a string that is what Go does, outside one it is
+    # a syntax error either way.
+    text = body.decode("utf-8", "replace").lstrip(_JSON_WHITESPACE)
+    if not text:
+        return None
+    try:
+        value, _end = _DECODER.raw_decode(text)
+        if value is None:
+            return None
+        if not isinstance(value, _Object):
+            raise ReplyError(UNMARSHAL_ERROR, "the reply must be a JSON object")
+        return _decode_reply(value)
+    except ReplyError:
+        raise
+    except (ValueError, RecursionError) as error:
+        raise ReplyError(UNMARSHAL_ERROR, f"the reply is not valid JSON: {error}") from None
+
+
+# --- Slack conversions --------------------------------------------------------------------
+
+
+def _go_float(number: float) -> str:
+    """Go's ``%v`` of a float64: shortest digits, exponent form from 1e+06 and below 1e-04."""
+    if math.isnan(number):
+        return "NaN"
+    if math.isinf(number):
+        return "+Inf" if number > 0 else "-Inf"
+    if number == 0:
+        return "-0" if math.copysign(1.0, number) < 0 else "0"
+    sign = "-" if number < 0 else ""
+    # repr() gives the same shortest round-trip digits Go's strconv picks.
+    mantissa, _, exponent = repr(abs(number)).partition("e")
+    point = mantissa.find(".") if "." in mantissa else len(mantissa)
+    all_digits = mantissa.replace(".", "")
+    significant = all_digits.lstrip("0")
+    digits = significant.rstrip("0")
+    # Where the decimal point falls relative to the first significant digit.
+    point += (int(exponent) if exponent else 0) - (len(all_digits) - len(significant))
+    exp10 = point - 1
+    if exp10 < -4 or exp10 >= 6:
+        fraction = f".{digits[1:]}" if len(digits) > 1 else ""
+        return f"{sign}{digits[0]}{fraction}e{'-' if exp10 < 0 else '+'}{abs(exp10):02d}"
+    if point <= 0:
+        return f"{sign}0.{'0' * -point}{digits}"
+    if point >= len(digits):
+        return sign + digits + "0" * (point - len(digits))
+    return f"{sign}{digits[:point]}.{digits[point:]}"
+
+
+def go_format_value(value: Any) -> str:
+    """A decoded JSON value as Go's ``fmt.Sprintf("%v")`` prints it (numbers are float64)."""
+    if value is None:
+        return "<nil>"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float):
+        return _go_float(float(value))
+    if isinstance(value, list | tuple):
+        return "[" + " ".join(go_format_value(item) for item in value) + "]"
+    if isinstance(value, Mapping):
+        # fmt prints maps with their keys sorted
+        entries = (f"{key}:{go_format_value(value[key])}" for key in sorted(value))
+        return "map[" + " ".join(entries) + "]"
+    return str(value)
+
+
+def _expand_announcements(text: str) -> str:
+    for slack, ours in _ANNOUNCEMENTS:
+        text = text.replace(slack, ours)
+    return text
+
+
+def user_ids_mentioned(text: str) -> set[str]:
+    """The ids in ``<@id>`` mentions of ``text``, for the caller to look up as user ids."""
+    return set(_USER_MENTION.findall(_expand_announcements(text)))
+
+
+def process_slack_text(text: str, usernames_by_id: Mapping[str, str]) -> str:
+    """``<!channel>``/``<!here>``/``<!all>`` become @-mentions; ``<@id>`` of a known user
+    becomes ``@username``. Unknown ids (Slack's ``U…`` ids, say) stay as they are."""
+
+    def mention(found: re.Match[str]) -> str:
+        username = usernames_by_id.get(found.group(1))
+        return found.group() if username is None else f"@{username}"
+
+    return _USER_MENTION.sub(mention, _expand_announcements(text))
+
+
+def convert_message_links(text: str) -> str:
+    """``<url|label>`` → ``[label](url)`` with the strict pattern used for a reply's text."""
+    return _MESSAGE_LINK.sub(_LINK_REPLACEMENT, text)
+
+
+def convert_attachment_links(text: str) -> str:
+    """``<url|label>`` → ``[label](url)`` with the looser pattern used inside attachments."""
+    return _ATTACHMENT_LINK.sub(_LINK_REPLACEMENT, text)
+
+
+def _field_texts(attachment: Attachment) -> Iterator[str]:
+    yield from (attachment.pretext, attachment.text, attachment.title)
+    for item in attachment.fields:
+        if item is not None and item.value is not None:
+            yield go_format_value(item.value)
+
+
+def user_ids_in_reply(reply: Reply) -> set[str]:
+    """Every id the Slack conversions will try to resolve, in the text and the attachments."""
+    ids = user_ids_mentioned(reply.text or "")
+    for attachment in reply.attachments:
+        if attachment is not None:
+            for text in _field_texts(attachment):
+                ids |= user_ids_mentioned(text)
+    return ids
+
+
+def _process_attachment(attachment: Attachment, usernames: Mapping[str, str]) -> Attachment:
+    """Slack text everywhere Mattermost applies it; links only in text, pretext and values."""
+    kept: list[AttachmentField] = []
+    for item in attachment.fields:
+        if item is not None and item.value is not None:
+            value = process_slack_text(go_format_value(item.value), usernames)
+            kept.append(replace(item, value=convert_attachment_links(value)))
+        elif item is not None:
+            kept.append(item)
+    return replace(
+        attachment,
+        pretext=convert_attachment_links(process_slack_text(attachment.pretext, usernames)),
+        text=convert_attachment_links(process_slack_text(attachment.text, usernames)),
+        title=process_slack_text(attachment.title, usernames),
+        fields=tuple(kept),
+    )
+
+
+# --- building posts -----------------------------------------------------------------------
+
+
+def _json_runes(value: Any) -> int:
+    """Code points in Go's JSON of ``value``: compact, with ``<``, ``>``, ``&`` as ``\\u003c``."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return len(text) + 5 * len(_GO_JSON_ESCAPED.findall(text))
+
+
+def _shorten_text(attachment: dict[str, Any], excess: int) -> dict[str, Any]:
+    """Cut ``excess`` code points off an attachment's text, or refuse if it has too few."""
+    text = attachment.get("text", "")
+    if len(text) < excess:
+        raise ReplyError(SPLIT_PROPS_ERROR, f"props are longer than {MAX_USER_PROPS_RUNES}")
+    shorter = {key: value for key, value in attachment.items() if key != "text"}
+    if kept := text[: len(text) - excess]:
+        shorter["text"] = kept
+    return shorter
+
+
+def _split(
+    message: str, props: dict[str, Any], attachments: list[dict[str, Any]], max_runes: int
+) -> list[tuple[str, dict[str, Any]]]:
+    """REF §4.5: hard code-point cuts of the message, then attachments packed into the last
+    part while its props JSON stays within the limit, each overflow starting an empty part."""
+    base_runes = _json_runes(props)
+    if base_runes > MAX_USER_PROPS_RUNES:
+        raise ReplyError(SPLIT_PROPS_ERROR, f"props are longer than {MAX_USER_PROPS_RUNES}")
+    texts = [message[start : start + max_runes] for start in range(0, len(message), max_runes)]
+    parts: list[tuple[str, list[dict[str, Any]]]] = [(text, []) for text in texts or [""]]
+    # The props JSON of a part grows by ',"attachments":[' … ']' plus one comma per extra item;
+    # tracking the sum avoids re-encoding every attachment each time one is added.
+    overhead = len('"attachments":[]') + (1 if props else 0)
+    packed = 0
+    for original in attachments:
+        attachment = original
+        size = _json_runes(attachment)
+        while True:
+            held = parts[-1][1]
+            total = base_runes + overhead + packed + (1 if held else 0) + size
+            if total <= MAX_USER_PROPS_RUNES:
+                packed += size + (1 if held else 0)
+                held.append(attachment)
+                break
+            if held:
+                parts.append(("", []))
+                packed = 0
+                continue
+            attachment = _shorten_text(attachment, total - MAX_USER_PROPS_RUNES)
+            size = _json_runes(attachment)
+    return [(text, {**props, "attachments": held} if held else dict(props)) for text, held in parts]
+
+
+def _reply_props(
+    reply: Reply, hook: OutgoingHook, username_override: bool, icon_override: bool, bot: bool
+) -> dict[str, Any]:
+    """The reply's props minus what only the server may set, plus what the server sets."""
+    # Attachments come only from the top-level key (REF §4.3 step 4); a reply cannot claim
+    # webhook or bot identity, nor an override the admin did not allow.
+    props = strip_reserved_props(reply.props or {})
+    props.pop("attachments", None)
+    props["from_webhook"] = "true"
+    props["webhook_display_name"] = hook.display_name
+    if username_override:
+        username = reply.username or hook.username or DEFAULT_WEBHOOK_USERNAME
+        props["override_username"] = username
+    if icon_override:
+        if icon_url := reply.icon_url or hook.icon_url:
+            props["override_icon_url"] = icon_url
+        # Divergence (spec §7): Mattermost drops icon_emoji on outgoing hooks.
+        if reply.icon_emoji:
+            props["override_icon_emoji"] = reply.icon_emoji
+    if bot:
+        props["from_bot"] = "true"
+    return props
+
+
+def _check_type(post_type: str) -> None:
+    if post_type.startswith("system_"):
+        raise ReplyError(INVALID_PARAM_ERROR, "Invalid post.type parameter.")
+    if post_type not in ("", SLACK_ATTACHMENT_TYPE) and not post_type.startswith("custom_"):
+        raise ReplyError(INVALID_TYPE_ERROR, f"Invalid type {post_type!r}.")
+
+
+def build_reply_posts(
+    reply: Reply,
+    hook: OutgoingHook,
+    trigger_post: Post,
+    *,
+    username_override_enabled: bool,
+    icon_override_enabled: bool,
+    usernames_by_id: Mapping[str, str],
+    max_message_runes: int = MAX_MESSAGE_RUNES,
+    creator_is_bot: bool = False,
+) -> list[ReplyPostSpec]:
+    """The posts a reply makes, in order; ``[]`` when it has neither text nor attachments.
+
+    ``usernames_by_id`` maps the ids of :func:`user_ids_in_reply` that exist to usernames.
+    Raises :class:`ReplyError` when nothing may be posted (a ``system_`` or unknown type, a
+    priority without ``priority``, props too large); then no part is posted.
+    """
+    if max_message_runes < 1:
+        raise ValueError("max_message_runes must be positive")
+    # REF §4.2: null entries still count here, before they are dropped.
+    if reply.text is None and not reply.attachments:
+        return []
+    _check_type(reply.type)
+    if reply.priority is not None and reply.priority.priority is None:
+        raise ReplyError(INVALID_PARAM_ERROR, "Invalid webhook.priority.priority parameter.")
+    attachments = [
+        _process_attachment(attachment, usernames_by_id)
+        for attachment in reply.attachments
+        if attachment is not None
+    ]
+    post_type = reply.type or (SLACK_ATTACHMENT_TYPE if attachments else "")
+    message = convert_message_links(process_slack_text(reply.text or "", usernames_by_id))
+    props = _reply_props(
+        reply, hook, username_override_enabled, icon_override_enabled, creator_is_bot
+    )
+    # Divergence (spec §7): a comment on a reply goes to the thread's root, where Mattermost
+    # would make a reply to a reply and lose it.
+    root_id = (trigger_post.root_id or trigger_post.id) if reply.response_type == "comment" else ""
+    parts = _split(
+        message, props, [attachment.to_json() for attachment in attachments], max_message_runes
+    )
+    return [
+        ReplyPostSpec(
+            message=text, type=post_type, root_id=root_id, props=part_props, priority=reply.priority
+        )
+        for text, part_props in parts
+    ]

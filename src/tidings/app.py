@@ -22,7 +22,9 @@ logger = logging.getLogger(__name__)
 
 def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     """Build the application. Migrations are the caller's job (``tidings serve`` runs them first)."""
-    rt = runtime or Runtime(settings=settings, db=Database.from_url(settings.effective_database_url))
+    rt = runtime or Runtime(
+        settings=settings, db=Database.from_url(settings.effective_database_url)
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

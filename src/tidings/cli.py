@@ -31,18 +31,31 @@ from tidings.services.runtime import Runtime
 from tidings.store.database import Database
 from tidings.store.migration import upgrade
 
-app = typer.Typer(help="Tidings: a team chat server with Slack-compatible outgoing webhooks.", no_args_is_help=True)
+app = typer.Typer(
+    help="Tidings: a team chat server with Slack-compatible outgoing webhooks.",
+    no_args_is_help=True,
+)
 user_app = typer.Typer(help="Manage users.", no_args_is_help=True)
 team_app = typer.Typer(help="Manage teams.", no_args_is_help=True)
 channel_app = typer.Typer(help="Manage channels.", no_args_is_help=True)
-config_app = typer.Typer(help="Read and change the System Console configuration.", no_args_is_help=True)
+config_app = typer.Typer(
+    help="Read and change the System Console configuration.", no_args_is_help=True
+)
 hook_app = typer.Typer(help="Manage outgoing webhooks.", no_args_is_help=True)
-for sub, name in ((user_app, "user"), (team_app, "team"), (channel_app, "channel"), (config_app, "config"), (hook_app, "hook")):
+for sub, name in (
+    (user_app, "user"),
+    (team_app, "team"),
+    (channel_app, "channel"),
+    (config_app, "config"),
+    (hook_app, "hook"),
+):
     app.add_typer(sub, name=name)
 
 T = TypeVar("T")
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-AsOpt = Annotated[str, typer.Option("--as", help="Act as this username (default: the first system admin).")]
+AsOpt = Annotated[
+    str, typer.Option("--as", help="Act as this username (default: the first system admin).")
+]
 
 
 def _settings() -> Settings:
@@ -81,9 +94,15 @@ def _run(work: Callable[[Runtime], Awaitable[T]]) -> T:
 async def _actor(rt: Runtime, username: str) -> User:
     if username:
         return await user_service.get_user_by_username(rt, username)
-    admins = [u for u in await user_service.list_users(rt, 0, 200) if u.is_system_admin and u.is_active]
+    admins = [
+        u for u in await user_service.list_users(rt, 0, 200) if u.is_system_admin and u.is_active
+    ]
     if not admins:
-        raise AppError("cli.no_admin", "No system admin exists yet: create one with `tidings user create --system-admin`.", status=400)
+        raise AppError(
+            "cli.no_admin",
+            "No system admin exists yet: create one with `tidings user create --system-admin`.",
+            status=400,
+        )
     return admins[0]
 
 
@@ -111,7 +130,7 @@ def serve() -> None:
     settings = _settings()
     _prepare(settings)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    from tidings.app import create_app  # noqa: PLC0415 - only serve needs the web stack
+    from tidings.app import create_app
 
     url = f"http://{settings.listen}"
     typer.echo(f"Tidings {__version__} listening on {url}")
@@ -127,10 +146,10 @@ def worker() -> None:
     settings = _settings()
     _prepare(settings)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    from tidings.webhooks.worker import Worker  # noqa: PLC0415
+    from tidings.webhooks.worker import Worker
 
     async def run() -> None:
-        import signal  # noqa: PLC0415
+        import signal
 
         rt = Runtime(settings=settings, db=Database.from_url(settings.effective_database_url))
         stop = asyncio.Event()
@@ -152,16 +171,26 @@ def user_create(
     username: Annotated[str, typer.Option(help="3–22 characters: a-z, 0-9, . _ -")],
     email: Annotated[str, typer.Option()],
     password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)],
-    system_admin: Annotated[bool, typer.Option("--system-admin", help="Make the user a system admin.")] = False,
+    system_admin: Annotated[
+        bool, typer.Option("--system-admin", help="Make the user a system admin.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Create a user account."""
-    from tidings.domain.wire import user_json  # noqa: PLC0415
+    from tidings.domain.wire import user_json
 
-    user = _run(lambda rt: user_service.create_user(
-        rt, None, user_service.NewUser(username, email, password), make_admin=system_admin, trusted=True
-    ))
-    _print(user_json(user), as_json, f"created user {user.username} ({user.id}) roles: {user.roles}")
+    user = _run(
+        lambda rt: user_service.create_user(
+            rt,
+            None,
+            user_service.NewUser(username, email, password),
+            make_admin=system_admin,
+            trusted=True,
+        )
+    )
+    _print(
+        user_json(user), as_json, f"created user {user.username} ({user.id}) roles: {user.roles}"
+    )
 
 
 @team_app.command("create")
@@ -173,10 +202,12 @@ def team_create(
     as_json: JsonOpt = False,
 ) -> None:
     """Create a team (the acting user becomes its admin)."""
-    from tidings.domain.wire import team_json  # noqa: PLC0415
+    from tidings.domain.wire import team_json
 
     async def work(rt: Runtime) -> Any:
-        return await team_service.create_team(rt, await _actor(rt, as_user), name, display_name, "I" if private else "O")
+        return await team_service.create_team(
+            rt, await _actor(rt, as_user), name, display_name, "I" if private else "O"
+        )
 
     team = _run(work)
     _print(team_json(team), as_json, f"created team {team.name} ({team.id})")
@@ -192,12 +223,14 @@ def channel_create(
     as_json: JsonOpt = False,
 ) -> None:
     """Create a channel in a team."""
-    from tidings.domain.wire import channel_json  # noqa: PLC0415
+    from tidings.domain.wire import channel_json
 
     async def work(rt: Runtime) -> Any:
         actor = await _actor(rt, as_user)
         found = await team_service.get_team_by_name(rt, actor, team)
-        return await team_service.create_channel(rt, actor, found.id, name, display_name, "P" if private else "O")
+        return await team_service.create_channel(
+            rt, actor, found.id, name, display_name, "P" if private else "O"
+        )
 
     channel = _run(work)
     _print(channel_json(channel), as_json, f"created channel {channel.name} ({channel.id})")
@@ -211,7 +244,14 @@ def _parse_value(raw: str) -> Any:
 
 
 @config_app.command("get")
-def config_get(key: Annotated[str, typer.Argument(help="Section.Setting, e.g. ServiceSettings.EnableOutgoingWebhooks; omit for all")] = "") -> None:
+def config_get(
+    key: Annotated[
+        str,
+        typer.Argument(
+            help="Section.Setting, e.g. ServiceSettings.EnableOutgoingWebhooks; omit for all"
+        ),
+    ] = "",
+) -> None:
     """Print a setting (or the whole configuration) as JSON."""
     document = _run(lambda rt: rt.config())
     if not key:
@@ -227,14 +267,16 @@ def config_get(key: Annotated[str, typer.Argument(help="Section.Setting, e.g. Se
 @config_app.command("set")
 def config_set(
     key: Annotated[str, typer.Argument(help="Section.Setting")],
-    value: Annotated[str, typer.Argument(help="A JSON value (true, 30, \"text\") or plain text")],
+    value: Annotated[str, typer.Argument(help='A JSON value (true, 30, "text") or plain text')],
 ) -> None:
     """Change one setting."""
     section, _, name = key.partition(".")
     if section not in server_config.DEFAULTS or name not in server_config.DEFAULTS[section]:
         typer.echo(f"error: unknown setting {key}", err=True)
         raise typer.Exit(1)
-    document = _run(lambda rt: settings_service.patch_config(rt, None, {section: {name: _parse_value(value)}}))
+    document = _run(
+        lambda rt: settings_service.patch_config(rt, None, {section: {name: _parse_value(value)}})
+    )
     typer.echo(f"{key} = {json.dumps(document[section][name])}")
 
 
@@ -251,10 +293,14 @@ def hook_list(
     as_json: JsonOpt = False,
 ) -> None:
     """List a team's outgoing hooks."""
+
     async def work(rt: Runtime) -> list[dict[str, Any]]:
         actor = await _actor(rt, as_user)
         found = await team_service.get_team_by_name(rt, actor, team)
-        return [hook_json(h, show_secrets=True) for h in await hook_service.list_hooks(rt, actor, team_id=found.id, per_page=200)]
+        return [
+            hook_json(h, show_secrets=True)
+            for h in await hook_service.list_hooks(rt, actor, team_id=found.id, per_page=200)
+        ]
 
     hooks = _run(work)
     _print(hooks, as_json, "\n".join(_hook_line(h) for h in hooks) or "no hooks")
@@ -263,8 +309,11 @@ def hook_list(
 @hook_app.command("show")
 def hook_show(hook_id: str, as_user: AsOpt = "", as_json: JsonOpt = False) -> None:
     """Show one hook, token included."""
+
     async def work(rt: Runtime) -> dict[str, Any]:
-        return hook_json(await hook_service.get_hook(rt, await _actor(rt, as_user), hook_id), show_secrets=True)
+        return hook_json(
+            await hook_service.get_hook(rt, await _actor(rt, as_user), hook_id), show_secrets=True
+        )
 
     data = _run(work)
     _print(data, as_json, "\n".join(f"{k}: {v}" for k, v in data.items()))
@@ -275,9 +324,16 @@ def hook_create(
     team: Annotated[str, typer.Option(help="Team name")],
     url: Annotated[list[str], typer.Option("--url", help="Callback URL (repeat for several)")],
     channel: Annotated[str, typer.Option(help="Channel name (public)")] = "",
-    trigger: Annotated[list[str] | None, typer.Option("--trigger", help="Trigger word (repeat)")] = None,
-    starts_with: Annotated[bool, typer.Option("--starts-with", help="Fire when the first word starts with a trigger word")] = False,
-    json_body: Annotated[bool, typer.Option("--json-body", help="Send application/json instead of a form")] = False,
+    trigger: Annotated[
+        list[str] | None, typer.Option("--trigger", help="Trigger word (repeat)")
+    ] = None,
+    starts_with: Annotated[
+        bool,
+        typer.Option("--starts-with", help="Fire when the first word starts with a trigger word"),
+    ] = False,
+    json_body: Annotated[
+        bool, typer.Option("--json-body", help="Send application/json instead of a form")
+    ] = False,
     display_name: Annotated[str, typer.Option()] = "",
     username: Annotated[str, typer.Option()] = "",
     icon_url: Annotated[str, typer.Option()] = "",
@@ -285,25 +341,46 @@ def hook_create(
     as_json: JsonOpt = False,
 ) -> None:
     """Create an outgoing hook."""
+
     async def work(rt: Runtime) -> dict[str, Any]:
         actor = await _actor(rt, as_user)
         found = await team_service.get_team_by_name(rt, actor, team)
-        channel_id = (await team_service.get_channel_by_name(rt, actor, found.id, channel)).id if channel else ""
-        hook = await hook_service.create_hook(rt, actor, HookInput(
-            team_id=found.id, channel_id=channel_id, trigger_words=tuple(trigger or ()),
-            trigger_when=1 if starts_with else 0, callback_urls=tuple(url),
-            content_type="application/json" if json_body else "application/x-www-form-urlencoded",
-            display_name=display_name, username=username, icon_url=icon_url,
-        ))
+        channel_id = (
+            (await team_service.get_channel_by_name(rt, actor, found.id, channel)).id
+            if channel
+            else ""
+        )
+        hook = await hook_service.create_hook(
+            rt,
+            actor,
+            HookInput(
+                team_id=found.id,
+                channel_id=channel_id,
+                trigger_words=tuple(trigger or ()),
+                trigger_when=1 if starts_with else 0,
+                callback_urls=tuple(url),
+                content_type="application/json"
+                if json_body
+                else "application/x-www-form-urlencoded",
+                display_name=display_name,
+                username=username,
+                icon_url=icon_url,
+            ),
+        )
         return hook_json(hook, show_secrets=True)
 
     data = _run(work)
-    _print(data, as_json, f"created hook {data['id']}\ntoken: {data['token']}\nsigning secret: {data['signing_secret']}")
+    _print(
+        data,
+        as_json,
+        f"created hook {data['id']}\ntoken: {data['token']}\nsigning secret: {data['signing_secret']}",
+    )
 
 
 @hook_app.command("delete")
 def hook_delete(hook_id: str, as_user: AsOpt = "") -> None:
     """Delete an outgoing hook."""
+
     async def work(rt: Runtime) -> None:
         await hook_service.delete_hook(rt, await _actor(rt, as_user), hook_id)
 
@@ -314,8 +391,12 @@ def hook_delete(hook_id: str, as_user: AsOpt = "") -> None:
 @hook_app.command("regen")
 def hook_regen(hook_id: str, as_user: AsOpt = "", as_json: JsonOpt = False) -> None:
     """Regenerate a hook's token and signing secret."""
+
     async def work(rt: Runtime) -> dict[str, Any]:
-        return hook_json(await hook_service.regenerate_token(rt, await _actor(rt, as_user), hook_id), show_secrets=True)
+        return hook_json(
+            await hook_service.regenerate_token(rt, await _actor(rt, as_user), hook_id),
+            show_secrets=True,
+        )
 
     data = _run(work)
     _print(data, as_json, f"token: {data['token']}\nsigning secret: {data['signing_secret']}")
@@ -324,8 +405,12 @@ def hook_regen(hook_id: str, as_user: AsOpt = "", as_json: JsonOpt = False) -> N
 @hook_app.command("enable")
 def hook_enable(hook_id: str, as_user: AsOpt = "", as_json: JsonOpt = False) -> None:
     """Re-enable a hook the engine disabled."""
+
     async def work(rt: Runtime) -> dict[str, Any]:
-        return hook_json(await hook_service.set_hook_enabled(rt, await _actor(rt, as_user), hook_id, True), show_secrets=True)
+        return hook_json(
+            await hook_service.set_hook_enabled(rt, await _actor(rt, as_user), hook_id, True),
+            show_secrets=True,
+        )
 
     data = _run(work)
     _print(data, as_json, f"enabled hook {data['id']}")

@@ -27,7 +27,7 @@ class AppError(Exception):
 
     def __init__(
         self,
-        id: str,  # noqa: A002 - Mattermost's field name
+        id: str,
         message: str,
         detailed_error: str = "",
         *,

@@ -60,7 +60,9 @@ class EventHub:
                 try:
                     listener.queue.put_nowait(event)
                 except asyncio.QueueFull:
-                    logger.warning("dropping a websocket listener that fell behind", extra={"user_id": user_id})
+                    logger.warning(
+                        "dropping a websocket listener that fell behind", extra={"user_id": user_id}
+                    )
                     listener.dropped = True
                     self.unsubscribe(listener)
 

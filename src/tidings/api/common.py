@@ -53,16 +53,17 @@ async def current_session(request: Request) -> Session:
     token, via_cookie = token_from(request)
     if not token:
         raise Unauthorized(
-            "api.context.session_expired.app_error", "Invalid or expired session, please login again."
+            "api.context.session_expired.app_error",
+            "Invalid or expired session, please login again.",
         )
     session = await user_service.authenticate(runtime(request), token)
-    if via_cookie and request.method not in SAFE_METHODS:
-        if request.headers.get("x-csrf-token", "") != session.csrf_token:
-            raise Unauthorized(
-                "api.context.session_expired.app_error",
-                "Invalid or expired session, please login again.",
-                "CSRF token missing or wrong",
-            )
+    csrf_ok = request.headers.get("x-csrf-token", "") == session.csrf_token
+    if via_cookie and request.method not in SAFE_METHODS and not csrf_ok:
+        raise Unauthorized(
+            "api.context.session_expired.app_error",
+            "Invalid or expired session, please login again.",
+            "CSRF token missing or wrong",
+        )
     return session
 
 
@@ -124,7 +125,11 @@ def body_doc(model: type[BaseModel]) -> dict[str, Any]:
     return {
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": model.model_json_schema(ref_template="#/components/schemas/{model}")}},
+            "content": {
+                "application/json": {
+                    "schema": model.model_json_schema(ref_template="#/components/schemas/{model}")
+                }
+            },
         }
     }
 

@@ -20,7 +20,10 @@ from tidings.ids import new_id
 logger = logging.getLogger(__name__)
 
 _STATUS_IDS = {
-    401: ("api.context.session_expired.app_error", "Invalid or expired session, please login again."),
+    401: (
+        "api.context.session_expired.app_error",
+        "Invalid or expired session, please login again.",
+    ),
     404: ("api.context.404.app_error", "Sorry, we could not find the page."),
     405: ("api.context.405.app_error", "Method not allowed."),
 }
@@ -55,8 +58,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
-        error_id, message = _STATUS_IDS.get(exc.status_code, ("api.context.http_error", str(exc.detail)))
-        return error_response(request, AppError(error_id, message, str(exc.detail), status=exc.status_code))
+        error_id, message = _STATUS_IDS.get(
+            exc.status_code, ("api.context.http_error", str(exc.detail))
+        )
+        return error_response(
+            request, AppError(error_id, message, str(exc.detail), status=exc.status_code)
+        )
 
     async def validation_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
@@ -64,13 +71,23 @@ def install_error_handlers(app: FastAPI) -> None:
         name = ".".join(str(part) for part in first.get("loc", ())[1:]) or "parameter"
         return error_response(
             request,
-            AppError("api.context.invalid_param.app_error", f"Invalid {name} parameter.", str(first.get("msg", "")), status=400),
+            AppError(
+                "api.context.invalid_param.app_error",
+                f"Invalid {name} parameter.",
+                str(first.get("msg", "")),
+                status=400,
+            ),
         )
 
     async def unexpected(request: Request, exc: Exception) -> Response:
         logger.exception("unhandled error", extra={"request_id": request_id(request)})
         return error_response(
-            request, AppError("api.context.unexpected.app_error", "An unexpected error occurred.", type(exc).__name__)
+            request,
+            AppError(
+                "api.context.unexpected.app_error",
+                "An unexpected error occurred.",
+                type(exc).__name__,
+            ),
         )
 
     app.add_exception_handler(AppError, app_error)
@@ -134,6 +151,8 @@ class RequestContextMiddleware:
         request = Request(scope, receive)
         response = error_response(
             request,
-            PayloadTooLarge("api.context.request_body_too_large.app_error", "The request body is too large."),
+            PayloadTooLarge(
+                "api.context.request_body_too_large.app_error", "The request body is too large."
+            ),
         )
         await response(scope, receive, send)

@@ -7,7 +7,15 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict
 from starlette.responses import JSONResponse
 
-from tidings.api.common import STATUS_OK, PagingDep, RuntimeDep, SessionDep, body_doc, ok, parse_body
+from tidings.api.common import (
+    STATUS_OK,
+    PagingDep,
+    RuntimeDep,
+    SessionDep,
+    body_doc,
+    ok,
+    parse_body,
+)
 from tidings.domain.wire import hook_json
 from tidings.services import hooks as service
 from tidings.services.hooks import HookInput
@@ -64,12 +72,16 @@ async def create_hook(request: Request, rt: RuntimeDep, session: SessionDep) -> 
 
 
 @router.get("/hooks/outgoing")
-async def list_hooks(request: Request, rt: RuntimeDep, session: SessionDep, paging: PagingDep) -> JSONResponse:
+async def list_hooks(
+    request: Request, rt: RuntimeDep, session: SessionDep, paging: PagingDep
+) -> JSONResponse:
     hooks = await service.list_hooks(
-        rt, session.user,
+        rt,
+        session.user,
         team_id=request.query_params.get("team_id", ""),
         channel_id=request.query_params.get("channel_id", ""),
-        page=paging.page, per_page=paging.per_page,
+        page=paging.page,
+        per_page=paging.per_page,
     )
     return ok([hook_json(h, show_secrets=True) for h in hooks])
 
@@ -80,7 +92,9 @@ async def get_hook(hook_id: str, rt: RuntimeDep, session: SessionDep) -> JSONRes
 
 
 @router.put("/hooks/outgoing/{hook_id}", openapi_extra=body_doc(HookBody))
-async def update_hook(hook_id: str, request: Request, rt: RuntimeDep, session: SessionDep) -> JSONResponse:
+async def update_hook(
+    hook_id: str, request: Request, rt: RuntimeDep, session: SessionDep
+) -> JSONResponse:
     body = await parse_body(request, HookBody, "outgoing_webhook")
     hook = await service.update_hook(rt, session.user, hook_id, body.to_input())
     return ok(hook_json(hook, show_secrets=True))
@@ -94,10 +108,16 @@ async def delete_hook(hook_id: str, rt: RuntimeDep, session: SessionDep) -> JSON
 
 @router.api_route("/hooks/outgoing/{hook_id}/regen_token", methods=["POST", "PUT"])
 async def regen_token(hook_id: str, rt: RuntimeDep, session: SessionDep) -> JSONResponse:
-    return ok(hook_json(await service.regenerate_token(rt, session.user, hook_id), show_secrets=True))
+    return ok(
+        hook_json(await service.regenerate_token(rt, session.user, hook_id), show_secrets=True)
+    )
 
 
 @router.post("/hooks/outgoing/{hook_id}/enable")
 async def enable_hook(hook_id: str, rt: RuntimeDep, session: SessionDep) -> JSONResponse:
     """Tidings extension: re-enable a hook the engine disabled after sustained failure."""
-    return ok(hook_json(await service.set_hook_enabled(rt, session.user, hook_id, True), show_secrets=True))
+    return ok(
+        hook_json(
+            await service.set_hook_enabled(rt, session.user, hook_id, True), show_secrets=True
+        )
+    )

@@ -6,7 +6,15 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse
 
-from tidings.api.common import STATUS_OK, PagingDep, RuntimeDep, SessionDep, body_doc, ok, parse_body
+from tidings.api.common import (
+    STATUS_OK,
+    PagingDep,
+    RuntimeDep,
+    SessionDep,
+    body_doc,
+    ok,
+    parse_body,
+)
 from tidings.domain.wire import post_json
 from tidings.errors import invalid_param
 from tidings.services import posts as service
@@ -37,8 +45,14 @@ class PostPatch(BaseModel):
 async def create_post(request: Request, rt: RuntimeDep, session: SessionDep) -> JSONResponse:
     body = await parse_body(request, PostCreate, "post")
     post = await service.create_post(
-        rt, session.user, body.channel_id, body.message, root_id=body.root_id,
-        props=body.props, file_ids=tuple(body.file_ids[:10]), pending_post_id=body.pending_post_id,
+        rt,
+        session.user,
+        body.channel_id,
+        body.message,
+        root_id=body.root_id,
+        props=body.props,
+        file_ids=tuple(body.file_ids[:10]),
+        pending_post_id=body.pending_post_id,
         post_type=body.type,
     )
     return ok(post_json(post), 201)
@@ -55,14 +69,18 @@ async def get_thread(post_id: str, rt: RuntimeDep, session: SessionDep) -> JSONR
 
 
 @router.put("/posts/{post_id}/patch", openapi_extra=body_doc(PostPatch))
-async def patch_post(post_id: str, request: Request, rt: RuntimeDep, session: SessionDep) -> JSONResponse:
+async def patch_post(
+    post_id: str, request: Request, rt: RuntimeDep, session: SessionDep
+) -> JSONResponse:
     body = await parse_body(request, PostPatch, "post")
     post = await service.patch_post(rt, session.user, post_id, body.message, body.props)
     return ok(post_json(post))
 
 
 @router.put("/posts/{post_id}", openapi_extra=body_doc(PostPatch))
-async def update_post(post_id: str, request: Request, rt: RuntimeDep, session: SessionDep) -> JSONResponse:
+async def update_post(
+    post_id: str, request: Request, rt: RuntimeDep, session: SessionDep
+) -> JSONResponse:
     body = await parse_body(request, PostPatch, "post")
     post = await service.patch_post(rt, session.user, post_id, body.message, body.props)
     return ok(post_json(post))
@@ -75,14 +93,22 @@ async def delete_post(post_id: str, rt: RuntimeDep, session: SessionDep) -> JSON
 
 
 @router.get("/channels/{channel_id}/posts")
-async def channel_posts(channel_id: str, request: Request, rt: RuntimeDep, session: SessionDep, paging: PagingDep) -> JSONResponse:
+async def channel_posts(
+    channel_id: str, request: Request, rt: RuntimeDep, session: SessionDep, paging: PagingDep
+) -> JSONResponse:
     query = request.query_params
     since_raw = query.get("since", "0") or "0"
     if not since_raw.isdigit():
         raise invalid_param("since")
     result = await service.list_channel_posts(
-        rt, session.user, channel_id, paging.page, paging.per_page, since=int(since_raw),
-        before=query.get("before", ""), after=query.get("after", ""),
+        rt,
+        session.user,
+        channel_id,
+        paging.page,
+        paging.per_page,
+        since=int(since_raw),
+        before=query.get("before", ""),
+        after=query.get("after", ""),
         include_deleted=query.get("include_deleted", "") == "true",
     )
     return ok(result)

@@ -4,7 +4,16 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict
 from starlette.responses import JSONResponse
 
-from tidings.api.common import STATUS_OK, PagingDep, RuntimeDep, SessionDep, body_doc, ok, parse_body, read_json
+from tidings.api.common import (
+    STATUS_OK,
+    PagingDep,
+    RuntimeDep,
+    SessionDep,
+    body_doc,
+    ok,
+    parse_body,
+    read_json,
+)
 from tidings.domain.wire import channel_json, channel_member_json, team_json, team_member_json
 from tidings.errors import invalid_body_param
 from tidings.services import teams as service
@@ -45,7 +54,12 @@ async def create_team(request: Request, rt: RuntimeDep, session: SessionDep) -> 
 
 @router.get("/teams")
 async def list_teams(rt: RuntimeDep, session: SessionDep, paging: PagingDep) -> JSONResponse:
-    return ok([team_json(t) for t in await service.list_teams(rt, session.user, paging.page, paging.per_page)])
+    return ok(
+        [
+            team_json(t)
+            for t in await service.list_teams(rt, session.user, paging.page, paging.per_page)
+        ]
+    )
 
 
 @router.get("/teams/name/{name}")
@@ -54,9 +68,13 @@ async def team_by_name(name: str, rt: RuntimeDep, session: SessionDep) -> JSONRe
 
 
 @router.get("/teams/name/{team_name}/channels/name/{channel_name}")
-async def channel_by_team_name(team_name: str, channel_name: str, rt: RuntimeDep, session: SessionDep) -> JSONResponse:
+async def channel_by_team_name(
+    team_name: str, channel_name: str, rt: RuntimeDep, session: SessionDep
+) -> JSONResponse:
     team = await service.get_team_by_name(rt, session.user, team_name)
-    return ok(channel_json(await service.get_channel_by_name(rt, session.user, team.id, channel_name)))
+    return ok(
+        channel_json(await service.get_channel_by_name(rt, session.user, team.id, channel_name))
+    )
 
 
 @router.get("/teams/{team_id}")
@@ -65,40 +83,63 @@ async def get_team(team_id: str, rt: RuntimeDep, session: SessionDep) -> JSONRes
 
 
 @router.get("/teams/{team_id}/members")
-async def team_members(team_id: str, rt: RuntimeDep, session: SessionDep, paging: PagingDep) -> JSONResponse:
-    members = await service.list_team_members(rt, session.user, team_id, paging.page, paging.per_page)
+async def team_members(
+    team_id: str, rt: RuntimeDep, session: SessionDep, paging: PagingDep
+) -> JSONResponse:
+    members = await service.list_team_members(
+        rt, session.user, team_id, paging.page, paging.per_page
+    )
     return ok([team_member_json(m) for m in members])
 
 
 @router.post("/teams/{team_id}/members", status_code=201, openapi_extra=body_doc(MemberAdd))
-async def add_team_member(team_id: str, request: Request, rt: RuntimeDep, session: SessionDep) -> JSONResponse:
+async def add_team_member(
+    team_id: str, request: Request, rt: RuntimeDep, session: SessionDep
+) -> JSONResponse:
     body = await parse_body(request, MemberAdd, "team_member")
     member = await service.add_team_member(rt, session.user, team_id, body.user_id)
     return ok(team_member_json(member), 201)
 
 
 @router.get("/teams/{team_id}/members/{user_id}")
-async def team_member(team_id: str, user_id: str, rt: RuntimeDep, session: SessionDep) -> JSONResponse:
+async def team_member(
+    team_id: str, user_id: str, rt: RuntimeDep, session: SessionDep
+) -> JSONResponse:
     target = session.user.id if user_id == "me" else user_id
     return ok(team_member_json(await service.get_team_member(rt, session.user, team_id, target)))
 
 
 @router.get("/teams/{team_id}/channels")
-async def team_channels(team_id: str, rt: RuntimeDep, session: SessionDep, paging: PagingDep) -> JSONResponse:
-    channels = await service.list_public_channels(rt, session.user, team_id, paging.page, paging.per_page)
+async def team_channels(
+    team_id: str, rt: RuntimeDep, session: SessionDep, paging: PagingDep
+) -> JSONResponse:
+    channels = await service.list_public_channels(
+        rt, session.user, team_id, paging.page, paging.per_page
+    )
     return ok([channel_json(c) for c in channels])
 
 
 @router.get("/teams/{team_id}/channels/name/{channel_name}")
-async def channel_by_name(team_id: str, channel_name: str, rt: RuntimeDep, session: SessionDep) -> JSONResponse:
-    return ok(channel_json(await service.get_channel_by_name(rt, session.user, team_id, channel_name)))
+async def channel_by_name(
+    team_id: str, channel_name: str, rt: RuntimeDep, session: SessionDep
+) -> JSONResponse:
+    return ok(
+        channel_json(await service.get_channel_by_name(rt, session.user, team_id, channel_name))
+    )
 
 
 @router.post("/channels", status_code=201, openapi_extra=body_doc(ChannelCreate))
 async def create_channel(request: Request, rt: RuntimeDep, session: SessionDep) -> JSONResponse:
     body = await parse_body(request, ChannelCreate, "channel")
     channel = await service.create_channel(
-        rt, session.user, body.team_id, body.name, body.display_name, body.type, body.purpose, body.header
+        rt,
+        session.user,
+        body.team_id,
+        body.name,
+        body.display_name,
+        body.type,
+        body.purpose,
+        body.header,
     )
     return ok(channel_json(channel), 201)
 
@@ -118,27 +159,37 @@ async def get_channel(channel_id: str, rt: RuntimeDep, session: SessionDep) -> J
 
 
 @router.get("/channels/{channel_id}/members")
-async def channel_members(channel_id: str, rt: RuntimeDep, session: SessionDep, paging: PagingDep) -> JSONResponse:
-    members = await service.list_channel_members(rt, session.user, channel_id, paging.page, paging.per_page)
+async def channel_members(
+    channel_id: str, rt: RuntimeDep, session: SessionDep, paging: PagingDep
+) -> JSONResponse:
+    members = await service.list_channel_members(
+        rt, session.user, channel_id, paging.page, paging.per_page
+    )
     return ok([channel_member_json(m) for m in members])
 
 
 @router.post("/channels/{channel_id}/members", status_code=201, openapi_extra=body_doc(MemberAdd))
-async def add_channel_member(channel_id: str, request: Request, rt: RuntimeDep, session: SessionDep) -> JSONResponse:
+async def add_channel_member(
+    channel_id: str, request: Request, rt: RuntimeDep, session: SessionDep
+) -> JSONResponse:
     body = await parse_body(request, MemberAdd, "channel_member")
     member = await service.add_channel_member(rt, session.user, channel_id, body.user_id)
     return ok(channel_member_json(member), 201)
 
 
 @router.delete("/channels/{channel_id}/members/{user_id}")
-async def remove_channel_member(channel_id: str, user_id: str, rt: RuntimeDep, session: SessionDep) -> JSONResponse:
+async def remove_channel_member(
+    channel_id: str, user_id: str, rt: RuntimeDep, session: SessionDep
+) -> JSONResponse:
     target = session.user.id if user_id == "me" else user_id
     await service.remove_channel_member(rt, session.user, channel_id, target)
     return ok(STATUS_OK)
 
 
 @router.post("/channels/members/{user_id}/view")
-async def view_channel(user_id: str, request: Request, rt: RuntimeDep, session: SessionDep) -> JSONResponse:
+async def view_channel(
+    user_id: str, request: Request, rt: RuntimeDep, session: SessionDep
+) -> JSONResponse:
     body = await read_json(request, "channel_id")
     channel_id = body.get("channel_id", "") if isinstance(body, dict) else ""
     if not isinstance(channel_id, str):

@@ -71,7 +71,9 @@ def _me(user_id: str, session_user_id: str) -> str:
 
 
 @router.post("/users", status_code=201, openapi_extra=body_doc(UserCreate))
-async def create_user(request: Request, rt: RuntimeDep, session: OptionalSessionDep) -> JSONResponse:
+async def create_user(
+    request: Request, rt: RuntimeDep, session: OptionalSessionDep
+) -> JSONResponse:
     body = await parse_body(request, UserCreate, "user")
     new = service.NewUser(**body.model_dump())
     user = await service.create_user(
@@ -83,12 +85,16 @@ async def create_user(request: Request, rt: RuntimeDep, session: OptionalSession
 @router.post("/users/login", openapi_extra=body_doc(LoginBody))
 async def login(request: Request, rt: RuntimeDep) -> JSONResponse:
     body = await parse_body(request, LoginBody, "login_id")
-    user, token, csrf = await service.login(rt, login_limiter(request), body.login_id, body.password)
+    user, token, csrf = await service.login(
+        rt, login_limiter(request), body.login_id, body.password
+    )
     response = ok(user_json(user))
     response.headers["Token"] = token
     secure = request.url.scheme == "https"
     max_age = rt.settings.session_lifetime_seconds
-    response.set_cookie(AUTH_COOKIE, token, max_age=max_age, httponly=True, samesite="lax", secure=secure)
+    response.set_cookie(
+        AUTH_COOKIE, token, max_age=max_age, httponly=True, samesite="lax", secure=secure
+    )
     response.set_cookie(USER_COOKIE, user.id, max_age=max_age, samesite="lax", secure=secure)
     response.set_cookie(CSRF_COOKIE, csrf, max_age=max_age, samesite="lax", secure=secure)
     return response
@@ -106,7 +112,12 @@ async def logout(rt: RuntimeDep, session: SessionDep) -> JSONResponse:
 @router.get("/users")
 async def list_users(rt: RuntimeDep, session: SessionDep, paging: PagingDep) -> JSONResponse:
     users = await service.list_users(rt, paging.page, paging.per_page)
-    return ok([user_json(u, include_email=session.user.is_system_admin or u.id == session.user.id) for u in users])
+    return ok(
+        [
+            user_json(u, include_email=session.user.is_system_admin or u.id == session.user.id)
+            for u in users
+        ]
+    )
 
 
 @router.post("/users/ids")
@@ -126,17 +137,23 @@ async def get_me(session: SessionDep) -> JSONResponse:
 @router.get("/users/username/{username}")
 async def get_by_username(username: str, rt: RuntimeDep, session: SessionDep) -> JSONResponse:
     user = await service.get_user_by_username(rt, username)
-    return ok(user_json(user, include_email=session.user.is_system_admin or user.id == session.user.id))
+    return ok(
+        user_json(user, include_email=session.user.is_system_admin or user.id == session.user.id)
+    )
 
 
 @router.get("/users/{user_id}")
 async def get_user(user_id: str, rt: RuntimeDep, session: SessionDep) -> JSONResponse:
     user = await service.get_user(rt, _me(user_id, session.user.id))
-    return ok(user_json(user, include_email=session.user.is_system_admin or user.id == session.user.id))
+    return ok(
+        user_json(user, include_email=session.user.is_system_admin or user.id == session.user.id)
+    )
 
 
 @router.put("/users/{user_id}/patch", openapi_extra=body_doc(UserPatch))
-async def patch_user(user_id: str, request: Request, rt: RuntimeDep, session: SessionDep) -> JSONResponse:
+async def patch_user(
+    user_id: str, request: Request, rt: RuntimeDep, session: SessionDep
+) -> JSONResponse:
     body = await parse_body(request, UserPatch, "user")
     changes = {k: v for k, v in body.model_dump().items() if v is not None}
     user = await service.patch_user(rt, session.user, _me(user_id, session.user.id), changes)
@@ -144,21 +161,29 @@ async def patch_user(user_id: str, request: Request, rt: RuntimeDep, session: Se
 
 
 @router.put("/users/{user_id}/password", openapi_extra=body_doc(PasswordBody))
-async def change_password(user_id: str, request: Request, rt: RuntimeDep, session: SessionDep) -> JSONResponse:
+async def change_password(
+    user_id: str, request: Request, rt: RuntimeDep, session: SessionDep
+) -> JSONResponse:
     body = await parse_body(request, PasswordBody, "password")
-    await service.change_password(rt, session.user, _me(user_id, session.user.id), body.current_password, body.new_password)
+    await service.change_password(
+        rt, session.user, _me(user_id, session.user.id), body.current_password, body.new_password
+    )
     return ok(STATUS_OK)
 
 
 @router.put("/users/{user_id}/roles", openapi_extra=body_doc(RolesBody))
-async def set_roles(user_id: str, request: Request, rt: RuntimeDep, session: SessionDep) -> JSONResponse:
+async def set_roles(
+    user_id: str, request: Request, rt: RuntimeDep, session: SessionDep
+) -> JSONResponse:
     body = await parse_body(request, RolesBody, "roles")
     await service.set_roles(rt, session.user, user_id, body.roles)
     return ok(STATUS_OK)
 
 
 @router.put("/users/{user_id}/active", openapi_extra=body_doc(ActiveBody))
-async def set_active(user_id: str, request: Request, rt: RuntimeDep, session: SessionDep) -> JSONResponse:
+async def set_active(
+    user_id: str, request: Request, rt: RuntimeDep, session: SessionDep
+) -> JSONResponse:
     body = await parse_body(request, ActiveBody, "active")
     await service.set_active(rt, session.user, user_id, body.active)
     return ok(STATUS_OK)
@@ -174,11 +199,17 @@ async def user_teams(user_id: str, rt: RuntimeDep, session: SessionDep) -> JSONR
 
 
 @router.get("/users/{user_id}/teams/{team_id}/channels")
-async def user_channels(user_id: str, team_id: str, rt: RuntimeDep, session: SessionDep) -> JSONResponse:
-    return ok([channel_json(c) for c in await team_service.list_my_channels(rt, session.user, team_id)])
+async def user_channels(
+    user_id: str, team_id: str, rt: RuntimeDep, session: SessionDep
+) -> JSONResponse:
+    return ok(
+        [channel_json(c) for c in await team_service.list_my_channels(rt, session.user, team_id)]
+    )
 
 
 @router.get("/users/{user_id}/teams/{team_id}/channels/members")
-async def user_channel_members(user_id: str, team_id: str, rt: RuntimeDep, session: SessionDep) -> JSONResponse:
+async def user_channel_members(
+    user_id: str, team_id: str, rt: RuntimeDep, session: SessionDep
+) -> JSONResponse:
     members = await team_service.list_my_channel_members(rt, session.user, team_id)
     return ok([channel_member_json(m) for m in members])

@@ -69,7 +69,9 @@ def merge(base: ConfigDocument, patch: object) -> ConfigDocument:
     Unknown sections and keys are ignored, as Mattermost ignores fields it does not know.
     """
     if not isinstance(patch, dict):
-        raise BadRequest("api.config.patch_config.app_error", "The config patch must be a JSON object.")
+        raise BadRequest(
+            "api.config.patch_config.app_error", "The config patch must be a JSON object."
+        )
     result = copy.deepcopy(base)
     for section, values in patch.items():
         if section not in DEFAULTS:
@@ -116,7 +118,9 @@ def validate(config: ConfigDocument) -> None:
                     raise _invalid(name, "must be a string")
             elif isinstance(default, list) and (
                 not isinstance(value, list)
-                or not all(isinstance(v, int | float) and not isinstance(v, bool) and v >= 0 for v in value)
+                or not all(
+                    isinstance(v, int | float) and not isinstance(v, bool) and v >= 0 for v in value
+                )
             ):
                 raise _invalid(name, "must be a list of non-negative numbers")
     service = config["ServiceSettings"]
@@ -128,9 +132,13 @@ def validate(config: ConfigDocument) -> None:
     if service["MaximumPayloadSizeBytes"] <= 0:
         raise _invalid("ServiceSettings.MaximumPayloadSizeBytes", "must be positive")
     if len(service["OutgoingWebhookRetryScheduleSeconds"]) > 20:
-        raise _invalid("ServiceSettings.OutgoingWebhookRetryScheduleSeconds", "allows at most 20 retries")
+        raise _invalid(
+            "ServiceSettings.OutgoingWebhookRetryScheduleSeconds", "allows at most 20 retries"
+        )
     if not 1 <= service["OutgoingWebhookMaxConcurrencyPerDestination"] <= 256:
-        raise _invalid("ServiceSettings.OutgoingWebhookMaxConcurrencyPerDestination", "must be 1–256")
+        raise _invalid(
+            "ServiceSettings.OutgoingWebhookMaxConcurrencyPerDestination", "must be 1–256"
+        )
     if service["OutgoingWebhookDeliveryRetentionDays"] < 1:
         raise _invalid("ServiceSettings.OutgoingWebhookDeliveryRetentionDays", "must be at least 1")
     if service["OutgoingWebhookAutoDisableHours"] < 1:
@@ -146,7 +154,9 @@ def webhook_settings(config: ConfigDocument) -> WebhookSettings:
         icon_override=service["EnablePostIconOverride"],
         timeout_seconds=service["OutgoingIntegrationRequestsTimeout"],
         allowlist=service["AllowedUntrustedInternalConnections"],
-        retry_schedule_seconds=tuple(float(v) for v in service["OutgoingWebhookRetryScheduleSeconds"]),
+        retry_schedule_seconds=tuple(
+            float(v) for v in service["OutgoingWebhookRetryScheduleSeconds"]
+        ),
         per_destination_cap=service["OutgoingWebhookMaxConcurrencyPerDestination"],
         retention_days=service["OutgoingWebhookDeliveryRetentionDays"],
         auto_disable_hours=service["OutgoingWebhookAutoDisableHours"],

@@ -8,8 +8,24 @@ from typing import Any
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}[a-z0-9]$|^[a-z0-9]$")
 CHANNEL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 RESERVED_TEAM_NAMES = frozenset(
-    {"admin_console", "api", "login", "logout", "signup", "signup_user_complete", "static", "select_team",
-     "create_team", "help", "docs", "oauth", "plugins", "metrics", "error", "landing"}
+    {
+        "admin_console",
+        "api",
+        "login",
+        "logout",
+        "signup",
+        "signup_user_complete",
+        "static",
+        "select_team",
+        "create_team",
+        "help",
+        "docs",
+        "oauth",
+        "plugins",
+        "metrics",
+        "error",
+        "landing",
+    }
 )
 DEFAULT_CHANNELS = (("town-square", "Town Square"), ("off-topic", "Off-Topic"))
 
@@ -83,7 +99,9 @@ class ChannelMember:
 
 def is_valid_team_name(name: str) -> bool:
     """A URL slug of 2–64 lower-case letters, digits, ``-`` and ``_`` that no page already uses."""
-    return 2 <= len(name) <= 64 and bool(NAME_PATTERN.match(name)) and name not in RESERVED_TEAM_NAMES
+    return (
+        2 <= len(name) <= 64 and bool(NAME_PATTERN.match(name)) and name not in RESERVED_TEAM_NAMES
+    )
 
 
 def is_valid_channel_name(name: str) -> bool:

@@ -33,7 +33,13 @@ def user_json(user: User, *, include_email: bool = True) -> JSON:
         "position": user.position,
         "roles": user.roles,
         "props": user.props,
-        "notify_props": {"desktop": "mention", "email": "true", "mention_keys": "", "push": "mention", "channel": "true"},
+        "notify_props": {
+            "desktop": "mention",
+            "email": "true",
+            "mention_keys": "",
+            "push": "mention",
+            "channel": "true",
+        },
         "last_password_update": user.last_password_update,
         "locale": user.locale,
         "timezone": {"automaticTimezone": "", "manualTimezone": "", "useAutomaticTimezone": "true"},
@@ -113,7 +119,12 @@ def channel_member_json(member: ChannelMember) -> JSON:
         "mention_count": member.mention_count,
         "mention_count_root": member.mention_count,
         "msg_count_root": member.msg_count,
-        "notify_props": {"desktop": "default", "email": "default", "mark_unread": "all", "push": "default"},
+        "notify_props": {
+            "desktop": "default",
+            "email": "default",
+            "mark_unread": "all",
+            "push": "default",
+        },
         "last_update_at": member.last_viewed_at,
         "scheme_guest": False,
         "scheme_user": "channel_user" in roles,
@@ -152,9 +163,7 @@ def post_list_json(posts: list[Post], counts: dict[str, tuple[int, int]] | None 
     counts = counts or {}
     return {
         "order": [p.id for p in posts],
-        "posts": {
-            p.id: post_json(p, *counts.get(p.root_id or p.id, (0, 0))) for p in posts
-        },
+        "posts": {p.id: post_json(p, *counts.get(p.root_id or p.id, (0, 0))) for p in posts},
         "next_post_id": "",
         "prev_post_id": "",
         "has_next": False,

@@ -53,7 +53,8 @@ class HookInput:
 
 def _disabled() -> FeatureDisabled:
     return FeatureDisabled(
-        "api.outgoing_webhook.disabled.app_error", "Outgoing webhooks have been disabled by the system admin."
+        "api.outgoing_webhook.disabled.app_error",
+        "Outgoing webhooks have been disabled by the system admin.",
     )
 
 
@@ -69,12 +70,18 @@ async def _require_enabled(rt: Runtime) -> bool:
     return bool(config["ServiceSettings"]["EnableMemberOutgoingWebhooks"])
 
 
-async def _team_rights(rt: Runtime, actor: User, team_id: str, members_allowed: bool) -> tuple[bool, bool]:
+async def _team_rights(
+    rt: Runtime, actor: User, team_id: str, members_allowed: bool
+) -> tuple[bool, bool]:
     """(may manage own hooks, may manage others' hooks) in the team."""
     if not team_id:
         return False, False
     async with rt.db.transaction() as conn:
-        member = await team_store.find_team_member(conn, team_id, actor.id) if is_valid_id(team_id) else None
+        member = (
+            await team_store.find_team_member(conn, team_id, actor.id)
+            if is_valid_id(team_id)
+            else None
+        )
     return (
         perm.can_manage_own_hooks(actor, member, members_allowed),
         perm.can_manage_others_hooks(actor, member),
@@ -84,22 +91,40 @@ async def _team_rights(rt: Runtime, actor: User, team_id: str, members_allowed: 
 async def _check_channel_and_triggers(rt: Runtime, hook: OutgoingHook) -> None:
     if hook.channel_id:
         async with rt.db.transaction() as conn:
-            channel = await team_store.find_channel(conn, hook.channel_id) if is_valid_id(hook.channel_id) else None
+            channel = (
+                await team_store.find_channel(conn, hook.channel_id)
+                if is_valid_id(hook.channel_id)
+                else None
+            )
         if channel is None or channel.delete_at:
-            raise NotFound("app.channel.get.existing.app_error", "Unable to find the existing channel.")
+            raise NotFound(
+                "app.channel.get.existing.app_error", "Unable to find the existing channel."
+            )
         if channel.type != ChannelType.PUBLIC:
-            raise Forbidden("api.webhook.create_outgoing.not_open.app_error", "Outgoing webhooks can only be created for public channels.")
+            raise Forbidden(
+                "api.webhook.create_outgoing.not_open.app_error",
+                "Outgoing webhooks can only be created for public channels.",
+            )
         if channel.team_id != hook.team_id:
-            raise Forbidden("api.webhook.create_outgoing.permissions.app_error", "Invalid permissions to create outgoing webhook.")
+            raise Forbidden(
+                "api.webhook.create_outgoing.permissions.app_error",
+                "Invalid permissions to create outgoing webhook.",
+            )
     elif not hook.trigger_words:
-        raise BadRequest("api.webhook.create_outgoing.triggers.app_error", "Either trigger_words or channel_id must be set.")
+        raise BadRequest(
+            "api.webhook.create_outgoing.triggers.app_error",
+            "Either trigger_words or channel_id must be set.",
+        )
 
 
 async def _check_conflicts(rt: Runtime, hook: OutgoingHook, error_id: str) -> None:
     async with rt.db.transaction() as conn:
         others = await store.list_hooks(conn, team_id=hook.team_id)
     if any(other.id != hook.id and hooks_conflict(hook, other) for other in others):
-        raise BadRequest(error_id, "Outgoing webhooks from the same channel cannot have the same trigger words/callback URLs.")
+        raise BadRequest(
+            error_id,
+            "Outgoing webhooks from the same channel cannot have the same trigger words/callback URLs.",
+        )
 
 
 async def create_hook(rt: Runtime, actor: User, data: HookInput) -> OutgoingHook:
@@ -113,13 +138,20 @@ async def create_hook(rt: Runtime, actor: User, data: HookInput) -> OutgoingHook
         if not others:
             raise permission_error(actor.id, perm.MANAGE_OTHERS_HOOKS)
         async with rt.db.transaction() as conn:
-            creator = await user_store.find_user(conn, data.creator_id) if is_valid_id(data.creator_id) else None
+            creator = (
+                await user_store.find_user(conn, data.creator_id)
+                if is_valid_id(data.creator_id)
+                else None
+            )
         if creator is None:
             raise NotFound("app.user.missing_account.const", "Unable to find the user.")
         creator_id = creator.id
     await _require_enabled(rt)
     if data.id:
-        raise BadRequest("app.webhooks.save_outgoing.override.app_error", "You cannot overwrite an existing OutgoingWebhook.")
+        raise BadRequest(
+            "app.webhooks.save_outgoing.override.app_error",
+            "You cannot overwrite an existing OutgoingWebhook.",
+        )
     now = rt.clock.now_ms()
     hook = OutgoingHook(
         id=new_id(),
@@ -172,15 +204,25 @@ async def get_hook(rt: Runtime, actor: User, hook_id: str) -> OutgoingHook:
 
 
 async def list_hooks(
-    rt: Runtime, actor: User, *, team_id: str = "", channel_id: str = "", page: int = 0, per_page: int = 60
+    rt: Runtime,
+    actor: User,
+    *,
+    team_id: str = "",
+    channel_id: str = "",
+    page: int = 0,
+    per_page: int = 60,
 ) -> list[OutgoingHook]:
     """``channel_id`` wins over ``team_id``; with neither, only system admins may list (all teams)."""
     members_allowed = await _require_enabled(rt)
     creator_id: str | None = None
     if channel_id:
         async with rt.db.transaction() as conn:
-            channel = await team_store.find_channel(conn, channel_id) if is_valid_id(channel_id) else None
-        own, others = await _team_rights(rt, actor, channel.team_id if channel else "", members_allowed)
+            channel = (
+                await team_store.find_channel(conn, channel_id) if is_valid_id(channel_id) else None
+            )
+        own, others = await _team_rights(
+            rt, actor, channel.team_id if channel else "", members_allowed
+        )
         if channel is None or not own:
             raise permission_error(actor.id, perm.MANAGE_OWN_HOOKS)
         creator_id = None if others else actor.id
@@ -206,7 +248,9 @@ async def update_hook(rt: Runtime, actor: User, hook_id: str, data: HookInput) -
         raise invalid_body_param("hook_id")
     hook = await _load_for_change(rt, actor, hook_id)
     if data.team_id and data.team_id != hook.team_id:
-        raise BadRequest("api.webhook.team_mismatch.app_error", "Unable to update webhook across teams.")
+        raise BadRequest(
+            "api.webhook.team_mismatch.app_error", "Unable to update webhook across teams."
+        )
     updated = replace(
         hook,
         update_at=max(rt.clock.now_ms(), hook.update_at + 1),
@@ -243,7 +287,10 @@ async def regenerate_token(rt: Runtime, actor: User, hook_id: str) -> OutgoingHo
     """A new token and a new signing secret together: a leaked pair is replaced as a pair."""
     hook = await _load_for_change(rt, actor, hook_id)
     updated = replace(
-        hook, token=new_id(), signing_secret=new_signing_secret(), update_at=max(rt.clock.now_ms(), hook.update_at + 1)
+        hook,
+        token=new_id(),
+        signing_secret=new_signing_secret(),
+        update_at=max(rt.clock.now_ms(), hook.update_at + 1),
     )
     async with rt.db.transaction() as conn:
         await store.save_hook(conn, updated)
@@ -251,10 +298,17 @@ async def regenerate_token(rt: Runtime, actor: User, hook_id: str) -> OutgoingHo
     return updated
 
 
-async def set_hook_enabled(rt: Runtime, actor: User, hook_id: str, enabled: bool, reason: str = "") -> OutgoingHook:
+async def set_hook_enabled(
+    rt: Runtime, actor: User, hook_id: str, enabled: bool, reason: str = ""
+) -> OutgoingHook:
     """Re-enable a hook the engine disabled (or disable one by hand)."""
     hook = await _load_for_change(rt, actor, hook_id)
-    updated = replace(hook, enabled=enabled, disabled_reason="" if enabled else reason, update_at=max(rt.clock.now_ms(), hook.update_at + 1))
+    updated = replace(
+        hook,
+        enabled=enabled,
+        disabled_reason="" if enabled else reason,
+        update_at=max(rt.clock.now_ms(), hook.update_at + 1),
+    )
     async with rt.db.transaction() as conn:
         await store.save_hook(conn, updated)
         await team_store.bump_hooks_version(conn, hook.team_id)

@@ -66,7 +66,14 @@ def _deliveries_for(
 ) -> list[NewDelivery]:
     new: list[NewDelivery] = []
     for match in matches:
-        fields = build_payload_fields(match.hook, post, team, channel, author.username, match.trigger_word)
+        fields = build_payload_fields(
+            match.hook,
+            post,
+            team,
+            channel,
+            author_username=author.username,
+            trigger_word=match.trigger_word,
+        )
         body, content_type = encode_body(match.hook, fields)
         new.extend(
             NewDelivery(
@@ -98,29 +105,47 @@ async def create_post(
     """Save a user's post and, in the same transaction, queue the deliveries of the hooks it fires."""
     _check_message(message)
     if post_type.startswith("system_") or (post_type and not post_type.startswith("custom_")):
-        raise BadRequest("api.context.invalid_param.app_error", "Invalid post.type parameter.", "name=post.type")
+        raise BadRequest(
+            "api.context.invalid_param.app_error", "Invalid post.type parameter.", "name=post.type"
+        )
     clean_props = strip_reserved_props(props or {})
     _check_props(clean_props)
     config = await rt.config()
     hooks_on = server_config.webhook_settings(config).enabled
     now = rt.clock.now_ms()
     post = Post(
-        id=new_id(), create_at=now, update_at=now, edit_at=0, delete_at=0, user_id=actor.id,
-        channel_id=channel_id, root_id=root_id, message=message, type=post_type,
-        props=clean_props, file_ids=file_ids, pending_post_id=pending_post_id,
+        id=new_id(),
+        create_at=now,
+        update_at=now,
+        edit_at=0,
+        delete_at=0,
+        user_id=actor.id,
+        channel_id=channel_id,
+        root_id=root_id,
+        message=message,
+        type=post_type,
+        props=clean_props,
+        file_ids=file_ids,
+        pending_post_id=pending_post_id,
     )
     queued: list[str] = []
     async with rt.db.transaction() as conn:
-        channel = await team_store.find_channel(conn, channel_id) if is_valid_id(channel_id) else None
+        channel = (
+            await team_store.find_channel(conn, channel_id) if is_valid_id(channel_id) else None
+        )
         if channel is None or channel.delete_at:
-            raise NotFound("app.channel.get.existing.app_error", "Unable to find the existing channel.")
+            raise NotFound(
+                "app.channel.get.existing.app_error", "Unable to find the existing channel."
+            )
         member = await team_store.find_channel_member(conn, channel_id, actor.id)
         if not perm.can_post(actor, channel, member):
             raise permission_error(actor.id, perm.CREATE_POST)
         if root_id:
             root = await store.find_post(conn, root_id) if is_valid_id(root_id) else None
             if root is None or root.delete_at or root.channel_id != channel_id or root.root_id:
-                raise BadRequest("api.post.create_post.root_id.app_error", "Invalid RootId parameter.")
+                raise BadRequest(
+                    "api.post.create_post.root_id.app_error", "Invalid RootId parameter."
+                )
         await store.insert_posts(conn, [post])
         await team_store.touch_channel(conn, channel_id, now)
         if member is not None:
@@ -132,7 +157,9 @@ async def create_post(
         member_ids = await team_store.channel_member_ids(conn, channel_id)
         mentions = await _mentions(conn, message, member_ids, actor.id)
     rt.events.publish(
-        posted_event(post, channel, sender_name=f"@{actor.username}", mentions=mentions, set_online=True),
+        posted_event(
+            post, channel, sender_name=f"@{actor.username}", mentions=mentions, set_online=True
+        ),
         member_ids,
     )
     if queued:
@@ -140,7 +167,9 @@ async def create_post(
     return post
 
 
-async def _mentions(conn: AsyncConnection, message: str, member_ids: list[str], author_id: str) -> list[str]:
+async def _mentions(
+    conn: AsyncConnection, message: str, member_ids: list[str], author_id: str
+) -> list[str]:
     """Channel members the message mentions by @username, or all of them for @channel/@all/@here."""
     if "@" not in message:
         return []
@@ -157,13 +186,15 @@ def posted_event(
 ) -> Event:
     return Event(
         "posted",
-        posted_event_data(post, channel, sender_name=sender_name, mentions=mentions, set_online=set_online),
+        posted_event_data(
+            post, channel, sender_name=sender_name, mentions=mentions, set_online=set_online
+        ),
         {"channel_id": channel.id},
     )
 
 
 async def _readable_post(rt: Runtime, actor: User, post_id: str) -> tuple[Post, Channel]:
-    from tidings.services.teams import get_channel  # noqa: PLC0415 - teams imports nothing of ours
+    from tidings.services.teams import get_channel
 
     async with rt.db.transaction() as conn:
         post = await store.find_post(conn, post_id) if is_valid_id(post_id) else None
@@ -191,10 +222,18 @@ async def get_thread(rt: Runtime, actor: User, post_id: str) -> dict[str, Any]:
 
 
 async def list_channel_posts(
-    rt: Runtime, actor: User, channel_id: str, page: int, per_page: int, *,
-    since: int = 0, before: str = "", after: str = "", include_deleted: bool = False,
+    rt: Runtime,
+    actor: User,
+    channel_id: str,
+    page: int,
+    per_page: int,
+    *,
+    since: int = 0,
+    before: str = "",
+    after: str = "",
+    include_deleted: bool = False,
 ) -> dict[str, Any]:
-    from tidings.services.teams import get_channel  # noqa: PLC0415
+    from tidings.services.teams import get_channel
 
     await get_channel(rt, actor, channel_id)
     async with rt.db.transaction() as conn:
@@ -203,14 +242,23 @@ async def list_channel_posts(
             if ref:
                 anchor = await store.find_post(conn, ref) if is_valid_id(ref) else None
                 if anchor is None:
-                    raise BadRequest("api.context.invalid_param.app_error", f"Invalid {name} parameter.", f"name={name}")
+                    raise BadRequest(
+                        "api.context.invalid_param.app_error",
+                        f"Invalid {name} parameter.",
+                        f"name={name}",
+                    )
                 if name == "before":
                     before_at = anchor.create_at
                 else:
                     after_at = anchor.create_at
         posts = await store.list_channel_posts(
-            conn, channel_id, page * per_page, per_page, since=since,
-            before_create_at=before_at, after_create_at=after_at,
+            conn,
+            channel_id,
+            page * per_page,
+            per_page,
+            since=since,
+            before_create_at=before_at,
+            after_create_at=after_at,
             include_deleted=include_deleted and actor.is_system_admin,
         )
         roots = {p.root_id or p.id for p in posts}
@@ -218,11 +266,17 @@ async def list_channel_posts(
     return post_list_json(posts, counts)
 
 
-async def patch_post(rt: Runtime, actor: User, post_id: str, message: str | None, props: dict[str, Any] | None) -> Post:
+async def patch_post(
+    rt: Runtime, actor: User, post_id: str, message: str | None, props: dict[str, Any] | None
+) -> Post:
     """Edit the message (and non-reserved props); the author or a team admin may."""
     post, channel = await _readable_post(rt, actor, post_id)
     async with rt.db.transaction() as conn:
-        team_member = await team_store.find_team_member(conn, channel.team_id, actor.id) if channel.team_id else None
+        team_member = (
+            await team_store.find_team_member(conn, channel.team_id, actor.id)
+            if channel.team_id
+            else None
+        )
     if not perm.can_edit_post(actor, post.user_id, team_member):
         raise permission_error(actor.id, perm.EDIT_OTHERS_POSTS)
     changes: dict[str, Any] = {}
@@ -235,18 +289,29 @@ async def patch_post(rt: Runtime, actor: User, post_id: str, message: str | None
         _check_props(new_props)
         changes["props"] = new_props
     now = rt.clock.now_ms()
-    updated = replace(post, update_at=now, edit_at=now if "message" in changes else post.edit_at, **changes)
+    updated = replace(
+        post, update_at=now, edit_at=now if "message" in changes else post.edit_at, **changes
+    )
     async with rt.db.transaction() as conn:
         await store.update_post(conn, post_id, update_at=now, edit_at=updated.edit_at, **changes)
         member_ids = await team_store.channel_member_ids(conn, post.channel_id)
-    rt.events.publish(Event("post_edited", {"post": json.dumps(post_json(updated))}, {"channel_id": post.channel_id}), member_ids)
+    rt.events.publish(
+        Event(
+            "post_edited", {"post": json.dumps(post_json(updated))}, {"channel_id": post.channel_id}
+        ),
+        member_ids,
+    )
     return updated
 
 
 async def delete_post(rt: Runtime, actor: User, post_id: str) -> None:
     post, channel = await _readable_post(rt, actor, post_id)
     async with rt.db.transaction() as conn:
-        team_member = await team_store.find_team_member(conn, channel.team_id, actor.id) if channel.team_id else None
+        team_member = (
+            await team_store.find_team_member(conn, channel.team_id, actor.id)
+            if channel.team_id
+            else None
+        )
     if not perm.can_edit_post(actor, post.user_id, team_member):
         raise permission_error(actor.id, perm.DELETE_OTHERS_POSTS)
     now = rt.clock.now_ms()
@@ -254,4 +319,11 @@ async def delete_post(rt: Runtime, actor: User, post_id: str) -> None:
         await store.delete_post(conn, post, now)
         member_ids = await team_store.channel_member_ids(conn, post.channel_id)
     deleted = replace(post, delete_at=now, update_at=now)
-    rt.events.publish(Event("post_deleted", {"post": json.dumps(post_json(deleted))}, {"channel_id": post.channel_id}), member_ids)
+    rt.events.publish(
+        Event(
+            "post_deleted",
+            {"post": json.dumps(post_json(deleted))},
+            {"channel_id": post.channel_id},
+        ),
+        member_ids,
+    )

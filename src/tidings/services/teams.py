@@ -35,30 +35,52 @@ async def create_team(
 ) -> Team:
     """The creator becomes team admin; Town Square and Off-Topic come with every team."""
     if not is_valid_team_name(name):
-        raise BadRequest("model.team.is_valid.name.app_error", "Name must be 2 or more lowercase alphanumeric characters.")
+        raise BadRequest(
+            "model.team.is_valid.name.app_error",
+            "Name must be 2 or more lowercase alphanumeric characters.",
+        )
     if not 1 <= len(display_name) <= 64:
-        raise BadRequest("model.team.is_valid.characters.app_error", "Name must be 1 to 64 characters.")
+        raise BadRequest(
+            "model.team.is_valid.characters.app_error", "Name must be 1 to 64 characters."
+        )
     if team_type not in ("O", "I"):
         raise BadRequest("model.team.is_valid.type.app_error", "Invalid type.")
     now = rt.clock.now_ms()
     team = Team(
-        id=new_id(), create_at=now, update_at=now, delete_at=0, name=name,
-        display_name=display_name, type=TeamType(team_type), invite_id=new_id(),
+        id=new_id(),
+        create_at=now,
+        update_at=now,
+        delete_at=0,
+        name=name,
+        display_name=display_name,
+        type=TeamType(team_type),
+        invite_id=new_id(),
         allow_open_invite=team_type == "O",
     )
     async with rt.db.transaction() as conn:
         if await store.find_team_by_name(conn, name) is not None:
-            raise Conflict("store.sql_team.save_team.existing.app_error", "A team with that name already exists.")
+            raise Conflict(
+                "store.sql_team.save_team.existing.app_error",
+                "A team with that name already exists.",
+            )
         await store.insert_team(conn, team)
         await store.upsert_team_member(conn, TeamMember(team.id, actor.id, "team_user team_admin"))
         for channel_name, channel_display in DEFAULT_CHANNELS:
             channel = Channel(
-                id=new_id(), create_at=now, update_at=now, delete_at=0, team_id=team.id,
-                type=ChannelType.PUBLIC, name=channel_name, display_name=channel_display,
+                id=new_id(),
+                create_at=now,
+                update_at=now,
+                delete_at=0,
+                team_id=team.id,
+                type=ChannelType.PUBLIC,
+                name=channel_name,
+                display_name=channel_display,
                 creator_id=actor.id,
             )
             await store.insert_channel(conn, channel)
-            await store.insert_channel_member(conn, ChannelMember(channel.id, actor.id, "channel_user channel_admin"))
+            await store.insert_channel_member(
+                conn, ChannelMember(channel.id, actor.id, "channel_user channel_admin")
+            )
     return team
 
 
@@ -101,11 +123,16 @@ async def get_team_member(rt: Runtime, actor: User, team_id: str, user_id: str) 
     async with rt.db.transaction() as conn:
         member = await store.find_team_member(conn, team_id, user_id)
     if member is None:
-        raise NotFound("app.team.get_member.missing.app_error", "No team member found for that user ID and team ID.")
+        raise NotFound(
+            "app.team.get_member.missing.app_error",
+            "No team member found for that user ID and team ID.",
+        )
     return member
 
 
-async def list_team_members(rt: Runtime, actor: User, team_id: str, page: int, per_page: int) -> list[TeamMember]:
+async def list_team_members(
+    rt: Runtime, actor: User, team_id: str, page: int, per_page: int
+) -> list[TeamMember]:
     await get_team(rt, actor, team_id)
     async with rt.db.transaction() as conn:
         return await store.list_team_members(conn, team_id, page * per_page, per_page)
@@ -137,20 +164,34 @@ async def add_team_member_unchecked(rt: Runtime, team_id: str, user_id: str) -> 
         for channel_name, _ in DEFAULT_CHANNELS:
             channel = await store.find_channel_by_name(conn, team_id, channel_name)
             if channel and await store.find_channel_member(conn, channel.id, user_id) is None:
-                await store.insert_channel_member(conn, ChannelMember(channel.id, user_id, "channel_user"))
+                await store.insert_channel_member(
+                    conn, ChannelMember(channel.id, user_id, "channel_user")
+                )
                 joined.append(channel)
-    rt.events.publish(Event("added_to_team", {"team_id": team_id, "user_id": user_id}, {"user_id": user_id}), [user_id])
+    rt.events.publish(
+        Event("added_to_team", {"team_id": team_id, "user_id": user_id}, {"user_id": user_id}),
+        [user_id],
+    )
     return member
 
 
 async def create_channel(
-    rt: Runtime, actor: User, team_id: str, name: str, display_name: str,
-    channel_type: str = "O", purpose: str = "", header: str = "",
+    rt: Runtime,
+    actor: User,
+    team_id: str,
+    name: str,
+    display_name: str,
+    channel_type: str = "O",
+    purpose: str = "",
+    header: str = "",
 ) -> Channel:
     if channel_type not in ("O", "P"):
         raise BadRequest("model.channel.is_valid.type.app_error", "Invalid type.")
     if not is_valid_channel_name(name):
-        raise BadRequest("model.channel.is_valid.2_or_more.app_error", "Name must be 1 to 64 lowercase alphanumeric characters.")
+        raise BadRequest(
+            "model.channel.is_valid.2_or_more.app_error",
+            "Name must be 1 to 64 lowercase alphanumeric characters.",
+        )
     if not 1 <= len(display_name) <= 64:
         raise BadRequest("model.channel.is_valid.display_name.app_error", "Invalid display name.")
     if len(purpose) > 250 or len(header) > 1024:
@@ -158,28 +199,52 @@ async def create_channel(
     await get_team(rt, actor, team_id)
     now = rt.clock.now_ms()
     channel = Channel(
-        id=new_id(), create_at=now, update_at=now, delete_at=0, team_id=team_id,
-        type=ChannelType(channel_type), name=name, display_name=display_name,
-        purpose=purpose, header=header, creator_id=actor.id,
+        id=new_id(),
+        create_at=now,
+        update_at=now,
+        delete_at=0,
+        team_id=team_id,
+        type=ChannelType(channel_type),
+        name=name,
+        display_name=display_name,
+        purpose=purpose,
+        header=header,
+        creator_id=actor.id,
     )
     async with rt.db.transaction() as conn:
         member = await store.find_team_member(conn, team_id, actor.id)
         if member is None and not actor.is_system_admin:
             raise permission_error(actor.id, "create_public_channel")
         if await store.find_channel_by_name(conn, team_id, name) is not None:
-            raise BadRequest("store.sql_channel.save_channel.exists.app_error", "A channel with that name already exists on the same team.")
+            raise BadRequest(
+                "store.sql_channel.save_channel.exists.app_error",
+                "A channel with that name already exists on the same team.",
+            )
         await store.insert_channel(conn, channel)
-        await store.insert_channel_member(conn, ChannelMember(channel.id, actor.id, "channel_user channel_admin"))
-    rt.events.publish(Event("channel_created", {"channel_id": channel.id, "team_id": team_id}, {"team_id": team_id}), [actor.id])
+        await store.insert_channel_member(
+            conn, ChannelMember(channel.id, actor.id, "channel_user channel_admin")
+        )
+    rt.events.publish(
+        Event(
+            "channel_created", {"channel_id": channel.id, "team_id": team_id}, {"team_id": team_id}
+        ),
+        [actor.id],
+    )
     return channel
 
 
-async def _load_channel(rt: Runtime, actor: User, channel_id: str) -> tuple[Channel, TeamMember | None, ChannelMember | None]:
+async def _load_channel(
+    rt: Runtime, actor: User, channel_id: str
+) -> tuple[Channel, TeamMember | None, ChannelMember | None]:
     async with rt.db.transaction() as conn:
         channel = await store.find_channel(conn, channel_id) if is_valid_id(channel_id) else None
         if channel is None or channel.delete_at:
             raise _channel_not_found()
-        team_member = await store.find_team_member(conn, channel.team_id, actor.id) if channel.team_id else None
+        team_member = (
+            await store.find_team_member(conn, channel.team_id, actor.id)
+            if channel.team_id
+            else None
+        )
         member = await store.find_channel_member(conn, channel.id, actor.id)
     return channel, team_member, member
 
@@ -199,7 +264,9 @@ async def get_channel_by_name(rt: Runtime, actor: User, team_id: str, name: str)
     return await get_channel(rt, actor, channel.id)
 
 
-async def list_public_channels(rt: Runtime, actor: User, team_id: str, page: int, per_page: int) -> list[Channel]:
+async def list_public_channels(
+    rt: Runtime, actor: User, team_id: str, page: int, per_page: int
+) -> list[Channel]:
     async with rt.db.transaction() as conn:
         member = await store.find_team_member(conn, team_id, actor.id)
         if member is None and not actor.is_system_admin:
@@ -219,17 +286,24 @@ async def list_my_channel_members(rt: Runtime, actor: User, team_id: str) -> lis
     return [m for m in members if m is not None]
 
 
-async def list_channel_members(rt: Runtime, actor: User, channel_id: str, page: int, per_page: int) -> list[ChannelMember]:
+async def list_channel_members(
+    rt: Runtime, actor: User, channel_id: str, page: int, per_page: int
+) -> list[ChannelMember]:
     await get_channel(rt, actor, channel_id)
     async with rt.db.transaction() as conn:
         return await store.list_channel_members(conn, channel_id, page * per_page, per_page)
 
 
-async def add_channel_member(rt: Runtime, actor: User, channel_id: str, user_id: str) -> ChannelMember:
+async def add_channel_member(
+    rt: Runtime, actor: User, channel_id: str, user_id: str
+) -> ChannelMember:
     """Join a public channel yourself, or add a teammate to a channel you belong to."""
     channel, team_member, member = await _load_channel(rt, actor, channel_id)
     if channel.type == ChannelType.DIRECT:
-        raise BadRequest("api.channel.add_user.to.channel.failed.deleted.app_error", "Cannot add members to a direct message channel.")
+        raise BadRequest(
+            "api.channel.add_user.to.channel.failed.deleted.app_error",
+            "Cannot add members to a direct message channel.",
+        )
     if user_id == actor.id:
         if member is not None:
             return member
@@ -238,9 +312,15 @@ async def add_channel_member(rt: Runtime, actor: User, channel_id: str, user_id:
     elif not perm.can_manage_channel_members(actor, channel, team_member, member):
         raise permission_error(actor.id, "manage_public_channel_members")
     async with rt.db.transaction() as conn:
-        target_team_member = await store.find_team_member(conn, channel.team_id, user_id) if is_valid_id(user_id) else None
+        target_team_member = (
+            await store.find_team_member(conn, channel.team_id, user_id)
+            if is_valid_id(user_id)
+            else None
+        )
         if target_team_member is None:
-            raise BadRequest("api.channel.add_members.user_denied", "The user is not a member of the team.")
+            raise BadRequest(
+                "api.channel.add_members.user_denied", "The user is not a member of the team."
+            )
         existing = await store.find_channel_member(conn, channel_id, user_id)
         if existing is not None:
             return existing
@@ -248,7 +328,11 @@ async def add_channel_member(rt: Runtime, actor: User, channel_id: str, user_id:
         await store.insert_channel_member(conn, new_member)
         member_ids = await store.channel_member_ids(conn, channel_id)
     rt.events.publish(
-        Event("user_added", {"user_id": user_id, "team_id": channel.team_id}, {"channel_id": channel_id}),
+        Event(
+            "user_added",
+            {"user_id": user_id, "team_id": channel.team_id},
+            {"channel_id": channel_id},
+        ),
         member_ids,
     )
     return new_member
@@ -257,16 +341,25 @@ async def add_channel_member(rt: Runtime, actor: User, channel_id: str, user_id:
 async def remove_channel_member(rt: Runtime, actor: User, channel_id: str, user_id: str) -> None:
     channel, team_member, member = await _load_channel(rt, actor, channel_id)
     if channel.type == ChannelType.DIRECT:
-        raise BadRequest("api.channel.remove.direct.app_error", "Cannot leave a direct message channel.")
-    if user_id != actor.id and not perm.can_manage_channel_members(actor, channel, team_member, member):
+        raise BadRequest(
+            "api.channel.remove.direct.app_error", "Cannot leave a direct message channel."
+        )
+    if user_id != actor.id and not perm.can_manage_channel_members(
+        actor, channel, team_member, member
+    ):
         raise permission_error(actor.id, "manage_public_channel_members")
     if channel.name == "town-square":
-        raise Forbidden("api.channel.remove.default.app_error", "Unable to remove user from the default channel.")
+        raise Forbidden(
+            "api.channel.remove.default.app_error",
+            "Unable to remove user from the default channel.",
+        )
     async with rt.db.transaction() as conn:
         await store.delete_channel_member(conn, channel_id, user_id)
 
 
-async def get_or_create_direct(rt: Runtime, actor: User | None, user_a: str, user_b: str) -> Channel:
+async def get_or_create_direct(
+    rt: Runtime, actor: User | None, user_a: str, user_b: str
+) -> Channel:
     """The one DM channel of two users (``actor`` must be one of them; None = the system)."""
     if actor is not None and actor.id not in (user_a, user_b) and not actor.is_system_admin:
         raise permission_error(actor.id, "create_direct_channel")
@@ -275,18 +368,32 @@ async def get_or_create_direct(rt: Runtime, actor: User | None, user_a: str, use
     async with rt.db.transaction() as conn:
         for user_id in {user_a, user_b}:
             if not is_valid_id(user_id) or await user_store.find_user(conn, user_id) is None:
-                raise BadRequest("api.channel.create_direct_channel.invalid_user.app_error", "Invalid user ID for direct channel creation.")
+                raise BadRequest(
+                    "api.channel.create_direct_channel.invalid_user.app_error",
+                    "Invalid user ID for direct channel creation.",
+                )
         existing = await store.find_channel_by_name(conn, "", name)
         if existing is not None:
             return existing
         channel = Channel(
-            id=new_id(), create_at=now, update_at=now, delete_at=0, team_id="",
-            type=ChannelType.DIRECT, name=name, display_name="", creator_id=actor.id if actor else "",
+            id=new_id(),
+            create_at=now,
+            update_at=now,
+            delete_at=0,
+            team_id="",
+            type=ChannelType.DIRECT,
+            name=name,
+            display_name="",
+            creator_id=actor.id if actor else "",
         )
         await store.insert_channel(conn, channel)
         for user_id in {user_a, user_b}:
-            await store.insert_channel_member(conn, ChannelMember(channel.id, user_id, "channel_user"))
-    rt.events.publish(Event("direct_added", {"teammate_id": user_b}, {"channel_id": channel.id}), {user_a, user_b})
+            await store.insert_channel_member(
+                conn, ChannelMember(channel.id, user_id, "channel_user")
+            )
+    rt.events.publish(
+        Event("direct_added", {"teammate_id": user_b}, {"channel_id": channel.id}), {user_a, user_b}
+    )
     return channel
 
 

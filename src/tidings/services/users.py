@@ -5,6 +5,7 @@ import hashlib
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, replace
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -107,7 +108,11 @@ def _check_new_user(new: NewUser) -> None:
     if not is_valid_email(new.email):
         raise BadRequest("model.user.is_valid.email.app_error", "Invalid email.")
     _check_password(new.password)
-    for value, name in ((new.nickname, "nickname"), (new.first_name, "first_name"), (new.last_name, "last_name")):
+    for value, name in (
+        (new.nickname, "nickname"),
+        (new.first_name, "first_name"),
+        (new.last_name, "last_name"),
+    ):
         if len(value) > 64:
             raise BadRequest(f"model.user.is_valid.{name}.app_error", f"Invalid {name}.")
 
@@ -168,9 +173,14 @@ async def create_user(
         if make_admin and not (first or trusted or admin_actor):
             raise permission_error(actor.id if actor else "", MANAGE_SYSTEM)
         if await store.find_user_by_username(conn, new.username) is not None:
-            raise Conflict("app.user.save.username_exists.app_error", "An account with that username already exists.")
+            raise Conflict(
+                "app.user.save.username_exists.app_error",
+                "An account with that username already exists.",
+            )
         if await store.find_user_by_email(conn, new.email.lower()) is not None:
-            raise Conflict("app.user.save.email_exists.app_error", "An account with that email already exists.")
+            raise Conflict(
+                "app.user.save.email_exists.app_error", "An account with that email already exists."
+            )
         roles = "system_admin system_user" if first or make_admin else "system_user"
         user = User(
             id=new_id(),
@@ -187,7 +197,7 @@ async def create_user(
         )
         await store.insert_user(conn, user, password_hash)
     if invite_team is not None:
-        from tidings.services.teams import add_team_member_unchecked  # noqa: PLC0415 - cycle
+        from tidings.services.teams import add_team_member_unchecked
 
         await add_team_member_unchecked(rt, invite_team.id, user.id)
     return user
@@ -215,7 +225,9 @@ async def ensure_system_bot(rt: Runtime) -> User:
         return bot
 
 
-async def login(rt: Runtime, limiter: LoginLimiter, login_id: str, password: str) -> tuple[User, str, str]:
+async def login(
+    rt: Runtime, limiter: LoginLimiter, login_id: str, password: str
+) -> tuple[User, str, str]:
     """Check credentials and open a session: (user, bearer token, CSRF token)."""
     key = login_id.strip().lower()
     limiter.check(key)
@@ -238,7 +250,12 @@ async def login(rt: Runtime, limiter: LoginLimiter, login_id: str, password: str
     now = rt.clock.now_ms()
     async with rt.db.transaction() as conn:
         await store.insert_session(
-            conn, hash_token(token), user.id, csrf, now, now + rt.settings.session_lifetime_seconds * 1000
+            conn,
+            hash_token(token),
+            user.id,
+            csrf,
+            now,
+            now + rt.settings.session_lifetime_seconds * 1000,
         )
     return user, token, csrf
 
@@ -251,7 +268,8 @@ async def authenticate(rt: Runtime, token: str) -> Session:
         user = await store.find_user(conn, found[0]) if found else None
     if found is None or user is None or not user.is_active or found[2] < rt.clock.now_ms():
         raise Unauthorized(
-            "api.context.session_expired.app_error", "Invalid or expired session, please login again."
+            "api.context.session_expired.app_error",
+            "Invalid or expired session, please login again.",
         )
     return Session(user=user, token_hash=token_hash, csrf_token=found[1])
 
@@ -273,11 +291,16 @@ async def get_user_by_username(rt: Runtime, username: str) -> User:
     async with rt.db.transaction() as conn:
         user = await store.find_user_by_username(conn, username)
     if user is None:
-        raise NotFound("app.user.get_by_username.app_error", "Unable to find an existing account matching your username for this team.")
+        raise NotFound(
+            "app.user.get_by_username.app_error",
+            "Unable to find an existing account matching your username for this team.",
+        )
     return user
 
 
-async def list_users(rt: Runtime, page: int, per_page: int, ids: list[str] | None = None) -> list[User]:
+async def list_users(
+    rt: Runtime, page: int, per_page: int, ids: list[str] | None = None
+) -> list[User]:
     async with rt.db.transaction() as conn:
         return await store.list_users(conn, page * per_page, per_page, ids)
 
@@ -287,7 +310,9 @@ async def patch_user(rt: Runtime, actor: User, user_id: str, changes: dict[str, 
     if actor.id != user_id and not can_manage_system(actor):
         raise permission_error(actor.id, "edit_other_users")
     user = await get_user(rt, user_id)
-    allowed = {k: v for k, v in changes.items() if k in ("nickname", "first_name", "last_name", "position")}
+    allowed: dict[str, Any] = {
+        k: v for k, v in changes.items() if k in ("nickname", "first_name", "last_name", "position")
+    }
     for key, value in allowed.items():
         if len(value) > 64:
             raise BadRequest(f"model.user.is_valid.{key}.app_error", f"Invalid {key}.")
@@ -297,8 +322,13 @@ async def patch_user(rt: Runtime, actor: User, user_id: str, changes: dict[str, 
         allowed["email"] = changes["email"].lower()
     now = rt.clock.now_ms()
     async with rt.db.transaction() as conn:
-        if "email" in allowed and await store.find_user_by_email(conn, allowed["email"]) is not None:
-            raise Conflict("app.user.save.email_exists.app_error", "An account with that email already exists.")
+        if (
+            "email" in allowed
+            and await store.find_user_by_email(conn, allowed["email"]) is not None
+        ):
+            raise Conflict(
+                "app.user.save.email_exists.app_error", "An account with that email already exists."
+            )
         await store.update_user(conn, user_id, update_at=now, **allowed)
     return replace(user, update_at=now, **allowed)
 
@@ -312,11 +342,16 @@ async def change_password(rt: Runtime, actor: User, user_id: str, current: str, 
         async with rt.db.transaction() as conn:
             found = await store.find_login(conn, actor.username)
         if found is None or not await _verify_password(found[1], current):
-            raise BadRequest("api.user.update_password.incorrect.app_error", "The \"Current Password\" you entered is incorrect. Please check that Caps Lock is off and try again.")
+            raise BadRequest(
+                "api.user.update_password.incorrect.app_error",
+                'The "Current Password" you entered is incorrect. Please check that Caps Lock is off and try again.',
+            )
     password_hash = await hash_password(new)
     now = rt.clock.now_ms()
     async with rt.db.transaction() as conn:
-        await store.update_user(conn, user_id, password_hash=password_hash, last_password_update=now, update_at=now)
+        await store.update_user(
+            conn, user_id, password_hash=password_hash, last_password_update=now, update_at=now
+        )
 
 
 async def set_roles(rt: Runtime, actor: User | None, user_id: str, roles: str) -> User:
@@ -325,7 +360,10 @@ async def set_roles(rt: Runtime, actor: User | None, user_id: str, roles: str) -
         raise permission_error(actor.id, MANAGE_SYSTEM)
     wanted = set(roles.split())
     if not wanted <= {"system_admin", "system_user"} or "system_user" not in wanted:
-        raise BadRequest("api.roles.patch_roles.invalid", "Roles must be \"system_user\" or \"system_admin system_user\".")
+        raise BadRequest(
+            "api.roles.patch_roles.invalid",
+            'Roles must be "system_user" or "system_admin system_user".',
+        )
     user = await get_user(rt, user_id)
     normalised = "system_admin system_user" if "system_admin" in wanted else "system_user"
     now = rt.clock.now_ms()

@@ -67,7 +67,9 @@ async def save_hook(conn: AsyncConnection, hook: OutgoingHook) -> None:
     """Overwrite every stored field with ``hook``'s."""
     values = _values(hook)
     del values["id"]
-    await conn.execute(update(outgoing_hooks).where(outgoing_hooks.c.id == hook.id).values(**values))
+    await conn.execute(
+        update(outgoing_hooks).where(outgoing_hooks.c.id == hook.id).values(**values)
+    )
 
 
 async def find_hook(conn: AsyncConnection, hook_id: str) -> OutgoingHook | None:

@@ -3,7 +3,7 @@
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tidings.domain.posts import Post
@@ -64,11 +64,10 @@ async def update_post(conn: AsyncConnection, post_id: str, **values: Any) -> Non
 
 async def delete_post(conn: AsyncConnection, post: Post, at: int) -> None:
     """Soft delete the post and, when it is a root, its replies."""
-    await conn.execute(
-        update(posts)
-        .where(or_(posts.c.id == post.id, and_(posts.c.root_id == post.id, post.root_id == "")))
-        .values(delete_at=at, update_at=at)
-    )
+    condition = posts.c.id == post.id
+    if not post.root_id:
+        condition = or_(condition, posts.c.root_id == post.id)
+    await conn.execute(update(posts).where(condition).values(delete_at=at, update_at=at))
 
 
 async def list_channel_posts(

@@ -19,7 +19,9 @@ async def load_config(conn: AsyncConnection) -> Any:
 
 async def save_config(conn: AsyncConnection, document: dict[str, Any], at: int) -> None:
     result = await conn.execute(
-        update(system_config).where(system_config.c.key == _KEY).values(value=document, update_at=at)
+        update(system_config)
+        .where(system_config.c.key == _KEY)
+        .values(value=document, update_at=at)
     )
     if result.rowcount == 0:
         await conn.execute(system_config.insert().values(key=_KEY, value=document, update_at=at))

@@ -83,9 +83,7 @@ async def find_team_by_name(conn: AsyncConnection, name: str) -> Team | None:
 
 
 async def find_team_by_invite(conn: AsyncConnection, invite_id: str) -> Team | None:
-    row = (
-        await conn.execute(select(*_TEAM_COLUMNS).where(teams.c.invite_id == invite_id))
-    ).first()
+    row = (await conn.execute(select(*_TEAM_COLUMNS).where(teams.c.invite_id == invite_id))).first()
     return _team(row) if row else None
 
 
@@ -124,9 +122,7 @@ async def hooks_version(conn: AsyncConnection, team_id: str) -> int:
 async def bump_hooks_version(conn: AsyncConnection, team_id: str) -> None:
     """Mark the team's cached hook index stale (same transaction as the hook change)."""
     await conn.execute(
-        update(teams)
-        .where(teams.c.id == team_id)
-        .values(hooks_version=teams.c.hooks_version + 1)
+        update(teams).where(teams.c.id == team_id).values(hooks_version=teams.c.hooks_version + 1)
     )
 
 

@@ -66,7 +66,9 @@ async def _authenticate(ws: WebSocket, rt: Runtime) -> Session | None:
 
 
 def _frame(event: Event, seq: int) -> str:
-    return json.dumps({"event": event.event, "data": event.data, "broadcast": _broadcast(event), "seq": seq})
+    return json.dumps(
+        {"event": event.event, "data": event.data, "broadcast": _broadcast(event), "seq": seq}
+    )
 
 
 def _broadcast(event: Event) -> dict[str, Any]:
@@ -85,7 +87,11 @@ async def websocket_endpoint(ws: WebSocket) -> None:
         return
     listener = rt.events.subscribe(session.user.id)
     try:
-        hello = Event("hello", {"server_version": __version__, "connection_id": ""}, {"user_id": session.user.id})
+        hello = Event(
+            "hello",
+            {"server_version": __version__, "connection_id": ""},
+            {"user_id": session.user.id},
+        )
         await ws.send_text(_frame(hello, 0))
         await _pump(ws, listener)
     except WebSocketDisconnect:

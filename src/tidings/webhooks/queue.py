@@ -82,7 +82,7 @@ async def enqueue(conn: AsyncConnection, new: Sequence[NewDelivery], now_ms: int
     """Insert pending deliveries in the caller's transaction; return their ids."""
     if not new:
         return []
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "id": new_id(),
             "hook_id": d.hook_id,
@@ -106,7 +106,7 @@ async def enqueue(conn: AsyncConnection, new: Sequence[NewDelivery], now_ms: int
         for d in new
     ]
     await conn.execute(deliveries.insert(), rows)
-    return [r["id"] for r in rows]
+    return [str(r["id"]) for r in rows]
 
 
 def _due(now_ms: int) -> Any:

@@ -197,7 +197,11 @@ class Worker:
         except Exception as exc:  # a bug must not kill the loop: record it as a failed attempt
             logger.exception("delivery %s crashed", delivery.id)
             finish = self._verdict(
-                delivery, context, _crash_outcome(exc), started_at=self.deps.clock.now_ms(), headers={}
+                delivery,
+                context,
+                _crash_outcome(exc),
+                started_at=self.deps.clock.now_ms(),
+                headers={},
             )
         self._pending.append(finish)
         self._flush_wanted.set()
@@ -206,20 +210,30 @@ class Worker:
         hook = context.hooks.get(delivery.hook_id)
         started_at = self.deps.clock.now_ms()
         if hook is None or hook.delete_at or not hook.enabled:
-            why = "the hook was deleted" if hook is None or hook.delete_at else "the hook is disabled"
-            outcome = HttpOutcome(0, {}, b"", False, 0, ErrorKind.INVALID_URL, f"not sent: {why}", None)
+            why = (
+                "the hook was deleted" if hook is None or hook.delete_at else "the hook is disabled"
+            )
+            outcome = HttpOutcome(
+                0, {}, b"", False, 0, ErrorKind.INVALID_URL, f"not sent: {why}", None
+            )
             return self._verdict(delivery, context, outcome, started_at=started_at, headers={})
         headers = {
             "Content-Type": delivery.content_type,
             "Accept": "application/json",
-            **signature_headers(hook.signing_secret, delivery.id, started_at // 1000, delivery.body),
+            **signature_headers(
+                hook.signing_secret, delivery.id, started_at // 1000, delivery.body
+            ),
         }
         timeout = float(hook.timeout_seconds or context.settings.timeout_seconds)
         slot = self._destination_slot(delivery.url, context.settings.per_destination_cap)
         async with slot, self._slots:
             outcome = await self.client.post(delivery.url, delivery.body, headers, timeout)
         return self._verdict(
-            delivery, context, outcome, started_at=started_at, headers=headers,
+            delivery,
+            context,
+            outcome,
+            started_at=started_at,
+            headers=headers,
             reply_posts=await self._reply_posts(delivery, hook, context, outcome),
         )
 
@@ -242,7 +256,9 @@ class Worker:
             if trigger is None:
                 return ReplyError("app.post.get.app_error", "the triggering post no longer exists")
             specs = build_reply_posts(
-                reply, hook, trigger,
+                reply,
+                hook,
+                trigger,
                 username_override_enabled=context.settings.username_override,
                 icon_override_enabled=context.settings.icon_override,
                 usernames_by_id=usernames,
@@ -253,9 +269,17 @@ class Worker:
         now = self.deps.clock.now_ms()
         return [
             Post(
-                id=new_id(), create_at=now + i, update_at=now + i, edit_at=0, delete_at=0,
-                user_id=hook.creator_id, channel_id=delivery.channel_id, root_id=spec.root_id,
-                message=spec.message, type=spec.type, props=spec.props,
+                id=new_id(),
+                create_at=now + i,
+                update_at=now + i,
+                edit_at=0,
+                delete_at=0,
+                user_id=hook.creator_id,
+                channel_id=delivery.channel_id,
+                root_id=spec.root_id,
+                message=spec.message,
+                type=spec.type,
+                props=spec.props,
             )
             for i, spec in enumerate(specs)
         ]
@@ -284,7 +308,9 @@ class Worker:
         elif verdict == Outcome.RETRY:
             policy = RetryPolicy(schedule_seconds=context.settings.retry_schedule_seconds)
             now_s = self.deps.clock.now_ms() / 1000
-            delay = next_delay_seconds(policy, delivery.attempt_count, outcome.retry_after, self._rand, now_s)
+            delay = next_delay_seconds(
+                policy, delivery.attempt_count, outcome.retry_after, self._rand, now_s
+            )
             if delay is None:
                 status = DeliveryStatus.FAILED
             else:
@@ -306,7 +332,13 @@ class Worker:
             response_headers=outcome.headers,
             response_excerpt=outcome.body[:EXCERPT_BYTES].decode("utf-8", errors="replace"),
         )
-        return queue.Finish(delivery=delivery, status=status, attempt=attempt, next_attempt_at=next_at, reply_posts=posts)
+        return queue.Finish(
+            delivery=delivery,
+            status=status,
+            attempt=attempt,
+            next_attempt_at=next_at,
+            reply_posts=posts,
+        )
 
     async def _flusher(self) -> None:
         while True:
@@ -341,10 +373,17 @@ class Worker:
                     continue
                 members = await team_store.channel_member_ids(conn, post.channel_id)
                 creator = await user_store.find_user(conn, post.user_id)
-                sender = str(post.props.get("override_username") or (f"@{creator.username}" if creator else ""))
-                data = posted_event_data(post, channel, sender_name=sender, mentions=[], set_online=False)
+                sender = str(
+                    post.props.get("override_username")
+                    or (f"@{creator.username}" if creator else "")
+                )
+                data = posted_event_data(
+                    post, channel, sender_name=sender, mentions=[], set_online=False
+                )
                 self.deps.events.publish(Event("posted", data, {"channel_id": channel.id}), members)
 
 
 def _crash_outcome(exc: Exception) -> HttpOutcome:
-    return HttpOutcome(0, {}, b"", False, 0, ErrorKind.PROTOCOL, f"internal error: {type(exc).__name__}", None)
+    return HttpOutcome(
+        0, {}, b"", False, 0, ErrorKind.PROTOCOL, f"internal error: {type(exc).__name__}", None
+    )

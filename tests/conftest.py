@@ -1,0 +1,88 @@
+"""Shared fixtures: one real server per test session on a fresh database (SQLite, or PostgreSQL
+when ``TIDINGS_TEST_DATABASE_URL`` is set), its first user as admin, factories and receivers."""
+
+from collections.abc import Iterator
+
+import pytest
+
+from support import (
+    Api,
+    Factory,
+    Receiver,
+    ServerThread,
+    database_url_for_tests,
+    reset_database,
+    start_server,
+)
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = database_url_for_tests(str(tmp_path_factory.mktemp("db")))
+    reset_database(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def server(database_url: str) -> Iterator[ServerThread]:
+    thread = start_server(database_url)
+    yield thread
+    thread.stop()
+
+
+@pytest.fixture(scope="session")
+def admin(server: ServerThread) -> Api:
+    """The first user of the fresh server: a system admin."""
+    anonymous = Api(server.url)
+    anonymous.post(
+        "/users",
+        {"username": "admin", "email": "admin@example.test", "password": "correct-horse-9"},
+        expect=201,
+    )
+    return anonymous.login("admin")
+
+
+@pytest.fixture(scope="session")
+def factory(admin: Api) -> Factory:
+    return Factory(admin)
+
+
+@pytest.fixture
+def anonymous(server: ServerThread) -> Api:
+    return Api(server.url)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def webhooks_on(admin: Api) -> Iterator[Api]:
+    """Outgoing webhooks on, loopback receivers allowed, overrides off; restored afterwards."""
+    admin.put(
+        "/config/patch",
+        {
+            "ServiceSettings": {
+                "EnableOutgoingWebhooks": True,
+                "AllowedUntrustedInternalConnections": "127.0.0.1",
+                "EnablePostUsernameOverride": False,
+                "EnablePostIconOverride": False,
+                "OutgoingWebhookRetryScheduleSeconds": [5, 30, 120, 600, 1800],
+            }
+        },
+    )
+    yield admin
+    admin.put(
+        "/config/patch",
+        {
+            "ServiceSettings": {
+                "EnableOutgoingWebhooks": True,
+                "AllowedUntrustedInternalConnections": "",
+                "EnablePostUsernameOverride": False,
+                "EnablePostIconOverride": False,
+            }
+        },
+    )

@@ -1,0 +1,325 @@
+"""Test support: a real Tidings server on a free loopback port, real receivers, and a small API client.
+
+The server runs uvicorn in a thread with its own event loop, so tests (sync or async) talk to it
+over real HTTP exactly as clients do. Receivers are real aiohttp servers on 127.0.0.1.
+"""
+
+import asyncio
+import contextlib
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import uvicorn
+from aiohttp import web
+from sqlalchemy import text
+
+from tidings.app import create_app
+from tidings.config import Settings
+from tidings.services.runtime import Runtime
+from tidings.store.database import Database, normalise_url
+from tidings.store.migration import upgrade
+from tidings.store.schema import metadata
+
+PASSWORD = "correct-horse-9"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def reset_database(url: str) -> None:
+    """Drop every table (ours and Alembic's) and migrate from empty."""
+
+    async def drop() -> None:
+        db = Database.from_url(url)
+        try:
+            async with db.transaction() as conn:
+                await conn.run_sync(metadata.drop_all)
+                await conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+        finally:
+            await db.dispose()
+
+    asyncio.run(drop())
+    upgrade(url)
+
+
+class ServerThread:
+    """uvicorn serving ``create_app`` in a background thread."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.runtime = Runtime(
+            settings=settings, db=Database.from_url(settings.effective_database_url)
+        )
+        self.app = create_app(settings, self.runtime)
+        config = uvicorn.Config(
+            self.app, host=settings.host, port=settings.port, log_level="warning", lifespan="on"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def _serve(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.loop.run_until_complete(self.server.serve())
+        self.loop.run_until_complete(self.runtime.db.dispose())
+        self.loop.close()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.settings.listen}"
+
+    def start(self) -> "ServerThread":
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("test server did not start")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+def start_server(database_url: str, **overrides: Any) -> ServerThread:
+    settings = Settings(
+        database_url=database_url,
+        listen=f"127.0.0.1:{free_port()}",
+        worker_poll_interval_seconds=0.05,
+        **overrides,
+    )
+    return ServerThread(settings).start()
+
+
+class ApiError(Exception):
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__(f"{response.status_code} {response.text}")
+        self.response = response
+
+
+@dataclass
+class Api:
+    """A thin HTTP client that keeps a bearer token."""
+
+    base_url: str
+    token: str = ""
+    user: dict[str, Any] = field(default_factory=dict)
+
+    def request(self, method: str, path: str, body: Any = None, **kwargs: Any) -> httpx.Response:
+        headers = kwargs.pop("headers", {})
+        if self.token:
+            headers.setdefault("Authorization", f"Bearer {self.token}")
+        content = kwargs.pop("content", None)
+        if body is not None:
+            content = json.dumps(body)
+            headers.setdefault("Content-Type", "application/json")
+        return httpx.request(
+            method,
+            self.base_url + "/api/v4" + path,
+            content=content,
+            headers=headers,
+            timeout=30,
+            **kwargs,
+        )
+
+    def call(
+        self, method: str, path: str, body: Any = None, expect: int | None = None, **kwargs: Any
+    ) -> Any:
+        response = self.request(method, path, body, **kwargs)
+        if expect is not None and response.status_code != expect:
+            raise ApiError(response)
+        if expect is None and response.status_code >= 400:
+            raise ApiError(response)
+        return response.json()
+
+    def get(self, path: str, **kwargs: Any) -> Any:
+        return self.call("GET", path, **kwargs)
+
+    def post(self, path: str, body: Any = None, **kwargs: Any) -> Any:
+        return self.call("POST", path, body, **kwargs)
+
+    def put(self, path: str, body: Any = None, **kwargs: Any) -> Any:
+        return self.call("PUT", path, body, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> Any:
+        return self.call("DELETE", path, **kwargs)
+
+    def login(self, login_id: str, password: str = PASSWORD) -> "Api":
+        response = self.request(
+            "POST", "/users/login", {"login_id": login_id, "password": password}
+        )
+        if response.status_code != 200:
+            raise ApiError(response)
+        return Api(self.base_url, response.headers["Token"], response.json())
+
+
+class Factory:
+    """Makes users, teams and channels with unique names through the API."""
+
+    def __init__(self, admin: Api) -> None:
+        self.admin = admin
+        self._n = 0
+
+    def _next(self, prefix: str) -> str:
+        self._n += 1
+        return f"{prefix}{self._n}x{int(time.time() * 1000) % 10_000_000}"
+
+    def user(self, admin: bool = False) -> Api:
+        name = self._next("u")
+        user = self.admin.post(
+            "/users",
+            {"username": name, "email": f"{name}@example.test", "password": PASSWORD},
+            expect=201,
+        )
+        if admin:
+            self.admin.put(f"/users/{user['id']}/roles", {"roles": "system_admin system_user"})
+        return self.admin.login(name)
+
+    def team(self, owner: Api | None = None) -> dict[str, Any]:
+        owner = owner or self.admin
+        return owner.post(
+            "/teams", {"name": self._next("t"), "display_name": "Team", "type": "O"}, expect=201
+        )  # type: ignore[no-any-return]
+
+    def join(self, team: dict[str, Any], member: Api) -> None:
+        self.admin.post(
+            f"/teams/{team['id']}/members",
+            {"team_id": team["id"], "user_id": member.user["id"]},
+            expect=201,
+        )
+
+    def channel(
+        self, team: dict[str, Any], owner: Api | None = None, private: bool = False
+    ) -> dict[str, Any]:
+        owner = owner or self.admin
+        body = {
+            "team_id": team["id"],
+            "name": self._next("c"),
+            "display_name": "Channel",
+            "type": "P" if private else "O",
+        }
+        return owner.post("/channels", body, expect=201)  # type: ignore[no-any-return]
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    at: float
+
+
+Responder = Callable[[Recorded], Any]
+
+
+class Receiver:
+    """A real HTTP receiver on 127.0.0.1 in its own thread; records requests, answers as told.
+
+    ``respond`` returns a ``web.Response``-like tuple (status, body bytes or JSON-able, headers)
+    or an awaitable ``("sleep", seconds)`` directive for hanging receivers.
+    """
+
+    def __init__(self) -> None:
+        self.requests: list[Recorded] = []
+        self.status = 200
+        self.reply: Any = {"text": "ok"}
+        self.delay_seconds = 0.0
+        self.headers: dict[str, str] = {}
+        self.port = free_port()
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._runner: web.AppRunner | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        self._ready.wait(10)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        self.requests.append(
+            Recorded(request.method, request.path_qs, dict(request.headers), body, time.monotonic())
+        )
+        if self.delay_seconds:
+            await asyncio.sleep(self.delay_seconds)
+        reply = self.reply(self.requests[-1]) if callable(self.reply) else self.reply
+        if isinstance(reply, bytes):
+            payload = reply
+        elif reply is None:
+            payload = b""
+        else:
+            payload = json.dumps(reply).encode()
+        return web.Response(
+            status=self.status,
+            body=payload,
+            headers={"Content-Type": "application/json", **self.headers},
+        )
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        self._loop.run_until_complete(self._runner.setup())
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
+        self._loop.run_until_complete(site.start())
+        self._ready.set()
+        self._loop.run_forever()
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> list[Recorded]:
+        deadline = time.monotonic() + timeout
+        while len(self.requests) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"receiver saw {len(self.requests)} requests, wanted {count}")
+            time.sleep(0.01)
+        return self.requests
+
+    def close(self) -> None:
+        if self._runner is not None:
+            fut = asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop)
+            with contextlib.suppress(Exception):
+                fut.result(5)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(interval)
+
+
+def database_url_for_tests(tmp_dir: str) -> str:
+    import os
+
+    return os.environ.get("TIDINGS_TEST_DATABASE_URL") or normalise_url(
+        f"sqlite:///{tmp_dir}/tidings.db"
+    )
+
+
+@contextlib.contextmanager
+def running_receiver() -> Iterator[Receiver]:
+    receiver = Receiver()
+    try:
+        yield receiver
+    finally:
+        receiver.close()

@@ -1,0 +1,286 @@
+"""Which hooks a post fires: REF §2.2 and the §8.2 matrix, plus Tidings' per-hook trigger word."""
+
+from typing import Any
+
+import pytest
+
+from tidings.domain.hooks import OutgoingHook
+from tidings.ids import new_id
+from tidings.webhooks.matching import HookIndex, Match, first_word
+
+TEAM = new_id()
+CHANNEL = new_id()
+OTHER_CHANNEL = new_id()
+
+
+def make_hook(**overrides: Any) -> OutgoingHook:
+    """A live hook of TEAM bound to CHANNEL, with no trigger words unless told."""
+    values: dict[str, Any] = {
+        "id": new_id(),
+        "token": new_id(),
+        "create_at": 1,
+        "update_at": 1,
+        "delete_at": 0,
+        "creator_id": new_id(),
+        "channel_id": CHANNEL,
+        "team_id": TEAM,
+        "trigger_words": (),
+        "trigger_when": 0,
+        "callback_urls": ("http://127.0.0.1:9/",),
+    }
+    values.update(overrides)
+    return OutgoingHook(**values)
+
+
+def words(matches: list[Match]) -> list[str]:
+    return [match.trigger_word for match in matches]
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ("triggerword lorem ipsum", "triggerword"),
+        ("  \t\nfirst second", "first"),
+        ("", ""),
+        (" \t\r\n\v\f ", ""),
+        ("one\u00a0two", "one"),
+        ("one\u3000two", "one"),
+        ("one\u0085two", "one"),
+        ("one\u1680two", "one"),
+        ("one\u2000two", "one"),
+        ("one\u200atwo", "one"),
+        ("one\u2028two", "one"),
+        ("one\u2029two", "one"),
+        ("one\u202ftwo", "one"),
+        ("one\u205ftwo", "one"),
+        ("one\x1ctwo", "one\x1ctwo"),
+        ("one\x1ftwo", "one\x1ftwo"),
+        ("one\u200btwo", "one\u200btwo"),
+    ],
+)
+def test_first_word_splits_like_go_strings_fields(message: str, expected: str) -> None:
+    """The first word ends at Go's Unicode whitespace, not at Python's extra separators."""
+    assert first_word(message) == expected
+
+
+def test_exact_trigger_word_matches_first_word() -> None:
+    """trigger_when 0 fires when the first word equals a trigger word."""
+    hook = make_hook(trigger_words=("triggerword",), trigger_when=0)
+    matches = HookIndex.build([hook]).match(CHANNEL, "triggerword lorem ipsum")
+    assert matches == [Match(hook, "triggerword")]
+
+
+def test_exact_trigger_word_does_not_match_a_longer_word() -> None:
+    """trigger_when 0 does not fire when the trigger word is only a prefix."""
+    hook = make_hook(trigger_words=("triggerword",), trigger_when=0)
+    assert HookIndex.build([hook]).match(CHANNEL, "triggerwordaaazzz lorem ipsum") == []
+
+
+def test_prefix_match_reports_the_configured_word() -> None:
+    """trigger_when 1 fires on a prefix and reports the hook's word, not the message's word."""
+    hook = make_hook(trigger_words=("triggerword",), trigger_when=1)
+    matches = HookIndex.build([hook]).match(CHANNEL, "triggerwordaaazzz lorem ipsum")
+    assert words(matches) == ["triggerword"]
+
+
+def test_prefix_match_needs_the_word_at_the_start() -> None:
+    """``foo`` starts ``foobar`` but not ``barfoo`` (REF §8.1)."""
+    index = HookIndex.build([make_hook(trigger_words=("foo",), trigger_when=1)])
+    assert words(index.match(CHANNEL, "foobar")) == ["foo"]
+    assert index.match(CHANNEL, "barfoo") == []
+
+
+@pytest.mark.parametrize(
+    ("trigger_words", "expected"),
+    [(("foo", "foob"), "foo"), (("foob", "foo"), "foob"), (("zzz", "fo", "f"), "fo")],
+)
+def test_prefix_match_reports_the_first_listed_prefix(
+    trigger_words: tuple[str, ...], expected: str
+) -> None:
+    """With several prefixes of the first word, the first in list order wins, not the longest."""
+    hook = make_hook(trigger_words=trigger_words, trigger_when=1)
+    assert words(HookIndex.build([hook]).match(CHANNEL, "foobar baz")) == [expected]
+
+
+def test_exact_match_reports_the_equal_entry() -> None:
+    """Among several words the one equal to the first word is reported."""
+    hook = make_hook(trigger_words=("build", "deploy"), trigger_when=0)
+    assert words(HookIndex.build([hook]).match(CHANNEL, "deploy now")) == ["deploy"]
+
+
+@pytest.mark.parametrize("message", ["", "   ", "triggerword lorem ipsum", "anything at all"])
+@pytest.mark.parametrize("trigger_when", [0, 1])
+def test_channel_hook_without_words_fires_on_every_post(message: str, trigger_when: int) -> None:
+    """A channel hook with no trigger words fires on any post, even an empty one, with ""."""
+    hook = make_hook(trigger_when=trigger_when)
+    assert HookIndex.build([hook]).match(CHANNEL, message) == [Match(hook, "")]
+
+
+def test_channel_hook_without_words_ignores_other_channels() -> None:
+    """A channel-only hook does not fire for posts elsewhere in the team."""
+    index = HookIndex.build([make_hook(channel_id=OTHER_CHANNEL)])
+    assert index.match(CHANNEL, "hello") == []
+
+
+def test_trigger_hook_bound_to_another_channel_is_skipped() -> None:
+    """A trigger word bound to one channel does not fire in another."""
+    hook = make_hook(channel_id=OTHER_CHANNEL, trigger_words=("deploy",))
+    assert HookIndex.build([hook]).match(CHANNEL, "deploy") == []
+
+
+@pytest.mark.parametrize("trigger_when", [0, 1])
+def test_team_wide_trigger_hook_fires_in_every_channel(trigger_when: int) -> None:
+    """A hook with channel_id "" matches its words in any channel of the team."""
+    hook = make_hook(channel_id="", trigger_words=("deploy",), trigger_when=trigger_when)
+    index = HookIndex.build([hook])
+    assert index.match(CHANNEL, "deploy it") == [Match(hook, "deploy")]
+    assert index.match(OTHER_CHANNEL, "deploy it") == [Match(hook, "deploy")]
+
+
+def test_team_wide_hook_without_words_never_fires() -> None:
+    """A hook with neither channel nor words (invalid anyway) matches nothing."""
+    index = HookIndex.build([make_hook(channel_id="")])
+    assert index.match(CHANNEL, "") == []
+    assert index.match(CHANNEL, "hello") == []
+
+
+@pytest.mark.parametrize("trigger_when", [0, 1])
+def test_matching_is_case_sensitive(trigger_when: int) -> None:
+    """``Deploy`` does not match ``deploy``, exactly or as a prefix."""
+    index = HookIndex.build([make_hook(trigger_words=("deploy",), trigger_when=trigger_when)])
+    assert index.match(CHANNEL, "Deploy now") == []
+    assert index.match(CHANNEL, "DEPLOY") == []
+
+
+def test_punctuation_stays_attached_to_the_first_word() -> None:
+    """``foo,`` does not equal ``foo`` but does start with it."""
+    exact = make_hook(trigger_words=("foo",), trigger_when=0)
+    prefix = make_hook(trigger_words=("foo",), trigger_when=1)
+    assert HookIndex.build([exact, prefix]).match(CHANNEL, "foo, bar") == [Match(prefix, "foo")]
+
+
+def test_only_the_first_word_is_examined() -> None:
+    """A trigger word later in the message does not fire."""
+    index = HookIndex.build([make_hook(trigger_words=("deploy",))])
+    assert index.match(CHANNEL, "please deploy") == []
+
+
+def test_trigger_word_with_a_space_never_matches_exactly() -> None:
+    """The first word never contains whitespace, so ``foo bar`` cannot equal it."""
+    index = HookIndex.build([make_hook(trigger_words=("foo bar",), trigger_when=0)])
+    assert index.match(CHANNEL, "foo bar") == []
+
+
+def test_empty_trigger_word_never_matches() -> None:
+    """ "" in a word list matches neither an empty message nor any word."""
+    index = HookIndex.build(
+        [
+            make_hook(trigger_words=("",), trigger_when=0),
+            make_hook(trigger_words=("",), trigger_when=1),
+        ]
+    )
+    assert index.match(CHANNEL, "") == []
+    assert index.match(CHANNEL, "hello") == []
+
+
+def test_empty_message_fires_only_channel_hooks() -> None:
+    """A file-only post (empty message) fires channel hooks and no trigger hooks."""
+    channel_hook = make_hook()
+    index = HookIndex.build([make_hook(trigger_words=("x",), trigger_when=1), channel_hook])
+    assert index.match(CHANNEL, "") == [Match(channel_hook, "")]
+
+
+@pytest.mark.parametrize("separator", ["\u00a0", "\u3000", "\u2003", "\n", "\t"])
+def test_unicode_whitespace_ends_the_trigger_word(separator: str) -> None:
+    """A no-break or ideographic space after the word still gives an exact match."""
+    index = HookIndex.build([make_hook(trigger_words=("deploy",), trigger_when=0)])
+    assert words(index.match(CHANNEL, f"deploy{separator}now")) == ["deploy"]
+
+
+def test_information_separator_does_not_end_the_trigger_word() -> None:
+    """U+001C is not whitespace to Go, so ``deploy\\x1cnow`` is one word."""
+    index = HookIndex.build([make_hook(trigger_words=("deploy",), trigger_when=0)])
+    assert index.match(CHANNEL, "deploy\x1cnow") == []
+
+
+def test_each_match_carries_its_own_trigger_word() -> None:
+    """Tidings divergence: every payload gets its own hook's word, not the last match's."""
+    prefix = make_hook(trigger_words=("de",), trigger_when=1)
+    exact = make_hook(trigger_words=("deploy",), trigger_when=0)
+    channel = make_hook()
+    team_wide = make_hook(channel_id="", trigger_words=("dep",), trigger_when=1)
+    matches = HookIndex.build([prefix, exact, channel, team_wide]).match(CHANNEL, "deploy now")
+    assert matches == [
+        Match(prefix, "de"),
+        Match(exact, "deploy"),
+        Match(channel, ""),
+        Match(team_wide, "dep"),
+    ]
+
+
+def test_matches_follow_build_order_and_name_each_hook_once() -> None:
+    """Results keep the input order, and a hook with several matching words appears once."""
+    many = make_hook(trigger_words=("d", "de", "dep"), trigger_when=1)
+    first = make_hook(channel_id="", trigger_words=("deploy",), trigger_when=0)
+    matches = HookIndex.build([first, many]).match(CHANNEL, "deploy")
+    assert matches == [Match(first, "deploy"), Match(many, "d")]
+
+
+def test_disabled_and_deleted_hooks_are_skipped() -> None:
+    """Hooks with enabled=False or a delete_at never fire."""
+    disabled = make_hook(enabled=False, disabled_reason="410 Gone")
+    deleted = make_hook(delete_at=1_700_000_000_000)
+    live = make_hook()
+    index = HookIndex.build([disabled, deleted, live])
+    assert len(index) == 1
+    assert index.match(CHANNEL, "hi") == [Match(live, "")]
+
+
+@pytest.mark.parametrize("trigger_when", [-1, 2])
+def test_unknown_trigger_when_matches_no_words(trigger_when: int) -> None:
+    """A trigger_when other than 0 or 1 never matches by word."""
+    hook = make_hook(trigger_words=("deploy",), trigger_when=trigger_when)
+    assert HookIndex.build([hook]).match(CHANNEL, "deploy") == []
+
+
+def test_index_refuses_hooks_of_several_teams() -> None:
+    """One index serves one team: a team-wide hook must not leak into another team."""
+    with pytest.raises(ValueError, match="one team"):
+        HookIndex.build([make_hook(), make_hook(team_id=new_id())])
+
+
+def test_very_long_first_word_still_matches_short_prefix() -> None:
+    """A 16,000-character first word is matched by a short prefix word."""
+    hook = make_hook(trigger_words=("ab",), trigger_when=1)
+    assert words(HookIndex.build([hook]).match(CHANNEL, "ab" + "c" * 16_000)) == ["ab"]
+
+
+def test_ten_thousand_hooks_still_match_correctly() -> None:
+    """With 10,000 hooks in many channels, a post fires exactly the hooks that apply."""
+    channels = [new_id() for _ in range(100)]
+    hooks = [
+        make_hook(
+            channel_id=channels[number % 100],
+            trigger_words=(f"word{number}", "shared"),
+            trigger_when=number % 2,
+        )
+        for number in range(10_000)
+    ]
+    target = make_hook(channel_id=CHANNEL, trigger_words=("deploy",), trigger_when=1)
+    team_wide = make_hook(channel_id="", trigger_words=("deployment",), trigger_when=0)
+    hooks[5_000:5_000] = [target, team_wide]
+    index = HookIndex.build(hooks)
+    assert len(index) == 10_002
+    assert index.match(CHANNEL, "deployment today") == [
+        Match(target, "deploy"),
+        Match(team_wide, "deployment"),
+    ]
+    # Hooks of channel 42 are all exact-match (even numbers): "word42" must not fire as a prefix.
+    assert index.match(channels[42], "word4242 now") == [Match(hooks[4242], "word4242")]
+    # Hooks of channel 7 are all prefix hooks (odd numbers): "shared" starts "shared!".
+    shared = index.match(channels[7], "shared!")
+    assert [match.hook for match in shared] == [
+        hook for hook in hooks if hook.channel_id == channels[7]
+    ]
+    assert words(shared) == ["shared"] * 100
+    assert index.match(channels[8], "shared!") == []

@@ -1,0 +1,165 @@
+"""The 12-field body (REF §3.1–3.2): Go's bytes for the form and the JSON encodings."""
+
+from typing import Any
+
+import pytest
+
+from tidings.domain.hooks import OutgoingHook
+from tidings.domain.posts import Post
+from tidings.domain.teams import Channel, ChannelType, Team, TeamType
+from tidings.webhooks.payloads import (
+    PayloadFields,
+    build_payload_fields,
+    encode_body,
+    encode_form,
+    encode_json,
+)
+
+
+def make_fields(**overrides: Any) -> PayloadFields:
+    """Short, readable values so the expected bytes can be written by hand."""
+    values: dict[str, Any] = {
+        "token": "tok",
+        "team_id": "team1",
+        "team_domain": "core",
+        "channel_id": "chan1",
+        "channel_name": "town-square",
+        "timestamp_ms": 123000,
+        "user_id": "user1",
+        "user_name": "alice",
+        "post_id": "post1",
+        "text": "hello world",
+        "trigger_word": "hello",
+        "file_ids": ("f1", "f2"),
+    }
+    values.update(overrides)
+    return PayloadFields(**values)
+
+
+def make_hook(content_type: str) -> OutgoingHook:
+    return OutgoingHook(
+        id="h" * 26,
+        token="tok",
+        create_at=1,
+        update_at=1,
+        delete_at=0,
+        creator_id="c" * 26,
+        channel_id="chan1",
+        team_id="team1",
+        trigger_words=("hello",),
+        trigger_when=0,
+        callback_urls=("http://127.0.0.1:9/",),
+        content_type=content_type,
+    )
+
+
+def test_form_body_is_go_url_values_encode() -> None:
+    """Sorted keys, ``+`` for space, ``%2C`` in file ids and ``timestamp`` in seconds."""
+    assert encode_form(make_fields()) == (
+        b"channel_id=chan1&channel_name=town-square&file_ids=f1%2Cf2&post_id=post1"
+        b"&team_domain=core&team_id=team1&text=hello+world&timestamp=123&token=tok"
+        b"&trigger_word=hello&user_id=user1&user_name=alice"
+    )
+
+
+def test_form_timestamp_is_whole_seconds_rounded_down() -> None:
+    """123999 ms is sent as 123 seconds, as Go's integer division does."""
+    assert b"&timestamp=123&" in encode_form(make_fields(timestamp_ms=123999))
+
+
+def test_form_escapes_unicode_and_reserved_characters() -> None:
+    """Non-ASCII is UTF-8 percent-encoded in upper-case hex; only ``-_.~`` stay bare."""
+    body = encode_form(make_fields(text="café & ü=1?/~-._ +#%"))
+    assert b"&text=caf%C3%A9+%26+%C3%BC%3D1%3F%2F~-._+%2B%23%25&" in body
+
+
+def test_form_with_no_files_sends_an_empty_file_ids() -> None:
+    """A post without files still sends the ``file_ids`` key, empty."""
+    assert encode_form(make_fields(file_ids=())).startswith(
+        b"channel_id=chan1&channel_name=town-square&file_ids=&post_id="
+    )
+
+
+def test_json_body_is_go_json_marshal() -> None:
+    """Keys in struct order, no spaces, ``timestamp`` a number of milliseconds."""
+    assert encode_json(make_fields()) == (
+        b'{"token":"tok","team_id":"team1","team_domain":"core","channel_id":"chan1",'
+        b'"channel_name":"town-square","timestamp":123000,"user_id":"user1",'
+        b'"user_name":"alice","post_id":"post1","text":"hello world",'
+        b'"trigger_word":"hello","file_ids":"f1,f2"}'
+    )
+
+
+def test_json_escapes_html_characters_and_line_separators_like_go() -> None:
+    """``<``, ``>``, ``&``, U+2028 and U+2029 are escaped; other non-ASCII stays raw UTF-8."""
+    body = encode_json(make_fields(text='a<b>&c\u2028d\u2029 é 本 "q" \\ \n\t\x01'))
+    expected_text = (
+        b'"text":"a\\u003cb\\u003e\\u0026c\\u2028d\\u2029 '
+        + "é 本".encode()
+        + b' \\"q\\" \\\\ \\n\\t\\u0001"'
+    )
+    assert expected_text in body
+
+
+def test_lone_surrogate_is_sent_as_replacement_character() -> None:
+    """A string that cannot be UTF-8 encoded carries U+FFFD instead, as Go would."""
+    fields = make_fields(text="a\ud800b")
+    assert '"text":"a\ufffdb"'.encode() in encode_json(fields)
+    assert b"&text=a%EF%BF%BDb&" in encode_form(fields)
+
+
+@pytest.mark.parametrize(
+    ("content_type", "expected"),
+    [
+        ("application/json", "application/json"),
+        ("", "application/x-www-form-urlencoded"),
+        ("application/x-www-form-urlencoded", "application/x-www-form-urlencoded"),
+        ("Application/JSON", "application/x-www-form-urlencoded"),
+        ("application/json; charset=utf-8", "application/x-www-form-urlencoded"),
+    ],
+)
+def test_only_exact_application_json_selects_json(content_type: str, expected: str) -> None:
+    """The hook's content_type must equal ``application/json`` exactly to get a JSON body."""
+    body, header = encode_body(make_hook(content_type), make_fields())
+    assert header == expected
+    assert body.startswith(b"{") == (expected == "application/json")
+
+
+def test_payload_fields_come_from_hook_post_team_and_channel() -> None:
+    """Team and channel contribute their names (slugs), the post its message and files."""
+    hook = make_hook("application/json")
+    post = Post(
+        id="post1",
+        create_at=1_700_000_123_456,
+        update_at=1_700_000_123_456,
+        edit_at=0,
+        delete_at=0,
+        user_id="user1",
+        channel_id="chan1",
+        root_id="",
+        message="hello there",
+        file_ids=("f1", "f2"),
+    )
+    team = Team(
+        id="team1",
+        create_at=1,
+        update_at=1,
+        delete_at=0,
+        name="core",
+        display_name="Core Team",
+        type=TeamType.OPEN,
+    )
+    channel = Channel(
+        id="chan1",
+        create_at=1,
+        update_at=1,
+        delete_at=0,
+        team_id="team1",
+        type=ChannelType.PUBLIC,
+        name="town-square",
+        display_name="Town Square",
+    )
+    fields = build_payload_fields(
+        hook, post, team, channel, author_username="alice", trigger_word="hello"
+    )
+    assert fields == make_fields(timestamp_ms=1_700_000_123_456, text="hello there")

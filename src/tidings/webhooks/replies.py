@@ -156,6 +156,7 @@ class _Object:
 
 
 def _parse_float(text: str) -> float:
+    """Go holds JSON numbers as float64 and refuses what does not fit (and NaN, Infinity)."""
     number = float(text)
     if not math.isfinite(number):
         raise ReplyError(UNMARSHAL_ERROR, f"number {text} is out of range")
@@ -163,23 +164,15 @@ def _parse_float(text: str) -> float:
 
 
 def _parse_int(text: str) -> int:
-    number = int(text)
-    try:
-        float(number)  # Go holds JSON numbers as float64 and refuses what does not fit
-    except OverflowError:
-        raise ReplyError(UNMARSHAL_ERROR, f"number {text} is out of range") from None
-    return number
-
-
-def _refuse_constant(name: str) -> None:
-    raise ReplyError(UNMARSHAL_ERROR, f"{name} is not JSON")
+    _parse_float(text)  # the same range check; the value itself stays exact
+    return int(text)
 
 
 _DECODER = json.JSONDecoder(
     object_pairs_hook=_Object,
     parse_float=_parse_float,
     parse_int=_parse_int,
-    parse_constant=_refuse_constant,
+    parse_constant=_parse_float,
 )
 
 
@@ -429,21 +422,15 @@ def convert_attachment_links(text: str) -> str:
     return _ATTACHMENT_LINK.sub(_LINK_REPLACEMENT, text)
 
 
-def _field_texts(attachment: Attachment) -> Iterator[str]:
-    yield from (attachment.pretext, attachment.text, attachment.title)
-    for item in attachment.fields:
-        if item is not None and item.value is not None:
-            yield go_format_value(item.value)
-
-
 def user_ids_in_reply(reply: Reply) -> set[str]:
     """Every id the Slack conversions will try to resolve, in the text and the attachments."""
-    ids = user_ids_mentioned(reply.text or "")
+    texts = [reply.text or ""]
     for attachment in reply.attachments:
         if attachment is not None:
-            for text in _field_texts(attachment):
-                ids |= user_ids_mentioned(text)
-    return ids
+            texts += (attachment.pretext, attachment.text, attachment.title)
+            values = (item.value for item in attachment.fields if item is not None)
+            texts += (go_format_value(value) for value in values if value is not None)
+    return set().union(*(user_ids_mentioned(text) for text in texts))
 
 
 def _process_attachment(attachment: Attachment, usernames: Mapping[str, str]) -> Attachment:
@@ -474,13 +461,24 @@ def _json_runes(value: Any) -> int:
 
 
 def _shorten_text(attachment: dict[str, Any], excess: int) -> dict[str, Any]:
-    """Cut ``excess`` code points off an attachment's text, or refuse if it has too few."""
+    """Cut an attachment's text so its JSON is ``excess`` code points shorter, or refuse.
+
+    Measured on the encoded text, so ``<`` (six code points in Go's JSON) counts as six.
+    """
     text = attachment.get("text", "")
-    if len(text) < excess:
+    budget = _json_runes(text) - excess  # for the text's JSON string, quotes included
+    if budget < 2:
         raise ReplyError(SPLIT_PROPS_ERROR, f"props are longer than {MAX_USER_PROPS_RUNES}")
+    low, high = 0, len(text)  # the longest prefix that fits: JSON length grows with the prefix
+    while low < high:
+        middle = (low + high + 1) // 2
+        if _json_runes(text[:middle]) <= budget:
+            low = middle
+        else:
+            high = middle - 1
     shorter = {key: value for key, value in attachment.items() if key != "text"}
-    if kept := text[: len(text) - excess]:
-        shorter["text"] = kept
+    if low:
+        shorter["text"] = text[:low]
     return shorter
 
 

@@ -8,9 +8,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from tidings import __version__
-from tidings.api import hooks, posts, system, teams, users
+from tidings.api import deliveries, hooks, metrics, posts, system, teams, users
 from tidings.api.errors import RequestContextMiddleware, install_error_handlers
 from tidings.config import Settings
+from tidings.services.notices import hook_owner_notifier
 from tidings.services.runtime import Runtime
 from tidings.services.users import LoginLimiter
 from tidings.store.database import Database
@@ -28,7 +29,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        worker = Worker.from_runtime(rt) if settings.run_worker else None
+        worker = Worker.from_runtime(rt, hook_owner_notifier(rt)) if settings.run_worker else None
         if worker is not None:
             await worker.start()
         try:
@@ -57,8 +58,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
 
     app.add_middleware(RequestContextMiddleware, limits=limits)
     install_error_handlers(app)
-    for module in (users, teams, posts, hooks, system):
+    for module in (users, teams, posts, hooks, deliveries, system):
         app.include_router(module.router, prefix="/api/v4")
+    app.include_router(metrics.router)
     app.include_router(websocket.router)
     app.include_router(pages.router)
     return app

@@ -27,6 +27,7 @@ from tidings.services import settings as settings_service
 from tidings.services import teams as team_service
 from tidings.services import users as user_service
 from tidings.services.hooks import HookInput
+from tidings.services.notices import hook_owner_notifier
 from tidings.services.runtime import Runtime
 from tidings.store.database import Database
 from tidings.store.migration import upgrade
@@ -156,7 +157,7 @@ def worker() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        w = Worker.from_runtime(rt)
+        w = Worker.from_runtime(rt, hook_owner_notifier(rt))
         await w.start()
         typer.echo("worker running; Ctrl-C stops it")
         await stop.wait()

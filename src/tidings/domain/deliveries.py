@@ -60,6 +60,7 @@ class Delivery:
     last_status_code: int = 0
     last_error_kind: str = ""
     last_error: str = ""
+    root_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)

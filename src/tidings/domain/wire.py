@@ -8,6 +8,7 @@ the caller says the viewer may see them.
 import json
 from typing import Any
 
+from tidings.domain.deliveries import Attempt, Delivery
 from tidings.domain.hooks import OutgoingHook
 from tidings.domain.posts import Post
 from tidings.domain.teams import Channel, ChannelMember, Team, TeamMember
@@ -211,3 +212,45 @@ def hook_json(hook: OutgoingHook, *, show_secrets: bool) -> JSON:
         "disabled_reason": hook.disabled_reason,
         "timeout_seconds": hook.timeout_seconds,
     }
+
+
+def attempt_json(attempt: Attempt) -> JSON:
+    return {
+        "id": attempt.id,
+        "number": attempt.number,
+        "started_at": attempt.started_at,
+        "duration_ms": attempt.duration_ms,
+        "status_code": attempt.status_code,
+        "error_kind": attempt.error_kind,
+        "error_message": attempt.error_message,
+        "request_headers": attempt.request_headers,
+        "response_headers": attempt.response_headers,
+        "response_body": attempt.response_excerpt,
+    }
+
+
+def delivery_json(delivery: Delivery, attempts: list[Attempt] | None = None) -> JSON:
+    """A delivery for its hook's owner and admins (the body holds the hook's token)."""
+    data: JSON = {
+        "id": delivery.id,
+        "hook_id": delivery.hook_id,
+        "post_id": delivery.post_id,
+        "channel_id": delivery.channel_id,
+        "url": delivery.url,
+        "status": delivery.status.value,
+        "is_ping": delivery.post_id == "",
+        "trigger_word": delivery.trigger_word,
+        "content_type": delivery.content_type,
+        "create_at": delivery.create_at,
+        "update_at": delivery.update_at,
+        "next_attempt_at": delivery.next_attempt_at,
+        "attempt_count": delivery.attempt_count,
+        "reply_posted": delivery.reply_posted,
+        "last_status_code": delivery.last_status_code,
+        "last_error_kind": delivery.last_error_kind,
+        "last_error": delivery.last_error,
+    }
+    if attempts is not None:
+        data["request_body"] = delivery.body.decode("utf-8", errors="replace")
+        data["attempts"] = [attempt_json(a) for a in attempts]
+    return data

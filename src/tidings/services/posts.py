@@ -84,6 +84,7 @@ def _deliveries_for(
                 content_type=content_type,
                 body=body,
                 trigger_word=match.trigger_word,
+                root_id=post.root_id or post.id,
             )
             for url in match.hook.callback_urls
         )

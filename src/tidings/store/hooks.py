@@ -112,3 +112,31 @@ async def list_hooks(
     if limit is not None:
         query = query.limit(limit)
     return [_hook(r) for r in (await conn.execute(query)).all()]
+
+
+async def claim_failure_notice(
+    conn: AsyncConnection, hook_id: str, now_ms: int, every_ms: int
+) -> bool:
+    """Take the right to tell the owner about failures; False if someone did within ``every_ms``."""
+    result = await conn.execute(
+        update(outgoing_hooks)
+        .where(
+            outgoing_hooks.c.id == hook_id, outgoing_hooks.c.failure_notice_at <= now_ms - every_ms
+        )
+        .values(failure_notice_at=now_ms)
+    )
+    return bool(result.rowcount == 1)
+
+
+async def disable_hook(conn: AsyncConnection, hook_id: str, reason: str, now_ms: int) -> bool:
+    """Disable a live, enabled hook; False if it already was (or is gone)."""
+    result = await conn.execute(
+        update(outgoing_hooks)
+        .where(
+            outgoing_hooks.c.id == hook_id,
+            outgoing_hooks.c.enabled.is_(True),
+            outgoing_hooks.c.delete_at == 0,
+        )
+        .values(enabled=False, disabled_reason=reason[:255], update_at=now_ms)
+    )
+    return bool(result.rowcount == 1)

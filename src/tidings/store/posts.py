@@ -114,3 +114,10 @@ async def reply_counts(conn: AsyncConnection, root_ids: set[str]) -> dict[str, t
         .group_by(posts.c.root_id)
     )
     return {r[0]: (int(r[1]), int(r[2] or 0)) for r in rows}
+
+
+async def find_posts(conn: AsyncConnection, post_ids: set[str]) -> dict[str, Post]:
+    if not post_ids:
+        return {}
+    rows = await conn.execute(select(posts).where(posts.c.id.in_(post_ids)))
+    return {r.id: _post(r) for r in rows}

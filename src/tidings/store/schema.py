@@ -169,6 +169,8 @@ outgoing_hooks = Table(
     Column("enabled", Boolean, nullable=False, default=True),
     Column("disabled_reason", String(255), nullable=False, default=""),
     Column("timeout_seconds", Integer, nullable=True),
+    # When the owner was last told about failures (at most one notice per hook per hour).
+    _ms("failure_notice_at"),
     Index("ix_outgoing_hooks_team", "team_id", "delete_at"),
 )
 
@@ -178,6 +180,8 @@ deliveries = Table(
     Column("id", String(ID), primary_key=True),
     Column("hook_id", String(ID), nullable=False),
     Column("post_id", String(ID), nullable=False),
+    # The triggering post's thread root, so a "comment" reply needs no extra read.
+    Column("root_id", String(ID), nullable=False, default=""),
     Column("channel_id", String(ID), nullable=False),
     Column("url", String(1024), nullable=False),
     Column("status", String(16), nullable=False),

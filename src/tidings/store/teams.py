@@ -243,12 +243,15 @@ async def list_user_channels(conn: AsyncConnection, user_id: str, team_id: str) 
     return [_channel(r) for r in rows]
 
 
-async def touch_channel(conn: AsyncConnection, channel_id: str, at: int) -> None:
-    """Record a new post: last_post_at and the message count move together."""
+async def touch_channel(conn: AsyncConnection, channel_id: str, at: int, count: int = 1) -> None:
+    """Record new posts: last_post_at and the message count move together."""
     await conn.execute(
         update(channels)
         .where(channels.c.id == channel_id)
-        .values(last_post_at=at, total_msg_count=channels.c.total_msg_count + 1)
+        .values(
+            last_post_at=at,
+            total_msg_count=channels.c.total_msg_count + count,
+        )
     )
 
 

@@ -139,3 +139,10 @@ async def delete_session(conn: AsyncConnection, token_hash: str) -> None:
 
 async def delete_user_sessions(conn: AsyncConnection, user_id: str) -> None:
     await conn.execute(sessions.delete().where(sessions.c.user_id == user_id))
+
+
+async def find_users(conn: AsyncConnection, user_ids: set[str]) -> dict[str, User]:
+    if not user_ids:
+        return {}
+    rows = await conn.execute(select(*_USER_COLUMNS).where(users.c.id.in_(user_ids)))
+    return {r.id: _user(r) for r in rows}

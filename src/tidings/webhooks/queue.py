@@ -15,13 +15,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tidings.domain.deliveries import Attempt, Delivery, DeliveryStatus
 from tidings.domain.posts import Post
 from tidings.ids import new_id
 from tidings.store.database import Database
+from tidings.store.deliveries import delivery_from_row
 from tidings.store.posts import insert_posts
 from tidings.store.schema import deliveries, delivery_attempts
 from tidings.store.teams import touch_channel
@@ -38,6 +39,7 @@ class NewDelivery:
     content_type: str
     body: bytes
     trigger_word: str
+    root_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,29 +57,6 @@ class Finish:
     reply_posts: Sequence[Post] = field(default_factory=tuple)
 
 
-def _delivery(row: Any) -> Delivery:
-    return Delivery(
-        id=row.id,
-        hook_id=row.hook_id,
-        post_id=row.post_id,
-        channel_id=row.channel_id,
-        url=row.url,
-        status=DeliveryStatus(row.status),
-        content_type=row.content_type,
-        body=bytes(row.body),
-        trigger_word=row.trigger_word,
-        create_at=row.create_at,
-        update_at=row.update_at,
-        next_attempt_at=row.next_attempt_at,
-        attempt_count=row.attempt_count,
-        lease_expires_at=row.lease_expires_at,
-        reply_posted=row.reply_posted,
-        last_status_code=row.last_status_code,
-        last_error_kind=row.last_error_kind,
-        last_error=row.last_error,
-    )
-
-
 async def enqueue(conn: AsyncConnection, new: Sequence[NewDelivery], now_ms: int) -> list[str]:
     """Insert pending deliveries in the caller's transaction; return their ids."""
     if not new:
@@ -87,6 +66,7 @@ async def enqueue(conn: AsyncConnection, new: Sequence[NewDelivery], now_ms: int
             "id": new_id(),
             "hook_id": d.hook_id,
             "post_id": d.post_id,
+            "root_id": d.root_id,
             "channel_id": d.channel_id,
             "url": d.url,
             "status": DeliveryStatus.PENDING.value,
@@ -109,24 +89,15 @@ async def enqueue(conn: AsyncConnection, new: Sequence[NewDelivery], now_ms: int
     return [str(r["id"]) for r in rows]
 
 
-def _due(now_ms: int) -> Any:
-    return or_(
-        and_(
-            deliveries.c.status == DeliveryStatus.PENDING.value,
-            deliveries.c.next_attempt_at <= now_ms,
-        ),
-        and_(
-            deliveries.c.status == DeliveryStatus.IN_FLIGHT.value,
-            deliveries.c.lease_expires_at < now_ms,
-        ),
-    )
-
-
 async def claim(db: Database, limit: int, lease_ms: int, now_ms: int) -> list[Delivery]:
-    """Take up to ``limit`` due deliveries (new, retry-due, or with an expired lease)."""
+    """Take up to ``limit`` due pending deliveries, oldest due first (expired leases are put back
+    to pending by :func:`release_expired`, which keeps this query a plain index range scan)."""
     due_ids = (
         select(deliveries.c.id)
-        .where(_due(now_ms))
+        .where(
+            deliveries.c.status == DeliveryStatus.PENDING.value,
+            deliveries.c.next_attempt_at <= now_ms,
+        )
         .order_by(deliveries.c.next_attempt_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -144,72 +115,113 @@ async def claim(db: Database, limit: int, lease_ms: int, now_ms: int) -> list[De
     )
     async with db.transaction() as conn:
         rows = (await conn.execute(statement)).all()
-    return [_delivery(r) for r in rows]
+    return [delivery_from_row(r) for r in rows]
 
 
 async def finish(db: Database, results: Sequence[Finish], now_ms: int) -> list[list[Post]]:
-    """Record attempts and new states in one transaction.
+    """Record attempts and new states in one transaction, with a handful of statements per batch.
 
     Returns, per result, the reply posts actually inserted (empty when the lease was lost or a
     reply had already been posted), so the caller can announce them after commit.
     """
-    inserted: list[list[Post]] = []
     if not results:
-        return inserted
+        return []
     async with db.transaction() as conn:
-        await conn.execute(
-            delivery_attempts.insert(),
-            [
-                {
-                    "id": r.attempt.id,
-                    "delivery_id": r.attempt.delivery_id,
-                    "number": r.attempt.number,
-                    "started_at": r.attempt.started_at,
-                    "duration_ms": r.attempt.duration_ms,
-                    "status_code": r.attempt.status_code,
-                    "error_kind": r.attempt.error_kind,
-                    "error_message": r.attempt.error_message[:1024],
-                    "request_headers": r.attempt.request_headers,
-                    "response_headers": r.attempt.response_headers,
-                    "response_excerpt": r.attempt.response_excerpt,
-                }
-                for r in results
-            ],
-        )
-        for r in results:
-            posts_now: list[Post] = []
-            owned = and_(
-                deliveries.c.id == r.delivery.id,
-                deliveries.c.status == DeliveryStatus.IN_FLIGHT.value,
-                deliveries.c.lease_expires_at == r.delivery.lease_expires_at,
-            )
-            values: dict[str, Any] = {
-                "status": r.status.value,
-                "update_at": now_ms,
-                "next_attempt_at": r.next_attempt_at,
-                "lease_expires_at": 0,
-                "last_status_code": r.attempt.status_code,
-                "last_error_kind": r.attempt.error_kind,
-                "last_error": r.attempt.error_message[:1024],
-            }
-            if r.reply_posts:
-                # Claim the right to post the reply in the same statement: at most once per delivery.
-                result = await conn.execute(
-                    update(deliveries)
-                    .where(owned, deliveries.c.reply_posted.is_(False))
-                    .values(reply_posted=True, **values)
+        await conn.execute(delivery_attempts.insert(), [_attempt_row(r.attempt) for r in results])
+        # Which deliveries are still ours (lease unchanged), and which may still post a reply.
+        # On PostgreSQL the rows stay locked until commit; SQLite's write lock covers the same.
+        owned_rows = (
+            await conn.execute(
+                select(deliveries.c.id, deliveries.c.lease_expires_at, deliveries.c.reply_posted)
+                .where(
+                    deliveries.c.id.in_([r.delivery.id for r in results]),
+                    deliveries.c.status == DeliveryStatus.IN_FLIGHT.value,
                 )
-                if result.rowcount == 1:
-                    await insert_posts(conn, r.reply_posts)
-                    for post in r.reply_posts:
-                        await touch_channel(conn, post.channel_id, post.create_at)
-                    posts_now = list(r.reply_posts)
-                else:
-                    await conn.execute(update(deliveries).where(owned).values(**values))
-            else:
-                await conn.execute(update(deliveries).where(owned).values(**values))
+                .with_for_update()
+            )
+        ).all()
+        owned = {row.id: row for row in owned_rows}
+        updates: list[dict[str, Any]] = []
+        inserted: list[list[Post]] = []
+        for r in results:
+            row = owned.get(r.delivery.id)
+            if row is None or row.lease_expires_at != r.delivery.lease_expires_at:
+                inserted.append([])  # a newer owner took it over: its result wins
+                continue
+            posts_now = list(r.reply_posts) if r.reply_posts and not row.reply_posted else []
             inserted.append(posts_now)
+            updates.append(
+                {
+                    "b_id": r.delivery.id,
+                    "b_status": r.status.value,
+                    "b_next": r.next_attempt_at,
+                    "b_code": r.attempt.status_code,
+                    "b_kind": r.attempt.error_kind,
+                    "b_error": r.attempt.error_message[:1024],
+                    "b_reply": bool(row.reply_posted or posts_now),
+                }
+            )
+        if updates:
+            await conn.execute(_FINISH_STATEMENT.values(update_at=now_ms), updates)
+        new_posts = [p for posts in inserted for p in posts]
+        await insert_posts(conn, new_posts)
+        for channel_id, latest in _latest_by_channel(new_posts).items():
+            await touch_channel(conn, channel_id, latest[0], count=latest[1])
     return inserted
+
+
+_FINISH_STATEMENT = (
+    update(deliveries)
+    .where(deliveries.c.id == bindparam("b_id"))
+    .values(
+        status=bindparam("b_status"),
+        next_attempt_at=bindparam("b_next"),
+        lease_expires_at=0,
+        last_status_code=bindparam("b_code"),
+        last_error_kind=bindparam("b_kind"),
+        last_error=bindparam("b_error"),
+        reply_posted=bindparam("b_reply"),
+    )
+)
+
+
+def _attempt_row(attempt: Attempt) -> dict[str, Any]:
+    return {
+        "id": attempt.id,
+        "delivery_id": attempt.delivery_id,
+        "number": attempt.number,
+        "started_at": attempt.started_at,
+        "duration_ms": attempt.duration_ms,
+        "status_code": attempt.status_code,
+        "error_kind": attempt.error_kind,
+        "error_message": attempt.error_message[:1024],
+        "request_headers": attempt.request_headers,
+        "response_headers": attempt.response_headers,
+        "response_excerpt": attempt.response_excerpt,
+    }
+
+
+def _latest_by_channel(posts: Sequence[Post]) -> dict[str, tuple[int, int]]:
+    """channel id → (newest create_at, number of posts) for the channel counters."""
+    result: dict[str, tuple[int, int]] = {}
+    for post in posts:
+        latest, count = result.get(post.channel_id, (0, 0))
+        result[post.channel_id] = (max(latest, post.create_at), count + 1)
+    return result
+
+
+async def release_expired(db: Database, now_ms: int) -> int:
+    """Put deliveries whose worker died (lease expired) back in the queue, same delivery id."""
+    async with db.transaction() as conn:
+        result = await conn.execute(
+            update(deliveries)
+            .where(
+                deliveries.c.status == DeliveryStatus.IN_FLIGHT.value,
+                deliveries.c.lease_expires_at < now_ms,
+            )
+            .values(status=DeliveryStatus.PENDING.value, lease_expires_at=0, update_at=now_ms)
+        )
+    return int(result.rowcount or 0)
 
 
 async def requeue(conn: AsyncConnection, delivery_id: str, now_ms: int) -> None:

@@ -2,26 +2,31 @@
 
 One worker runs inside ``tidings serve``; ``tidings worker`` runs the same class as its own
 process. Everything that can go wrong with a receiver is a value here (an ``HttpOutcome``, a
-``ReplyError``), never an exception that stops the loop. Results are written back in batches
-by one flusher task, because a transaction per delivery would make the database the bottleneck.
+``ReplyError``), never an exception that stops the loop.
+
+Database work is batched, because a transaction per delivery would make the database the
+bottleneck: one claim fetches a batch and the hooks, trigger posts and hook creators it needs;
+one flusher writes results back many at a time, then announces reply posts and looks after
+failing hooks (owner notices, auto-disable). Housekeeping prunes old log rows.
 
 Concurrency: at most ``worker_concurrency`` requests at once, and at most
 ``OutgoingWebhookMaxConcurrencyPerDestination`` to one scheme+host+port, so a hanging receiver
 holds only its own slots.
 
-Imports ``tidings.webhooks.*``, ``tidings.store``, ``tidings.domain`` and ``tidings.events``.
+Imports ``tidings.webhooks.*``, ``tidings.store``, ``tidings.domain``, ``tidings.events`` and
+``tidings.metrics``; the owner-notice callback is injected by whoever starts the worker.
 """
 
 import asyncio
 import contextlib
 import logging
 import random
-from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urlsplit
 
+from tidings import metrics
 from tidings.clock import Clock
 from tidings.config import Settings
 from tidings.domain import server_config
@@ -29,29 +34,35 @@ from tidings.domain.deliveries import Attempt, Delivery, DeliveryStatus, ErrorKi
 from tidings.domain.hooks import OutgoingHook
 from tidings.domain.posts import Post
 from tidings.domain.server_config import ConfigDocument, WebhookSettings
+from tidings.domain.users import User
 from tidings.domain.wire import posted_event_data
 from tidings.events import Event, EventHub
 from tidings.ids import new_id
+from tidings.store import deliveries as delivery_store
 from tidings.store import hooks as hook_store
-from tidings.store import posts as post_store
 from tidings.store import teams as team_store
 from tidings.store import users as user_store
 from tidings.store.database import Database
 from tidings.webhooks import queue
 from tidings.webhooks.client import HttpOutcome, WebhookClient
 from tidings.webhooks.policy import Outcome, RetryPolicy, classify, next_delay_seconds
-from tidings.webhooks.replies import (
-    ReplyError,
-    build_reply_posts,
-    parse_reply,
-    user_ids_in_reply,
-)
+from tidings.webhooks.replies import ReplyError, build_reply_posts, parse_reply, user_ids_in_reply
 from tidings.webhooks.signing import mask_secret_headers, signature_headers
 
 logger = logging.getLogger(__name__)
 
 EXCERPT_BYTES = 64 * 1024
 STOP_GRACE_SECONDS = 10.0
+FLUSH_BATCH = 200
+CLAIM_AHEAD = 8
+HOOK_CACHE_SECONDS = 1.0
+HOOK_CACHE_SIZE = 10_000
+FLUSH_WAIT_SECONDS = 0.002
+NOTICE_EVERY_MS = 3600 * 1000
+HOUSEKEEPING_EVERY_SECONDS = 600.0
+GONE_REASON = "The receiver answered 410 Gone."
+
+Notify = Callable[[OutgoingHook, str], Awaitable[None]]
 
 
 class WorkerDeps(Protocol):
@@ -66,12 +77,62 @@ class WorkerDeps(Protocol):
     def config(self) -> Awaitable[ConfigDocument]: ...
 
 
-@dataclass
-class _Context:
-    """What one claimed batch shares: the settings of the moment and the hooks involved."""
+@dataclass(frozen=True)
+class _Batch:
+    """What one claimed batch shares: the settings of the moment and the rows it refers to."""
 
     settings: WebhookSettings
     hooks: dict[str, OutgoingHook]
+    creators: dict[str, User]
+
+
+class _HookCache:
+    """Hooks and their creators, re-read at most once a second (like the configuration).
+
+    A claim would otherwise cost two more queries; an edit or a disable still reaches the
+    worker within a second.
+    """
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._hooks: dict[str, tuple[float, OutgoingHook | None]] = {}
+        self._creators: dict[str, User] = {}
+
+    async def load(
+        self, db: Database, hook_ids: set[str]
+    ) -> tuple[dict[str, OutgoingHook], dict[str, User]]:
+        now = self._clock.monotonic()
+        stale = {
+            i
+            for i in hook_ids
+            if now - self._hooks.get(i, (float("-inf"), None))[0] >= HOOK_CACHE_SECONDS
+        }
+        if stale:
+            async with db.transaction() as conn:
+                found = await hook_store.find_hooks(conn, stale)
+                creator_ids = {h.creator_id for h in found.values()}
+                self._creators.update(await user_store.find_users(conn, creator_ids))
+            for hook_id in stale:
+                self._hooks[hook_id] = (now, found.get(hook_id))
+            if len(self._hooks) > HOOK_CACHE_SIZE:
+                self._hooks = {
+                    k: v for k, v in self._hooks.items() if now - v[0] < HOOK_CACHE_SECONDS
+                }
+        hooks = {i: h for i in hook_ids if (h := self._hooks[i][1]) is not None}
+        creators = {
+            h.creator_id: self._creators[h.creator_id]
+            for h in hooks.values()
+            if h.creator_id in self._creators
+        }
+        return hooks, creators
+
+
+@dataclass(frozen=True)
+class _Result:
+    finish: queue.Finish
+    verdict: Outcome
+    hook: OutgoingHook | None
+    sender_name: str
 
 
 def destination(url: str) -> str:
@@ -91,31 +152,38 @@ class Worker:
         self,
         deps: WorkerDeps,
         client: WebhookClient | None = None,
+        *,
+        notify: Notify | None = None,
         rand: Callable[[], float] = random.random,
     ) -> None:
         self.deps = deps
         self.client = client or WebhookClient()
+        self._notify = notify
         self._rand = rand
         self._running = False
-        self._loop_task: asyncio.Task[None] | None = None
-        self._flush_task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self._in_flight: set[asyncio.Task[None]] = set()
-        self._pending: list[queue.Finish] = []
+        self._pending: list[_Result] = []
         self._flush_wanted = asyncio.Event()
         self._destinations: dict[str, asyncio.Semaphore] = {}
         self._destination_cap = 0
         self._slots = asyncio.Semaphore(deps.settings.worker_concurrency)
-        self.stats: dict[str, int] = defaultdict(int)
+        self._streak_checked: dict[str, float] = {}
+        self._hook_cache = _HookCache(deps.clock)
 
     @classmethod
-    def from_runtime(cls, deps: WorkerDeps) -> "Worker":
-        return cls(deps)
+    def from_runtime(cls, deps: WorkerDeps, notify: Notify | None = None) -> "Worker":
+        return cls(deps, notify=notify)
 
     async def start(self) -> None:
         await self.client.start()
         self._running = True
-        self._loop_task = asyncio.create_task(self._run(), name="webhook-worker")
-        self._flush_task = asyncio.create_task(self._flusher(), name="webhook-flusher")
+        for name, work in (
+            ("claims", self._run),
+            ("flusher", self._flusher),
+            ("housekeeping", self._housekeeping),
+        ):
+            self._tasks.append(asyncio.create_task(work(), name=f"webhook-{name}"))
 
     async def stop(self) -> None:
         """Stop claiming, let requests under way finish (briefly), record them, close the client.
@@ -125,21 +193,22 @@ class Worker:
         """
         self._running = False
         self.deps.outbox_signal.set()
-        if self._loop_task is not None:
-            await self._loop_task
+        claims, *others = self._tasks
+        await claims
         if self._in_flight:
             _done, pending = await asyncio.wait(self._in_flight, timeout=STOP_GRACE_SECONDS)
             for task in pending:
                 task.cancel()
-        if self._flush_task is not None:
-            self._flush_task.cancel()
+        for task in others:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._flush_task
+                await task
         await self._flush()
         await self.client.close()
 
+    # --- claiming ------------------------------------------------------------------------------
+
     async def _run(self) -> None:
-        settings = self.deps.settings
         while self._running:
             try:
                 claimed = await self._claim_batch()
@@ -151,34 +220,39 @@ class Worker:
                 self.deps.outbox_signal.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(
-                        self.deps.outbox_signal.wait(), settings.worker_poll_interval_seconds
+                        self.deps.outbox_signal.wait(),
+                        self.deps.settings.worker_poll_interval_seconds,
                     )
 
     async def _claim_batch(self) -> int:
         settings = self.deps.settings
-        free = settings.worker_concurrency - len(self._in_flight)
-        if free <= 0:
+        # Claim ahead of the request slots so the next batch is ready when slots free up, and
+        # claim in sizeable batches: every claim costs a few database round trips.
+        capacity = CLAIM_AHEAD * settings.worker_concurrency
+        free = capacity - len(self._in_flight)
+        if self._in_flight and free < min(capacity // 2, settings.worker_batch_size):
             await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
             return 1
         hook_settings = server_config.webhook_settings(await self.deps.config())
         self.client.set_allowlist(hook_settings.allowlist)
-        now = self.deps.clock.now_ms()
         claimed = await queue.claim(
             self.deps.db,
             min(free, settings.worker_batch_size),
             int(settings.worker_lease_seconds * 1000),
-            now,
+            self.deps.clock.now_ms(),
         )
         if not claimed:
             return 0
-        async with self.deps.db.transaction() as conn:
-            hooks = await hook_store.find_hooks(conn, {d.hook_id for d in claimed})
-        context = _Context(settings=hook_settings, hooks=hooks)
+        batch = await self._load_batch(claimed, hook_settings)
         for delivery in claimed:
-            task = asyncio.create_task(self._deliver(delivery, context))
+            task = asyncio.create_task(self._deliver(delivery, batch))
             self._in_flight.add(task)
             task.add_done_callback(self._in_flight.discard)
         return len(claimed)
+
+    async def _load_batch(self, claimed: list[Delivery], settings: WebhookSettings) -> _Batch:
+        hooks, creators = await self._hook_cache.load(self.deps.db, {d.hook_id for d in claimed})
+        return _Batch(settings=settings, hooks=hooks, creators=creators)
 
     def _destination_slot(self, url: str, cap: int) -> asyncio.Semaphore:
         if cap != self._destination_cap:
@@ -191,32 +265,31 @@ class Worker:
             slot = self._destinations[key] = asyncio.Semaphore(cap)
         return slot
 
-    async def _deliver(self, delivery: Delivery, context: _Context) -> None:
+    # --- one delivery --------------------------------------------------------------------------
+
+    async def _deliver(self, delivery: Delivery, batch: _Batch) -> None:
+        hook = batch.hooks.get(delivery.hook_id)
         try:
-            finish = await self._attempt(delivery, context)
+            result = await self._attempt(delivery, hook, batch)
         except Exception as exc:  # a bug must not kill the loop: record it as a failed attempt
             logger.exception("delivery %s crashed", delivery.id)
-            finish = self._verdict(
-                delivery,
-                context,
-                _crash_outcome(exc),
-                started_at=self.deps.clock.now_ms(),
-                headers={},
+            outcome = _outcome_without_request(
+                ErrorKind.PROTOCOL, f"internal error: {type(exc).__name__}"
             )
-        self._pending.append(finish)
+            result = self._verdict(delivery, hook, batch, outcome, self.deps.clock.now_ms(), {}, [])
+        self._pending.append(result)
         self._flush_wanted.set()
 
-    async def _attempt(self, delivery: Delivery, context: _Context) -> queue.Finish:
-        hook = context.hooks.get(delivery.hook_id)
+    async def _attempt(
+        self, delivery: Delivery, hook: OutgoingHook | None, batch: _Batch
+    ) -> _Result:
         started_at = self.deps.clock.now_ms()
         if hook is None or hook.delete_at or not hook.enabled:
             why = (
                 "the hook was deleted" if hook is None or hook.delete_at else "the hook is disabled"
             )
-            outcome = HttpOutcome(
-                0, {}, b"", False, 0, ErrorKind.INVALID_URL, f"not sent: {why}", None
-            )
-            return self._verdict(delivery, context, outcome, started_at=started_at, headers={})
+            outcome = _outcome_without_request(ErrorKind.INVALID_URL, f"not sent: {why}")
+            return self._verdict(delivery, hook, batch, outcome, started_at, {}, [])
         headers = {
             "Content-Type": delivery.content_type,
             "Accept": "application/json",
@@ -224,43 +297,53 @@ class Worker:
                 hook.signing_secret, delivery.id, started_at // 1000, delivery.body
             ),
         }
-        timeout = float(hook.timeout_seconds or context.settings.timeout_seconds)
-        slot = self._destination_slot(delivery.url, context.settings.per_destination_cap)
-        async with slot, self._slots:
+        timeout = float(hook.timeout_seconds or batch.settings.timeout_seconds)
+        async with (
+            self._destination_slot(delivery.url, batch.settings.per_destination_cap),
+            self._slots,
+        ):
             outcome = await self.client.post(delivery.url, delivery.body, headers, timeout)
-        return self._verdict(
-            delivery,
-            context,
-            outcome,
-            started_at=started_at,
-            headers=headers,
-            reply_posts=await self._reply_posts(delivery, hook, context, outcome),
-        )
+        metrics.attempt_seconds.observe(outcome.duration_ms / 1000)
+        replies = await self._reply_posts(delivery, hook, batch, outcome)
+        return self._verdict(delivery, hook, batch, outcome, started_at, headers, replies)
 
     async def _reply_posts(
-        self, delivery: Delivery, hook: OutgoingHook, context: _Context, outcome: HttpOutcome
+        self, delivery: Delivery, hook: OutgoingHook, batch: _Batch, outcome: HttpOutcome
     ) -> list[Post] | ReplyError:
-        """The posts a 2xx reply makes (none if already posted), or why it cannot post."""
+        """The posts a 2xx reply makes (none for pings or if already posted), or why it cannot."""
         if classify(outcome.status_code or None, outcome.error_kind) != Outcome.SUCCESS:
             return []
-        if delivery.reply_posted:
+        if delivery.reply_posted or not delivery.post_id:
             return []
+        # All a reply needs of its trigger is the thread to answer in, recorded at enqueue time.
+        thread = delivery.root_id or delivery.post_id
+        trigger = Post(
+            id=thread,
+            create_at=0,
+            update_at=0,
+            edit_at=0,
+            delete_at=0,
+            user_id="",
+            channel_id=delivery.channel_id,
+            root_id="",
+            message="",
+        )
         try:
             reply = parse_reply(outcome.body, outcome.truncated)
             if reply is None:
                 return []
-            async with self.deps.db.transaction() as conn:
-                trigger = await post_store.find_post(conn, delivery.post_id)
-                usernames = await user_store.usernames_by_id(conn, user_ids_in_reply(reply))
-                creator = await user_store.find_user(conn, hook.creator_id)
-            if trigger is None:
-                return ReplyError("app.post.get.app_error", "the triggering post no longer exists")
+            mentioned = user_ids_in_reply(reply)
+            usernames: dict[str, str] = {}
+            if mentioned:
+                async with self.deps.db.transaction() as conn:
+                    usernames = await user_store.usernames_by_id(conn, mentioned)
+            creator = batch.creators.get(hook.creator_id)
             specs = build_reply_posts(
                 reply,
                 hook,
                 trigger,
-                username_override_enabled=context.settings.username_override,
-                icon_override_enabled=context.settings.icon_override,
+                username_override_enabled=batch.settings.username_override,
+                icon_override_enabled=batch.settings.icon_override,
                 usernames_by_id=usernames,
                 creator_is_bot=bool(creator and creator.is_bot),
             )
@@ -287,38 +370,39 @@ class Worker:
     def _verdict(
         self,
         delivery: Delivery,
-        context: _Context,
+        hook: OutgoingHook | None,
+        batch: _Batch,
         outcome: HttpOutcome,
-        *,
         started_at: int,
         headers: dict[str, str],
-        reply_posts: list[Post] | ReplyError | None = None,
-    ) -> queue.Finish:
-        """Turn an outcome into the delivery's next state (pure but for the clock and rand)."""
+        replies: list[Post] | ReplyError,
+    ) -> _Result:
+        """Turn an outcome into the delivery's next state."""
         verdict = classify(outcome.status_code or None, outcome.error_kind)
         error_kind, error_message = outcome.error_kind, outcome.error_message
         posts: list[Post] = []
-        if isinstance(reply_posts, ReplyError):
-            error_kind, error_message = ErrorKind.BAD_REPLY, f"reply not posted: {reply_posts}"
-        elif reply_posts:
-            posts = reply_posts
+        if isinstance(replies, ReplyError):
+            error_kind, error_message = ErrorKind.BAD_REPLY, f"reply not posted: {replies}"
+        else:
+            posts = replies
         next_at = 0
+        status = DeliveryStatus.FAILED
         if verdict == Outcome.SUCCESS:
             status = DeliveryStatus.SUCCEEDED
-        elif verdict == Outcome.RETRY:
-            policy = RetryPolicy(schedule_seconds=context.settings.retry_schedule_seconds)
-            now_s = self.deps.clock.now_ms() / 1000
+        elif (
+            verdict == Outcome.RETRY and delivery.post_id
+        ):  # pings are answered at once, not retried
+            policy = RetryPolicy(schedule_seconds=batch.settings.retry_schedule_seconds)
+            now_ms = self.deps.clock.now_ms()
             delay = next_delay_seconds(
-                policy, delivery.attempt_count, outcome.retry_after, self._rand, now_s
+                policy, delivery.attempt_count, outcome.retry_after, self._rand, now_ms / 1000
             )
-            if delay is None:
-                status = DeliveryStatus.FAILED
-            else:
+            if delay is not None:
                 status = DeliveryStatus.PENDING
-                next_at = self.deps.clock.now_ms() + int(delay * 1000)
-        else:
-            status = DeliveryStatus.FAILED
-        self.stats[status.value] += 1
+                next_at = now_ms + int(delay * 1000)
+        metrics.attempts_total.labels(verdict.value).inc()
+        if status != DeliveryStatus.PENDING:
+            metrics.deliveries_finished_total.labels(status.value).inc()
         attempt = Attempt(
             id=new_id(),
             delivery_id=delivery.id,
@@ -332,18 +416,25 @@ class Worker:
             response_headers=outcome.headers,
             response_excerpt=outcome.body[:EXCERPT_BYTES].decode("utf-8", errors="replace"),
         )
-        return queue.Finish(
+        creator = batch.creators.get(hook.creator_id) if hook else None
+        sender = f"@{creator.username}" if creator else ""
+        finish = queue.Finish(
             delivery=delivery,
             status=status,
             attempt=attempt,
             next_attempt_at=next_at,
             reply_posts=posts,
         )
+        return _Result(finish=finish, verdict=verdict, hook=hook, sender_name=sender)
+
+    # --- writing back --------------------------------------------------------------------------
 
     async def _flusher(self) -> None:
         while True:
             await self._flush_wanted.wait()
             self._flush_wanted.clear()
+            if len(self._pending) < FLUSH_BATCH:
+                await asyncio.sleep(FLUSH_WAIT_SECONDS)  # let a few more results join this batch
             try:
                 await self._flush()
             except Exception:
@@ -356,34 +447,152 @@ class Worker:
             return
         batch, self._pending = self._pending, []
         try:
-            inserted = await queue.finish(self.deps.db, batch, self.deps.clock.now_ms())
+            inserted = await queue.finish(
+                self.deps.db, [r.finish for r in batch], self.deps.clock.now_ms()
+            )
         except Exception:
             self._pending = batch + self._pending
             raise
-        await self._announce([p for posts in inserted for p in posts])
+        await self._announce(
+            [(p, r.sender_name) for r, posts in zip(batch, inserted, strict=True) for p in posts]
+        )
+        await self._watch_failures(batch)
 
-    async def _announce(self, posts: list[Post]) -> None:
+    async def _announce(self, posts: list[tuple[Post, str]]) -> None:
         """Tell channel members about reply posts, as the override name when there is one."""
-        if not posts:
+        if not posts or self.deps.events.listener_count() == 0:
             return
         async with self.deps.db.transaction() as conn:
-            for post in posts:
-                channel = await team_store.find_channel(conn, post.channel_id)
-                if channel is None:
-                    continue
-                members = await team_store.channel_member_ids(conn, post.channel_id)
-                creator = await user_store.find_user(conn, post.user_id)
-                sender = str(
-                    post.props.get("override_username")
-                    or (f"@{creator.username}" if creator else "")
-                )
-                data = posted_event_data(
-                    post, channel, sender_name=sender, mentions=[], set_online=False
-                )
-                self.deps.events.publish(Event("posted", data, {"channel_id": channel.id}), members)
+            channels = {}
+            members: dict[str, list[str]] = {}
+            for post, _ in posts:
+                if post.channel_id not in channels:
+                    channels[post.channel_id] = await team_store.find_channel(conn, post.channel_id)
+                    members[post.channel_id] = await team_store.channel_member_ids(
+                        conn, post.channel_id
+                    )
+        for post, creator_name in posts:
+            channel = channels.get(post.channel_id)
+            if channel is None:
+                continue
+            sender = str(post.props.get("override_username") or creator_name)
+            data = posted_event_data(
+                post, channel, sender_name=sender, mentions=[], set_online=False
+            )
+            self.deps.events.publish(
+                Event("posted", data, {"channel_id": channel.id}), members[post.channel_id]
+            )
+
+    # --- failing hooks -------------------------------------------------------------------------
+
+    async def _watch_failures(self, results: list[_Result]) -> None:
+        """410 disables a hook at once; sustained failure disables it; owners hear about failures."""
+        failed: dict[str, _Result] = {}
+        for r in results:
+            hook = r.hook
+            if r.finish.status != DeliveryStatus.FAILED or not r.finish.delivery.post_id:
+                continue
+            if hook is None or hook.delete_at or not hook.enabled:
+                continue  # nothing to warn about: the hook is already out of service
+            failed[hook.id] = r
+            if r.verdict == Outcome.GONE:
+                await self._disable(hook, GONE_REASON)
+        for hook_id, r in failed.items():
+            assert r.hook is not None
+            try:
+                await self._check_streak(r.hook)
+                await self._notice(r.hook, r.finish.attempt)
+            except Exception:
+                logger.exception("looking after failing hook %s failed", hook_id)
+
+    async def _disable(self, hook: OutgoingHook, reason: str) -> None:
+        now = self.deps.clock.now_ms()
+        async with self.deps.db.transaction() as conn:
+            changed = await hook_store.disable_hook(conn, hook.id, reason, now)
+            if changed:
+                await team_store.bump_hooks_version(conn, hook.team_id)
+        if changed:
+            logger.warning("disabled hook %s: %s", hook.id, reason)
+            await self._send_notice(
+                hook,
+                f"Your outgoing webhook **{_hook_name(hook)}** was disabled: {reason} Re-enable it on the Integrations page once the receiver works again.",
+            )
+
+    async def _check_streak(self, hook: OutgoingHook) -> None:
+        """Disable after ``OutgoingWebhookAutoDisableHours`` in which every delivery failed."""
+        now_s = self.deps.clock.monotonic()
+        if now_s - self._streak_checked.get(hook.id, float("-inf")) < 60:
+            return
+        self._streak_checked[hook.id] = now_s
+        settings = server_config.webhook_settings(await self.deps.config())
+        now = self.deps.clock.now_ms()
+        async with self.deps.db.transaction() as conn:
+            failures, oldest = await delivery_store.failure_streak(conn, hook.id, hook.update_at)
+        window_ms = settings.auto_disable_hours * 3600 * 1000
+        if failures >= settings.auto_disable_min_failures and oldest and oldest <= now - window_ms:
+            await self._disable(
+                hook,
+                f"Every delivery failed for {settings.auto_disable_hours} hours ({failures} failures).",
+            )
+
+    async def _notice(self, hook: OutgoingHook, attempt: Attempt) -> None:
+        now = self.deps.clock.now_ms()
+        async with self.deps.db.transaction() as conn:
+            allowed = await hook_store.claim_failure_notice(conn, hook.id, now, NOTICE_EVERY_MS)
+        if allowed:
+            why = attempt.error_message or f"HTTP {attempt.status_code}"
+            await self._send_notice(
+                hook,
+                f"Deliveries of your outgoing webhook **{_hook_name(hook)}** are failing. "
+                f"Latest: {why}. See its delivery log on the Integrations page.",
+            )
+
+    async def _send_notice(self, hook: OutgoingHook, text: str) -> None:
+        if self._notify is not None:
+            try:
+                await self._notify(hook, text)
+            except Exception:
+                logger.exception("could not notify the owner of hook %s", hook.id)
+
+    # --- housekeeping --------------------------------------------------------------------------
+
+    async def _housekeeping(self) -> None:
+        """Requeue deliveries whose worker died, and prune the log past its retention period."""
+        every = max(1.0, self.deps.settings.worker_lease_seconds / 4)
+        last_prune = float("-inf")
+        while True:
+            try:
+                released = await queue.release_expired(self.deps.db, self.deps.clock.now_ms())
+                if released:
+                    logger.warning(
+                        "requeued %d deliveries whose worker stopped mid-attempt", released
+                    )
+                    self.deps.outbox_signal.set()
+            except Exception:
+                logger.exception("requeueing expired leases failed")
+            if self.deps.clock.monotonic() - last_prune >= HOUSEKEEPING_EVERY_SECONDS:
+                last_prune = self.deps.clock.monotonic()
+                await self._prune()
+            await asyncio.sleep(every)
+
+    async def _prune(self) -> None:
+        """Delete finished deliveries past the retention period, a chunk at a time."""
+        try:
+            settings = server_config.webhook_settings(await self.deps.config())
+            cutoff = self.deps.clock.now_ms() - settings.retention_days * 86_400_000
+            while True:
+                async with self.deps.db.transaction() as conn:
+                    pruned = await delivery_store.prune_finished(conn, cutoff)
+                if pruned == 0:
+                    break
+                await asyncio.sleep(0)
+        except Exception:
+            logger.exception("pruning the delivery log failed")
 
 
-def _crash_outcome(exc: Exception) -> HttpOutcome:
-    return HttpOutcome(
-        0, {}, b"", False, 0, ErrorKind.PROTOCOL, f"internal error: {type(exc).__name__}", None
-    )
+def _hook_name(hook: OutgoingHook) -> str:
+    return hook.display_name or hook.id
+
+
+def _outcome_without_request(kind: ErrorKind, message: str) -> HttpOutcome:
+    return HttpOutcome(0, {}, b"", False, 0, kind, message, None)

@@ -48,11 +48,13 @@ class Finish:
 
     ``status`` is the new state: ``succeeded``, ``failed``, or ``pending`` with ``next_attempt_at``.
     ``reply_posts`` are inserted in the same transaction, and only if no reply was posted yet.
+    ``attempt`` is None when the worker gave the delivery back unsent (its destination was
+    saturated, or the worker is stopping): then the claim is not counted as an attempt.
     """
 
     delivery: Delivery
     status: DeliveryStatus
-    attempt: Attempt
+    attempt: Attempt | None
     next_attempt_at: int = 0
     reply_posts: Sequence[Post] = field(default_factory=tuple)
 
@@ -127,7 +129,9 @@ async def finish(db: Database, results: Sequence[Finish], now_ms: int) -> list[l
     if not results:
         return []
     async with db.transaction() as conn:
-        await conn.execute(delivery_attempts.insert(), [_attempt_row(r.attempt) for r in results])
+        attempts = [_attempt_row(r.attempt) for r in results if r.attempt is not None]
+        if attempts:
+            await conn.execute(delivery_attempts.insert(), attempts)
         # Which deliveries are still ours (lease unchanged), and which may still post a reply.
         # On PostgreSQL the rows stay locked until commit; SQLite's write lock covers the same.
         owned_rows = (
@@ -150,14 +154,16 @@ async def finish(db: Database, results: Sequence[Finish], now_ms: int) -> list[l
                 continue
             posts_now = list(r.reply_posts) if r.reply_posts and not row.reply_posted else []
             inserted.append(posts_now)
+            d, attempt = r.delivery, r.attempt
             updates.append(
                 {
-                    "b_id": r.delivery.id,
+                    "b_id": d.id,
                     "b_status": r.status.value,
                     "b_next": r.next_attempt_at,
-                    "b_code": r.attempt.status_code,
-                    "b_kind": r.attempt.error_kind,
-                    "b_error": r.attempt.error_message[:1024],
+                    "b_uncount": 0 if attempt else 1,
+                    "b_code": attempt.status_code if attempt else d.last_status_code,
+                    "b_kind": attempt.error_kind if attempt else d.last_error_kind,
+                    "b_error": (attempt.error_message if attempt else d.last_error)[:1024],
                     "b_reply": bool(row.reply_posted or posts_now),
                 }
             )
@@ -176,6 +182,7 @@ _FINISH_STATEMENT = (
     .values(
         status=bindparam("b_status"),
         next_attempt_at=bindparam("b_next"),
+        attempt_count=deliveries.c.attempt_count - bindparam("b_uncount"),
         lease_expires_at=0,
         last_status_code=bindparam("b_code"),
         last_error_kind=bindparam("b_kind"),

@@ -9,9 +9,11 @@ bottleneck: one claim fetches a batch and the hooks, trigger posts and hook crea
 one flusher writes results back many at a time, then announces reply posts and looks after
 failing hooks (owner notices, auto-disable). Housekeeping prunes old log rows.
 
-Concurrency: at most ``worker_concurrency`` requests at once, and at most
-``OutgoingWebhookMaxConcurrencyPerDestination`` to one scheme+host+port, so a hanging receiver
-holds only its own slots.
+Concurrency: ``worker_concurrency`` sender tasks pull claimed deliveries from one ready queue,
+and at most ``OutgoingWebhookMaxConcurrencyPerDestination`` requests go to one
+scheme+host+port. A delivery whose destination is saturated waits in that destination's
+backlog instead of holding a sender, and when the backlog is long it is given back to the
+queue for a little while, so a hanging receiver holds only its own slots and never the pool.
 
 Imports ``tidings.webhooks.*``, ``tidings.store``, ``tidings.domain``, ``tidings.events`` and
 ``tidings.metrics``; the owner-notice callback is injected by whoever starts the worker.
@@ -21,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -56,6 +59,8 @@ STOP_GRACE_SECONDS = 10.0
 FLUSH_BATCH = 200
 CLAIM_AHEAD = 8
 HOOK_CACHE_SECONDS = 1.0
+BACKLOG_PER_SLOT = 2
+DEFER_MS = 1000
 HOOK_CACHE_SIZE = 10_000
 FLUSH_WAIT_SECONDS = 0.002
 NOTICE_EVERY_MS = 3600 * 1000
@@ -162,12 +167,14 @@ class Worker:
         self._rand = rand
         self._running = False
         self._tasks: list[asyncio.Task[None]] = []
-        self._in_flight: set[asyncio.Task[None]] = set()
+        self._senders: list[asyncio.Task[None]] = []
+        self._ready: asyncio.Queue[tuple[Delivery, _Batch]] = asyncio.Queue()
+        self._backlog: dict[str, deque[tuple[Delivery, _Batch]]] = defaultdict(deque)
+        self._active: dict[str, int] = defaultdict(int)
+        self._held = 0  # claimed and not yet written back
+        self._room = asyncio.Event()
         self._pending: list[_Result] = []
         self._flush_wanted = asyncio.Event()
-        self._destinations: dict[str, asyncio.Semaphore] = {}
-        self._destination_cap = 0
-        self._slots = asyncio.Semaphore(deps.settings.worker_concurrency)
         self._streak_checked: dict[str, float] = {}
         self._hook_cache = _HookCache(deps.clock)
 
@@ -184,22 +191,38 @@ class Worker:
             ("housekeeping", self._housekeeping),
         ):
             self._tasks.append(asyncio.create_task(work(), name=f"webhook-{name}"))
+        self._senders = [
+            asyncio.create_task(self._sender(), name=f"webhook-sender-{i}")
+            for i in range(self.deps.settings.worker_concurrency)
+        ]
 
     async def stop(self) -> None:
         """Stop claiming, let requests under way finish (briefly), record them, close the client.
 
-        Anything cut off stays ``in_flight`` and is retried with the same delivery id once its
+        Deliveries claimed but not yet sent are given back to the queue at once; anything cut
+        off mid-request stays ``in_flight`` and is retried with the same delivery id once its
         lease expires: at-least-once, never lost.
         """
         self._running = False
         self.deps.outbox_signal.set()
+        self._room.set()
         claims, *others = self._tasks
         await claims
-        if self._in_flight:
-            _done, pending = await asyncio.wait(self._in_flight, timeout=STOP_GRACE_SECONDS)
-            for task in pending:
-                task.cancel()
-        for task in others:
+        unsent: list[tuple[Delivery, _Batch]] = []
+        while not self._ready.empty():
+            unsent.append(self._ready.get_nowait())
+        for backlog in self._backlog.values():
+            unsent.extend(backlog)
+            backlog.clear()
+        for delivery, _batch in unsent:
+            self._give_back(delivery, delay_ms=0)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + STOP_GRACE_SECONDS
+        while self._held and loop.time() < deadline:
+            self._room.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._room.wait(), max(0.01, deadline - loop.time()))
+        for task in [*self._senders, *others]:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -226,12 +249,14 @@ class Worker:
 
     async def _claim_batch(self) -> int:
         settings = self.deps.settings
-        # Claim ahead of the request slots so the next batch is ready when slots free up, and
-        # claim in sizeable batches: every claim costs a few database round trips.
+        # Claim ahead of the senders so the next batch is ready when they free up, and claim
+        # in sizeable batches: every claim costs a database round trip.
         capacity = CLAIM_AHEAD * settings.worker_concurrency
-        free = capacity - len(self._in_flight)
-        if self._in_flight and free < min(capacity // 2, settings.worker_batch_size):
-            await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
+        free = capacity - self._held
+        if self._held and free < min(capacity // 2, settings.worker_batch_size):
+            self._room.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._room.wait(), settings.worker_poll_interval_seconds)
             return 1
         hook_settings = server_config.webhook_settings(await self.deps.config())
         self.client.set_allowlist(hook_settings.allowlist)
@@ -244,28 +269,55 @@ class Worker:
         if not claimed:
             return 0
         batch = await self._load_batch(claimed, hook_settings)
+        self._held += len(claimed)
         for delivery in claimed:
-            task = asyncio.create_task(self._deliver(delivery, batch))
-            self._in_flight.add(task)
-            task.add_done_callback(self._in_flight.discard)
+            self._ready.put_nowait((delivery, batch))
         return len(claimed)
 
     async def _load_batch(self, claimed: list[Delivery], settings: WebhookSettings) -> _Batch:
         hooks, creators = await self._hook_cache.load(self.deps.db, {d.hook_id for d in claimed})
         return _Batch(settings=settings, hooks=hooks, creators=creators)
 
-    def _destination_slot(self, url: str, cap: int) -> asyncio.Semaphore:
-        if cap != self._destination_cap:
-            # A changed cap applies to new destinations at once and to busy ones as they idle.
-            self._destinations = {k: v for k, v in self._destinations.items() if v.locked()}
-            self._destination_cap = cap
-        key = destination(url)
-        slot = self._destinations.get(key)
-        if slot is None:
-            slot = self._destinations[key] = asyncio.Semaphore(cap)
-        return slot
-
     # --- one delivery --------------------------------------------------------------------------
+
+    async def _sender(self) -> None:
+        """One of ``worker_concurrency`` tasks: take the next ready delivery and send it."""
+        while True:
+            delivery, batch = await self._ready.get()
+            key = destination(delivery.url)
+            cap = batch.settings.per_destination_cap
+            if self._active[key] >= cap:
+                backlog = self._backlog[key]
+                if len(backlog) < cap * BACKLOG_PER_SLOT:
+                    backlog.append((delivery, batch))
+                else:
+                    self._give_back(delivery, delay_ms=DEFER_MS)
+                continue
+            self._active[key] += 1
+            try:
+                await self._deliver(delivery, batch)
+            finally:
+                self._active[key] -= 1
+                waiting = self._backlog.get(key)
+                if waiting:
+                    self._ready.put_nowait(waiting.popleft())
+                elif not self._active[key]:
+                    self._active.pop(key, None)
+                    self._backlog.pop(key, None)
+
+    def _give_back(self, delivery: Delivery, delay_ms: int) -> None:
+        """Return a claimed delivery unsent; the claim is not counted as an attempt."""
+        finish = queue.Finish(
+            delivery=delivery,
+            status=DeliveryStatus.PENDING,
+            attempt=None,
+            next_attempt_at=self.deps.clock.now_ms() + delay_ms,
+        )
+        self._record(_Result(finish=finish, verdict=Outcome.RETRY, hook=None, sender_name=""))
+
+    def _record(self, result: _Result) -> None:
+        self._pending.append(result)
+        self._flush_wanted.set()
 
     async def _deliver(self, delivery: Delivery, batch: _Batch) -> None:
         hook = batch.hooks.get(delivery.hook_id)
@@ -277,8 +329,7 @@ class Worker:
                 ErrorKind.PROTOCOL, f"internal error: {type(exc).__name__}"
             )
             result = self._verdict(delivery, hook, batch, outcome, self.deps.clock.now_ms(), {}, [])
-        self._pending.append(result)
-        self._flush_wanted.set()
+        self._record(result)
 
     async def _attempt(
         self, delivery: Delivery, hook: OutgoingHook | None, batch: _Batch
@@ -298,11 +349,7 @@ class Worker:
             ),
         }
         timeout = float(hook.timeout_seconds or batch.settings.timeout_seconds)
-        async with (
-            self._destination_slot(delivery.url, batch.settings.per_destination_cap),
-            self._slots,
-        ):
-            outcome = await self.client.post(delivery.url, delivery.body, headers, timeout)
+        outcome = await self.client.post(delivery.url, delivery.body, headers, timeout)
         metrics.attempt_seconds.observe(outcome.duration_ms / 1000)
         replies = await self._reply_posts(delivery, hook, batch, outcome)
         return self._verdict(delivery, hook, batch, outcome, started_at, headers, replies)
@@ -453,6 +500,8 @@ class Worker:
         except Exception:
             self._pending = batch + self._pending
             raise
+        self._held -= len(batch)
+        self._room.set()
         await self._announce(
             [(p, r.sender_name) for r, posts in zip(batch, inserted, strict=True) for p in posts]
         )
@@ -490,7 +539,8 @@ class Worker:
         failed: dict[str, _Result] = {}
         for r in results:
             hook = r.hook
-            if r.finish.status != DeliveryStatus.FAILED or not r.finish.delivery.post_id:
+            failing = r.finish.status == DeliveryStatus.FAILED and r.finish.attempt is not None
+            if not failing or not r.finish.delivery.post_id:
                 continue
             if hook is None or hook.delete_at or not hook.enabled:
                 continue  # nothing to warn about: the hook is already out of service
@@ -499,6 +549,7 @@ class Worker:
                 await self._disable(hook, GONE_REASON)
         for hook_id, r in failed.items():
             assert r.hook is not None
+            assert r.finish.attempt is not None
             try:
                 await self._check_streak(r.hook)
                 await self._notice(r.hook, r.finish.attempt)

@@ -7,7 +7,9 @@ over real HTTP exactly as clients do. Receivers are real aiohttp servers on 127.
 import asyncio
 import contextlib
 import json
+import os
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,6 +20,7 @@ import httpx
 import uvicorn
 from aiohttp import web
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from tidings.app import create_app
 from tidings.config import Settings
@@ -323,3 +326,41 @@ def running_receiver() -> Iterator[Receiver]:
         yield receiver
     finally:
         receiver.close()
+
+
+@contextlib.contextmanager
+def fresh_database() -> Iterator[str]:
+    """A brand-new, migrated database of the kind the suite runs on, dropped afterwards.
+
+    SQLite: a file in a temporary folder. PostgreSQL (``TIDINGS_TEST_DATABASE_URL``): a new
+    database beside the suite's own, so tests that need an empty server or several processes
+    do not disturb the session's server.
+    """
+    base = os.environ.get("TIDINGS_TEST_DATABASE_URL", "")
+    if not base:
+        with tempfile.TemporaryDirectory() as folder:
+            url = normalise_url(f"sqlite:///{folder}/fresh.db")
+            upgrade(url)
+            yield url
+        return
+    name = f"tidings_fresh_{os.getpid()}_{int(time.time() * 1000) % 10**9}"
+    admin_url = (
+        make_url(normalise_url(base)).set(database="postgres").render_as_string(hide_password=False)
+    )
+
+    async def admin_sql(statement: str) -> None:
+        db = Database.from_url(admin_url)
+        try:
+            async with db.engine.connect() as conn:
+                autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                await autocommit.execute(text(statement))
+        finally:
+            await db.dispose()
+
+    asyncio.run(admin_sql(f'CREATE DATABASE "{name}"'))
+    url = make_url(normalise_url(base)).set(database=name).render_as_string(hide_password=False)
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        asyncio.run(admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

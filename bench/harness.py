@@ -7,6 +7,7 @@ measured in the same run, because absolute numbers drift 20–60% between minute
 
 import asyncio
 import json
+import math
 import os
 import shutil
 import socket
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -62,7 +64,48 @@ def pinned(cpu: int, argv: list[str]) -> list[str]:
 def receiver(cpu: int = 1) -> Iterator[str]:
     """The floor's aiohttp receiver on a free port; yields its URL."""
     port = free_port()
-    process = subprocess.Popen(pinned(cpu, [PY, str(FLOOR / "recv_aiohttp.py"), str(port)]))
+    with serving(pinned(cpu, [PY, str(FLOOR / "recv_aiohttp.py"), str(port)]), port):
+        yield f"http://127.0.0.1:{port}/hook"
+
+
+@contextmanager
+def timestamp_receiver(cpu: int = 1, hang_seconds: float = 0.0) -> Iterator[str]:
+    """bench/recv_timestamps.py on a free port; yields its base URL (hooks go to ``/hook``)."""
+    port = free_port()
+    argv = [PY, str(Path(__file__).with_name("recv_timestamps.py")), str(port)]
+    if hang_seconds:
+        argv += ["--hang", str(hang_seconds)]
+    with serving(pinned(cpu, argv), port):
+        yield f"http://127.0.0.1:{port}"
+
+
+def fetch_arrivals(base_url: str) -> list[tuple[str, str, float]]:
+    """What a timestamp receiver has seen: (post_id, webhook-id, unix seconds) per request."""
+    with urllib.request.urlopen(f"{base_url}/arrivals", timeout=10) as response:
+        return [(str(p), str(w), float(t)) for p, w, t in json.load(response)]
+
+
+def forget_arrivals(base_url: str) -> None:
+    request = urllib.request.Request(f"{base_url}/arrivals", method="DELETE")
+    urllib.request.urlopen(request, timeout=10).close()
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (``q`` in 0–100) of a non-empty list."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
+
+
+def pin_to_core(cpu: int) -> None:
+    """Keep this process on one core (the receiver gets the other) when there are several."""
+    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
+        os.sched_setaffinity(0, {cpu})
+
+
+@contextmanager
+def serving(argv: list[str], port: int) -> Iterator[subprocess.Popen[bytes]]:
+    """Run a server process until the block ends, once it accepts connections on ``port``."""
+    process = subprocess.Popen(argv)
     deadline = time.monotonic() + 10
     while True:
         try:
@@ -74,10 +117,14 @@ def receiver(cpu: int = 1) -> Iterator[str]:
                 raise
             time.sleep(0.05)
     try:
-        yield f"http://127.0.0.1:{port}/hook"
+        yield process
     finally:
         process.terminate()
-        process.wait(5)
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
 
 
 def client_floor(

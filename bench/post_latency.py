@@ -19,15 +19,21 @@ import tempfile
 import time
 
 import httpx
-
 from harness import World, free_port, summary
 
 PASSWORD = "benchmark-pw"
 
 
 def start_server(data_dir: str, port: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "TIDINGS_DATA_DIR": data_dir, "TIDINGS_LISTEN": f"127.0.0.1:{port}", "TIDINGS_RUN_WORKER": "false"}
-    process = subprocess.Popen([sys.executable, "-m", "tidings", "serve"], env=env, stdout=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        "TIDINGS_DATA_DIR": data_dir,
+        "TIDINGS_LISTEN": f"127.0.0.1:{port}",
+        "TIDINGS_RUN_WORKER": "false",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tidings", "serve"], env=env, stdout=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -44,7 +50,9 @@ def timed_posts(client: httpx.Client, channel_id: str, count: int, message: str)
     latencies = []
     for i in range(count):
         started = time.perf_counter()
-        response = client.post("/api/v4/posts", json={"channel_id": channel_id, "message": f"{message} {i}"})
+        response = client.post(
+            "/api/v4/posts", json={"channel_id": channel_id, "message": f"{message} {i}"}
+        )
         latencies.append((time.perf_counter() - started) * 1000)
         assert response.status_code == 201, response.text
     return latencies
@@ -63,7 +71,9 @@ def one_run(posts: int, hooks: int) -> dict[str, float]:
     server = start_server(data_dir, port)
     try:
         client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
-        token = client.post("/api/v4/users/login", json={"login_id": "bench", "password": PASSWORD}).headers["Token"]
+        token = client.post(
+            "/api/v4/users/login", json={"login_id": "bench", "password": PASSWORD}
+        ).headers["Token"]
         client.headers["Authorization"] = f"Bearer {token}"
         timed_posts(client, world.channel.id, 50, "warm up")
         without = timed_posts(client, world.channel.id, posts, "word1")
@@ -79,8 +89,10 @@ def one_run(posts: int, hooks: int) -> dict[str, float]:
         server.terminate()
         server.wait(10)
     return {
-        "p50_0": statistics.median(without), "p99_0": p(without, 99),
-        "p50_n": statistics.median(with_hooks), "p99_n": p(with_hooks, 99),
+        "p50_0": statistics.median(without),
+        "p99_0": p(without, 99),
+        "p50_n": statistics.median(with_hooks),
+        "p99_n": p(with_hooks, 99),
         "p50_ratio": statistics.median(with_hooks) / statistics.median(without),
         "p99_ratio": p(with_hooks, 99) / p(without, 99),
     }

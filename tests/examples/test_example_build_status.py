@@ -22,7 +22,12 @@ TOKEN = "zmigewsanbbsdf59xnmduzypjc"
 def example() -> Iterator[tuple[str, str]]:
     port = free_port()
     secret = new_signing_secret()
-    env = {**os.environ, "PORT": str(port), "TIDINGS_TOKEN": TOKEN, "TIDINGS_SIGNING_SECRET": secret}
+    env = {
+        **os.environ,
+        "PORT": str(port),
+        "TIDINGS_TOKEN": TOKEN,
+        "TIDINGS_SIGNING_SECRET": secret,
+    }
     process = subprocess.Popen([sys.executable, str(EXAMPLE)], env=env, stdout=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + 10
@@ -41,7 +46,9 @@ def example() -> Iterator[tuple[str, str]]:
 
 
 def _send(url: str, secret: str, token: str, *, tamper: bool = False) -> httpx.Response:
-    body = urlencode(sorted({"token": token, "trigger_word": "#build", "text": "#build now"}.items())).encode()
+    body = urlencode(
+        sorted({"token": token, "trigger_word": "#build", "text": "#build now"}.items())
+    ).encode()
     headers = signature_headers(secret, "msg_1", int(time.time()), body)
     headers["Content-Type"] = "application/x-www-form-urlencoded"
     return httpx.post(url, content=body + (b"x" if tamper else b""), headers=headers, timeout=5)

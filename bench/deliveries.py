@@ -18,6 +18,7 @@ import time
 from harness import World, client_floor, receiver, summary
 from sqlalchemy import func, select
 
+from tidings import process
 from tidings.services import posts as post_service
 from tidings.store.schema import deliveries
 from tidings.webhooks.worker import Worker
@@ -25,6 +26,7 @@ from tidings.webhooks.worker import Worker
 
 async def engine_rate(url: str, posts: int, concurrency: int) -> dict[str, float]:
     world = World(worker_concurrency=concurrency, worker_batch_size=200)
+    process.tune(world.settings)  # as `tidings serve` and `tidings worker` do
     await world.setup()
     await world.hook(url, trigger_words=("deploy",))
     for i in range(posts):
@@ -58,7 +60,7 @@ def main() -> None:
     for _ in range(args.runs):
         with receiver(cpu=1) as url:
             floor = client_floor(url, concurrency=args.concurrency, duration=5)
-            engine = asyncio.run(engine_rate(url, args.posts, args.concurrency))
+            engine = process.run(engine_rate(url, args.posts, args.concurrency))
         floors.append(floor["rps"])
         rates.append(engine["rps"])
         ratios.append(engine["rps"] / floor["rps"])

@@ -16,7 +16,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 import uvicorn
 
-from tidings import __version__
+from tidings import __version__, process
 from tidings.config import Settings
 from tidings.domain import server_config
 from tidings.domain.users import User
@@ -164,7 +164,8 @@ def worker() -> None:
         await w.stop()
         await rt.db.dispose()
 
-    asyncio.run(run())
+    process.tune(settings)
+    process.run(run())
 
 
 @user_app.command("create")

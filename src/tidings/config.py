@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     login_failures_per_minute: int = Field(default=10, ge=1)
     session_lifetime_seconds: int = Field(default=30 * 24 * 3600, ge=60)
     metrics_token: str = Field(default="", repr=False)
+    # See tidings.process: how soon the database driver's thread gets the GIL back.
+    gil_switch_interval_seconds: float = Field(default=0.0005, gt=0, le=0.1)
 
     @field_validator("listen")
     @classmethod

@@ -62,5 +62,6 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         app.include_router(module.router, prefix="/api/v4")
     app.include_router(metrics.router)
     app.include_router(websocket.router)
+    app.mount("/static", pages.static_files(), name="static")
     app.include_router(pages.router)
     return app

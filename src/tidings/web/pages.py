@@ -1,29 +1,34 @@
-"""The landing page. The full web client has its own issue; until then this tells a visitor
-where the API and its documentation are."""
+"""The web client's routes in one router, and its static files.
 
-from fastapi import APIRouter
-from starlette.responses import HTMLResponse
+Order matters: fixed paths (``/login``, ``/admin_console/…``, ``/web/…``) come before the
+``/{team_name}/…`` patterns, so a team can never shadow a page (team names that would are
+reserved in ``tidings.domain.teams``).
 
-from tidings import __version__
-
-router = APIRouter()
-
-_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
-<title>Tidings</title></head>
-<body style="font-family: system-ui, sans-serif; max-width: 40rem; margin: 3rem auto; padding: 0 1rem">
-<h1>Tidings</h1>
-<p>A self-hosted team chat server with Slack- and Mattermost-compatible outgoing webhooks.</p>
-<ul>
-<li><a href="/api/v4/docs">API documentation</a> (Mattermost API v4 subset)</li>
-<li><a href="/api/v4/openapi.json">OpenAPI document</a></li>
-<li><a href="/api/v4/system/ping">Health check</a></li>
-</ul>
-<p>Version {version}</p>
-</body></html>
+Must not import ``tidings.api`` or ``tidings.store``.
 """
 
+from pathlib import Path
 
-@router.get("/", include_in_schema=False)
-async def landing() -> HTMLResponse:
-    return HTMLResponse(_PAGE.replace("{version}", __version__))
+from fastapi import APIRouter
+from starlette.responses import RedirectResponse
+from starlette.staticfiles import StaticFiles
+
+from tidings.web import accounts, channels, console, integrations, teams
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/favicon.ico")
+async def favicon() -> RedirectResponse:
+    return RedirectResponse("/static/favicon.svg", status_code=301)
+
+
+for module in (accounts, console, integrations, teams, channels):
+    router.include_router(module.router)
+
+
+def static_files() -> StaticFiles:
+    """``/static``: our own CSS, JavaScript and icon (no third-party front-end code)."""
+    return StaticFiles(directory=STATIC_DIR)

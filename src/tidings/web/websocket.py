@@ -47,11 +47,10 @@ async def _authenticate(ws: WebSocket, rt: Runtime) -> Session | None:
         except AppError:
             return None
     try:
-        raw = await asyncio.wait_for(ws.receive_text(), AUTH_TIMEOUT_SECONDS)
-        message = json.loads(raw)
-    except (TimeoutError, ValueError, WebSocketDisconnect):
+        message = await asyncio.wait_for(_receive_message(ws), AUTH_TIMEOUT_SECONDS)
+    except (TimeoutError, WebSocketDisconnect):
         return None
-    if not isinstance(message, dict) or message.get("action") != "authentication_challenge":
+    if message is None or message.get("action") != "authentication_challenge":
         return None
     data = message.get("data")
     challenge_token = data.get("token") if isinstance(data, dict) else None
@@ -61,8 +60,29 @@ async def _authenticate(ws: WebSocket, rt: Runtime) -> Session | None:
         session = await user_service.authenticate(rt, challenge_token)
     except AppError:
         return None
-    await ws.send_text(json.dumps({"status": "OK", "seq_reply": message.get("seq", 0)}))
+    await ws.send_text(json.dumps({"status": "OK", "seq_reply": message["seq"]}))
     return session
+
+
+async def _receive_message(ws: WebSocket) -> dict[str, Any] | None:
+    """The client's next message as a JSON object with an integer ``seq`` (0 when missing), or
+    None for anything else: binary frames, junk, other JSON."""
+    received = await ws.receive()
+    if received["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(received.get("code", 1000))
+    text = received.get("text")
+    if text is None:
+        return None
+    try:
+        message = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(message, dict):
+        return None
+    seq = message.setdefault("seq", 0)
+    if isinstance(seq, bool) or not isinstance(seq, int):
+        return None
+    return message
 
 
 def _frame(event: Event, seq: int) -> str:
@@ -131,14 +151,10 @@ async def _send_events(ws: WebSocket, listener: Listener) -> None:
 async def _answer_client(ws: WebSocket) -> None:
     """Clients send pings and typing notices; each gets a ``seq_reply``. Junk is ignored."""
     while True:
-        raw = await ws.receive_text()
-        try:
-            message = json.loads(raw)
-        except ValueError:
+        message = await _receive_message(ws)
+        if message is None:
             continue
-        if not isinstance(message, dict):
-            continue
-        reply: dict[str, Any] = {"status": "OK", "seq_reply": message.get("seq", 0)}
+        reply: dict[str, Any] = {"status": "OK", "seq_reply": message["seq"]}
         if message.get("action") == "ping":
             reply["data"] = {"text": "pong", "version": __version__}
         await ws.send_text(json.dumps(reply))

@@ -1,0 +1,243 @@
+"""The channel view — sidebar, messages with paging back in time, composer, thread panel — and
+the fragments our JavaScript fetches to show new posts live, rendered by the same template.
+
+Posting from the page works without JavaScript (a form post, CSRF-checked, then a redirect);
+with it, the composer posts through the API and the websocket brings the post back.
+
+Must not import ``tidings.api`` or ``tidings.store``.
+"""
+
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import HTMLResponse, Response
+
+from tidings.domain.teams import Channel, ChannelType, Team
+from tidings.domain.users import User
+from tidings.errors import AppError
+from tidings.services import posts as post_service
+from tidings.services import teams as team_service
+from tidings.services import users as user_service
+from tidings.services.users import Session
+from tidings.web.navigation import build_sidebar, my_team
+from tidings.web.rendering import Author, PostView, post_view, post_views, render_markdown
+from tidings.web.responses import PageRoute, fragment, page, redirect
+from tidings.web.sessions import find_session, require_session, runtime, session_form
+
+router = APIRouter(route_class=PageRoute, include_in_schema=False)
+
+PAGE_SIZE = 30
+
+
+async def authors_of(request: Request, posts: Mapping[str, Any]) -> dict[str, Author]:
+    """The accounts behind a PostList's posts, in one query."""
+    ids = sorted({p["user_id"] for p in posts.values() if isinstance(p, dict) and p.get("user_id")})
+    if not ids:
+        return {}
+    users = await user_service.list_users(runtime(request), 0, len(ids), ids)
+    return {u.id: Author(u.username, u.is_bot) for u in users}
+
+
+async def _thread(request: Request, me: User, post_id: str) -> list[PostView]:
+    """The root first, then its replies oldest first."""
+    thread = await post_service.get_thread(runtime(request), me, post_id)
+    authors = await authors_of(request, thread["posts"])
+    return [post_view(thread["posts"][i], authors) for i in thread["order"]]
+
+
+async def _channel_page(
+    request: Request,
+    session: Session,
+    team: Team,
+    channel: Channel,
+    title: str,
+    *,
+    error: str = "",
+    draft: str = "",
+    status: int = 200,
+) -> Response:
+    rt = runtime(request)
+    me = session.user
+    mine = {c.id for c in await team_service.list_my_channels(rt, me, team.id)}
+    if channel.id not in mine and channel.type == ChannelType.PUBLIC:
+        await team_service.add_channel_member(rt, me, channel.id, me.id)
+    before = request.query_params.get("before", "")
+    listing = await post_service.list_channel_posts(rt, me, channel.id, 0, PAGE_SIZE, before=before)
+    posts = post_views(
+        listing["posts"], listing["order"], await authors_of(request, listing["posts"])
+    )
+    thread: list[PostView] = []
+    thread_id = request.query_params.get("thread", "")
+    if thread_id:
+        thread = await _thread(request, me, thread_id)
+        if not thread or thread[0].channel_id != channel.id:
+            thread = []
+    await team_service.view_channel(rt, me, channel.id)
+    sidebar = await build_sidebar(rt, me, team, channel.id)
+    return await page(
+        request,
+        "channel.html",
+        session=session,
+        status=status,
+        sidebar=sidebar,
+        channel=channel,
+        title=title,
+        header_html=render_markdown(channel.header or channel.purpose),
+        posts=posts,
+        has_more=len(listing["order"]) == PAGE_SIZE,
+        paged=bool(before),
+        thread=thread,
+        error=error,
+        draft=draft,
+    )
+
+
+async def _named_channel(
+    request: Request, me: User, team_name: str, name: str
+) -> tuple[Team, Channel]:
+    rt = runtime(request)
+    team = await my_team(rt, me, team_name)
+    return team, await team_service.get_channel_by_name(rt, me, team.id, name)
+
+
+async def _direct_channel(
+    request: Request, me: User, team_name: str, username: str
+) -> tuple[Team, Channel]:
+    rt = runtime(request)
+    team = await my_team(rt, me, team_name)
+    partner = await user_service.get_user_by_username(rt, username)
+    return team, await team_service.get_or_create_direct(rt, me, me.id, partner.id)
+
+
+@router.get("/{team_name}/channels/{channel_name}")
+async def channel_view(request: Request, team_name: str, channel_name: str) -> Response:
+    session = await require_session(request)
+    team, channel = await _named_channel(request, session.user, team_name, channel_name)
+    return await _channel_page(request, session, team, channel, channel.display_name)
+
+
+@router.get("/{team_name}/messages/@{username}")
+async def direct_view(request: Request, team_name: str, username: str) -> Response:
+    session = await require_session(request)
+    team, channel = await _direct_channel(request, session.user, team_name, username)
+    return await _channel_page(request, session, team, channel, f"@{username}")
+
+
+async def _post_from_form(
+    request: Request, session: Session, team: Team, channel: Channel, title: str
+) -> Response:
+    form = await session_form(request, session)
+    message = form.text("message")
+    root_id = form.text("root_id")
+    if not message.strip():
+        return await _channel_page(
+            request, session, team, channel, title, error="Write a message first.", status=400
+        )
+    try:
+        await post_service.create_post(
+            runtime(request), session.user, channel.id, message, root_id=root_id
+        )
+    except AppError as error:
+        return await _channel_page(
+            request,
+            session,
+            team,
+            channel,
+            title,
+            error=error.message,
+            draft=message,
+            status=error.status,
+        )
+    return redirect(request.url.path + (f"?thread={root_id}" if root_id else ""))
+
+
+@router.post("/{team_name}/channels/{channel_name}")
+async def channel_post(request: Request, team_name: str, channel_name: str) -> Response:
+    session = await require_session(request)
+    team, channel = await _named_channel(request, session.user, team_name, channel_name)
+    return await _post_from_form(request, session, team, channel, channel.display_name)
+
+
+@router.post("/{team_name}/messages/@{username}")
+async def direct_post(request: Request, team_name: str, username: str) -> Response:
+    session = await require_session(request)
+    team, channel = await _direct_channel(request, session.user, team_name, username)
+    return await _post_from_form(request, session, team, channel, f"@{username}")
+
+
+# --- fragments for the live client -----------------------------------------------------------
+
+
+def _signed_out() -> HTMLResponse:
+    return HTMLResponse("<p>Your session has ended. Reload the page to sign in.</p>", 401)
+
+
+@router.get("/web/posts/{post_id}")
+async def post_fragment(request: Request, post_id: str) -> Response:
+    """One post, as the channel list (or, with ``?view=thread``, the thread panel) shows it."""
+    session = await find_session(request)
+    if session is None:
+        return _signed_out()
+    # The thread call reads the post with its reply count, and checks the caller may see it.
+    thread = await post_service.get_thread(runtime(request), session.user, post_id)
+    found = {post_id: thread["posts"][post_id]}
+    view = post_view(found[post_id], await authors_of(request, found))
+    in_thread = request.query_params.get("view") == "thread"
+    return fragment("_post_fragment.html", post=view, in_thread=in_thread)
+
+
+@router.get("/web/channels/{channel_id}/posts")
+async def posts_fragment(request: Request, channel_id: str) -> Response:
+    """Older posts (``?before=<post id>``) or newer ones (``?after=``), oldest first."""
+    session = await find_session(request)
+    if session is None:
+        return _signed_out()
+    query = request.query_params
+    listing = await post_service.list_channel_posts(
+        runtime(request),
+        session.user,
+        channel_id,
+        0,
+        PAGE_SIZE,
+        before=query.get("before", ""),
+        after=query.get("after", ""),
+    )
+    views = post_views(
+        listing["posts"], listing["order"], await authors_of(request, listing["posts"])
+    )
+    response = fragment("_posts_fragment.html", posts=views)
+    response.headers["X-Tidings-Has-More"] = (
+        "true" if len(listing["order"]) == PAGE_SIZE else "false"
+    )
+    return response
+
+
+@router.get("/web/posts/{post_id}/thread")
+async def thread_fragment(request: Request, post_id: str) -> Response:
+    session = await find_session(request)
+    if session is None:
+        return _signed_out()
+    thread = await _thread(request, session.user, post_id)
+    return fragment("_thread.html", thread=thread, csrf=session.csrf_token)
+
+
+@router.get("/web/teams/{team_id}/sidebar")
+async def sidebar_fragment(request: Request, team_id: str) -> Response:
+    session = await find_session(request)
+    if session is None:
+        return _signed_out()
+    rt = runtime(request)
+    team = await team_service.get_team(rt, session.user, team_id)
+    team = await my_team(rt, session.user, team.name)
+    sidebar = await build_sidebar(
+        rt, session.user, team, request.query_params.get("channel_id", "")
+    )
+    return fragment(
+        "_sidebar_fragment.html", sidebar=sidebar, me=session.user, csrf=session.csrf_token
+    )
+
+
+@router.get("/{team_name}")
+async def team_home(team_name: str) -> Response:
+    return redirect(f"/{team_name}/channels/town-square")

@@ -1,0 +1,436 @@
+"""Posts to HTML: the one place a message, its Slack attachments and its author line become markup.
+
+Every post the web client shows — in a page, a fragment fetched after a websocket event, a thread
+panel — goes through :func:`post_view`. Markdown is CommonMark with tables, strikethrough, bare
+URLs turned into links, and emoji shortcodes (``:white_check_mark:`` → ✅). Slack attachments
+(``props.attachments``) get a colour bar, pretext, author, title link, text, fields, image and
+footer. Whatever the message or props say, the result passes one nh3 sanitiser that keeps a
+fixed set of tags, attributes, classes, style properties and URL schemes, so no script, event
+handler or ``javascript:`` URL survives. Raw HTML in a message is shown as text, never parsed.
+
+Pure: no I/O. Imports the standard library, markdown-it-py, emoji and nh3 only; never services,
+store or api.
+"""
+
+import html
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import emoji
+import nh3
+from markdown_it import MarkdownIt
+from markdown_it.rules_core import StateCore
+from markdown_it.token import Token
+
+SLACK_COLOURS = {"good": "#2eb886", "warning": "#daa038", "danger": "#a30200"}
+_HEX_COLOUR = re.compile(r"^#?([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
+_BARE_URL = re.compile(r"(?<![\w/@.:-])((?:https?://|www\.)[^\s<>\"'`]+)", re.IGNORECASE)
+_TRAILING = ".,:;!?*_~'\""
+_SHORTCODE = re.compile(r":[a-zA-Z0-9_+-]+:")
+
+_ATTACHMENT_CLASSES = {
+    "attachment",
+    "attachment-pretext",
+    "attachment-body",
+    "attachment-author",
+    "attachment-title",
+    "attachment-text",
+    "attachment-fields",
+    "attachment-field",
+    "attachment-field-short",
+    "attachment-field-title",
+    "attachment-field-value",
+    "attachment-image",
+    "attachment-thumb",
+    "attachment-footer",
+    "attachment-icon",
+}
+
+_CLEANER = nh3.Cleaner(
+    tags={
+        "a",
+        "p",
+        "br",
+        "hr",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "strong",
+        "em",
+        "del",
+        "s",
+        "code",
+        "pre",
+        "blockquote",
+        "ul",
+        "ol",
+        "li",
+        "img",
+        "table",
+        "thead",
+        "tbody",
+        "tr",
+        "th",
+        "td",
+        "div",
+        "span",
+    },
+    attributes={
+        "a": {"href", "title"},
+        "img": {"src", "alt", "title"},
+        "ol": {"start"},
+        "th": {"style"},
+        "td": {"style"},
+        "div": {"style"},
+    },
+    allowed_classes={
+        "div": _ATTACHMENT_CLASSES,
+        "span": _ATTACHMENT_CLASSES,
+        "img": _ATTACHMENT_CLASSES | {"inline-image"},
+    },
+    filter_style_properties={"text-align", "border-left-color"},
+    url_schemes={"http", "https", "mailto"},
+    link_rel="noopener noreferrer nofollow",
+    set_tag_attribute_values={"a": {"target": "_blank"}},
+)
+
+
+# --- markdown ------------------------------------------------------------------------------
+
+
+def _bare_links(state: StateCore) -> None:
+    """Turn bare ``http(s)://`` and ``www.`` URLs in text into links (outside links and code)."""
+    for block in state.tokens:
+        if block.type != "inline" or not block.children:
+            continue
+        children: list[Token] = []
+        inside_link = 0
+        for token in block.children:
+            if token.type == "link_open":
+                inside_link += 1
+            elif token.type == "link_close":
+                inside_link -= 1
+            if token.type != "text" or inside_link or not _BARE_URL.search(token.content):
+                children.append(token)
+                continue
+            children.extend(_split_links(state, token))
+        block.children = children
+
+
+def _trim_url(url: str) -> str:
+    """Leave trailing punctuation (and an unbalanced closing parenthesis) outside the link."""
+    while url:
+        unbalanced = url[-1] == ")" and url.count("(") < url.count(")")
+        if url[-1] in _TRAILING or unbalanced:
+            url = url[:-1]
+        else:
+            break
+    return url
+
+
+def _split_links(state: StateCore, token: Token) -> list[Token]:
+    md = state.md
+    out: list[Token] = []
+    text = token.content
+    position = 0
+    for found in _BARE_URL.finditer(text):
+        url = _trim_url(found.group(1))
+        href = url if url.lower().startswith("http") else f"http://{url}"
+        normalised = md.normalizeLink(href)
+        if not url or "." not in url.split("//", 1)[-1] or not md.validateLink(normalised):
+            continue
+        if found.start() > position:
+            out.append(_text_token(text[position : found.start()], token.level))
+        link_open = Token("link_open", "a", 1, attrs={"href": normalised}, level=token.level)
+        link_open.markup, link_open.info = "linkify", "auto"
+        out.append(link_open)
+        out.append(_text_token(url, token.level + 1))
+        link_close = Token("link_close", "a", -1, level=token.level)
+        link_close.markup, link_close.info = "linkify", "auto"
+        out.append(link_close)
+        position = found.start() + len(url)
+    if position < len(text):
+        out.append(_text_token(text[position:], token.level))
+    return out
+
+
+def _text_token(content: str, level: int) -> Token:
+    return Token("text", "", 0, content=content, level=level)
+
+
+def _emoji_shortcodes(state: StateCore) -> None:
+    """``:white_check_mark:`` → ✅ in text (never inside code spans or code blocks)."""
+    for block in state.tokens:
+        if block.type != "inline" or not block.children:
+            continue
+        for token in block.children:
+            if token.type == "text" and ":" in token.content:
+                token.content = emojize(token.content)
+
+
+def _build_markdown() -> MarkdownIt:
+    # html=False: raw HTML in a message is text, never markup. breaks=True: a newline in a chat
+    # message is a line break, as in Mattermost.
+    md = MarkdownIt("commonmark", {"html": False, "breaks": True, "linkify": False})
+    md.enable(["table", "strikethrough"])
+    md.core.ruler.push("bare_links", _bare_links)
+    md.core.ruler.push("emoji_shortcodes", _emoji_shortcodes)
+    return md
+
+
+_MARKDOWN = _build_markdown()
+
+
+def emojize(text: str) -> str:
+    """Replace known ``:shortcode:`` names (Slack's and GitHub's aliases) by their emoji."""
+    if ":" not in text:
+        return text
+    return _SHORTCODE.sub(lambda m: emoji.emojize(m.group(0), language="alias"), text)
+
+
+def sanitise(markup: str) -> str:
+    """The one gate every piece of post markup passes before it reaches a page."""
+    return _CLEANER.clean(markup)
+
+
+def _markdown(text: str) -> str:
+    """Markdown to HTML, not yet sanitised (callers sanitise the whole post once)."""
+    rendered: str = _MARKDOWN.render(text)
+    return rendered
+
+
+def render_markdown(text: str) -> str:
+    """A message's Markdown as sanitised HTML."""
+    return sanitise(_markdown(text))
+
+
+# --- Slack attachments ---------------------------------------------------------------------
+
+
+def _string(value: Any) -> str:
+    """Attachment fields are strings in Slack's format; anything else is ignored or shown as text."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool) or value is None:
+        return ""
+    if isinstance(value, int | float):
+        return str(value)
+    return ""
+
+
+def _web_url(value: Any) -> str:
+    """Only absolute http(s) URLs may become links or images."""
+    url = _string(value).strip()
+    return url if url.lower().startswith(("http://", "https://")) else ""
+
+
+def attachment_colour(value: Any) -> str:
+    """Slack's named colours or a hex colour as ``#rrggbb``; anything else is no colour."""
+    colour = _string(value).strip()
+    if colour in SLACK_COLOURS:
+        return SLACK_COLOURS[colour]
+    found = _HEX_COLOUR.match(colour)
+    return f"#{found.group(1)}" if found else ""
+
+
+def _timestamp(value: Any) -> str:
+    try:
+        seconds = float(_string(value))
+        return datetime.fromtimestamp(seconds, UTC).strftime("%b %d, %Y %H:%M UTC")
+    except (ValueError, OverflowError, OSError):
+        return ""
+
+
+def _icon(url: str) -> str:
+    return f'<img class="attachment-icon" src="{html.escape(url)}" alt="">' if url else ""
+
+
+def _field(item: Any) -> str:
+    if not isinstance(item, Mapping):
+        return ""
+    title = html.escape(_string(item.get("title")))
+    value = item.get("value")
+    value_text = _string(value) if not isinstance(value, Mapping | list) else ""
+    short = " attachment-field-short" if item.get("short") is True else ""
+    return (
+        f'<div class="attachment-field{short}">'
+        f'<div class="attachment-field-title">{title}</div>'
+        f'<div class="attachment-field-value">{_markdown(value_text)}</div></div>'
+    )
+
+
+def _attachment(item: Mapping[str, Any]) -> str:
+    parts: list[str] = []
+    author = html.escape(_string(item.get("author_name")))
+    if author:
+        link = _web_url(item.get("author_link"))
+        name = f'<a href="{html.escape(link)}">{author}</a>' if link else author
+        parts.append(
+            f'<div class="attachment-author">{_icon(_web_url(item.get("author_icon")))}'
+            f"<span>{name}</span></div>"
+        )
+    title = html.escape(_string(item.get("title")))
+    if title:
+        link = _web_url(item.get("title_link"))
+        shown = f'<a href="{html.escape(link)}">{title}</a>' if link else title
+        parts.append(f'<div class="attachment-title">{shown}</div>')
+    text = _string(item.get("text"))
+    if text:
+        parts.append(f'<div class="attachment-text">{_markdown(text)}</div>')
+    fields = item.get("fields")
+    if isinstance(fields, list) and fields:
+        parts.append(f'<div class="attachment-fields">{"".join(_field(f) for f in fields)}</div>')
+    image = _web_url(item.get("image_url"))
+    if image:
+        parts.append(f'<img class="attachment-image" src="{html.escape(image)}" alt="">')
+    thumb = _web_url(item.get("thumb_url"))
+    if thumb:
+        parts.append(f'<img class="attachment-thumb" src="{html.escape(thumb)}" alt="">')
+    footer = html.escape(_string(item.get("footer")))
+    when = html.escape(_timestamp(item.get("ts")))
+    if footer or when:
+        joined = " · ".join(part for part in (footer, when) if part)
+        parts.append(
+            f'<div class="attachment-footer">{_icon(_web_url(item.get("footer_icon")))}'
+            f"<span>{joined}</span></div>"
+        )
+    if not parts:
+        # Nothing else to show: the plain-text fallback Slack clients use for notifications.
+        fallback = html.escape(_string(item.get("fallback")))
+        if fallback:
+            parts.append(f'<div class="attachment-text"><p>{fallback}</p></div>')
+    colour = attachment_colour(item.get("color"))
+    style = f' style="border-left-color:{colour}"' if colour else ""
+    pretext = _string(item.get("pretext"))
+    pretext_html = f'<div class="attachment-pretext">{_markdown(pretext)}</div>' if pretext else ""
+    return (
+        f'<div class="attachment">{pretext_html}'
+        f'<div class="attachment-body"{style}>{"".join(parts)}</div></div>'
+    )
+
+
+def _attachments(value: Any) -> str:
+    if not isinstance(value, list):
+        return ""
+    return "".join(_attachment(item) for item in value if isinstance(item, Mapping))
+
+
+def render_attachments(value: Any) -> str:
+    """``props.attachments`` (any JSON; wrong shapes are skipped) as sanitised HTML."""
+    return sanitise(_attachments(value))
+
+
+# --- posts ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Author:
+    """What a post's author line needs to know about the account that made it."""
+
+    username: str
+    is_bot: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PostView:
+    """A post ready for the ``post`` template macro: every string here is safe to show."""
+
+    id: str
+    channel_id: str
+    root_id: str
+    user_id: str
+    create_at: int
+    iso_time: str
+    short_time: str
+    name: str
+    bot: bool
+    from_webhook: bool
+    icon_url: str
+    icon_emoji: str
+    initial: str
+    html: str
+    edited: bool
+    system: bool
+    reply_count: int
+
+
+def _time(ms: int) -> tuple[str, str]:
+    try:
+        moment = datetime.fromtimestamp(ms / 1000, UTC)
+    except (ValueError, OverflowError, OSError):
+        return "", ""
+    return moment.isoformat(timespec="seconds"), moment.strftime("%H:%M")
+
+
+def _icon_emoji(value: Any) -> str:
+    """An ``:emoji:`` override becomes its character; unknown names are dropped."""
+    name = _string(value).strip()
+    if not name:
+        return ""
+    if not name.startswith(":"):
+        name = f":{name}:"
+    shown = emojize(name)
+    return "" if shown == name else shown
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def post_body_html(message: str, props: Mapping[str, Any]) -> str:
+    """The message and its attachments, sanitised together."""
+    body = _markdown(message) if message.strip() else ""
+    return sanitise(body + _attachments(props.get("attachments")))
+
+
+def post_view(post: Mapping[str, Any], authors: Mapping[str, Author]) -> PostView:
+    """A post (Mattermost's Post JSON) as the web client shows it.
+
+    Webhook posts (``props.from_webhook == "true"``) carry a BOT tag and show the override
+    name and icon when the server stored one; bot accounts carry the tag too.
+    """
+    raw_props = post.get("props")
+    props: Mapping[str, Any] = raw_props if isinstance(raw_props, Mapping) else {}
+    user_id = _string(post.get("user_id"))
+    author = authors.get(user_id)
+    from_webhook = props.get("from_webhook") == "true"
+    name = author.username if author else "someone"
+    if from_webhook:
+        name = _string(props.get("override_username")).strip() or name
+    post_type = _string(post.get("type"))
+    message = _string(post.get("message"))
+    create_at = _int(post.get("create_at"))
+    iso_time, short_time = _time(create_at)
+    return PostView(
+        id=_string(post.get("id")),
+        channel_id=_string(post.get("channel_id")),
+        root_id=_string(post.get("root_id")),
+        user_id=user_id,
+        create_at=create_at,
+        iso_time=iso_time,
+        short_time=short_time,
+        name=name,
+        bot=from_webhook or bool(author and author.is_bot),
+        from_webhook=from_webhook,
+        icon_url=_web_url(props.get("override_icon_url")) if from_webhook else "",
+        icon_emoji=_icon_emoji(props.get("override_icon_emoji")) if from_webhook else "",
+        initial=(name[:1] or "?").upper(),
+        html=post_body_html(message, props),
+        edited=_int(post.get("edit_at")) > 0,
+        system=post_type.startswith("system_"),
+        reply_count=_int(post.get("reply_count")),
+    )
+
+
+def post_views(
+    posts: Mapping[str, Any], order: Sequence[str], authors: Mapping[str, Author]
+) -> list[PostView]:
+    """A PostList's posts oldest first (the order a chat reads in)."""
+    found = [posts[i] for i in reversed(order) if isinstance(posts.get(i), Mapping)]
+    return [post_view(p, authors) for p in found]

@@ -1,0 +1,238 @@
+"""Integrations → Outgoing Webhooks over plain HTTP: the form and its errors, the hook's life
+(add, edit, regenerate, delete), the delivery log with ping, redeliver and re-enable."""
+
+import re
+from typing import Any
+
+import httpx
+import pytest
+from web_support import form_token, page_client
+
+from support import Api, Factory, Receiver, ServerThread, wait_until
+
+pytestmark = pytest.mark.db
+
+
+@pytest.fixture
+def team(factory: Factory) -> dict[str, Any]:
+    return factory.team()
+
+
+@pytest.fixture
+def admin_pages(server: ServerThread, admin: Api) -> httpx.Client:
+    return page_client(server.url, "admin")
+
+
+def _hook_form(token: str, **values: str) -> dict[str, str]:
+    return {
+        "csrf_token": token,
+        "display_name": "",
+        "description": "",
+        "content_type": "application/x-www-form-urlencoded",
+        "channel_id": "",
+        "trigger_words": "",
+        "trigger_when": "0",
+        "callback_urls": "",
+        "username": "",
+        "icon_url": "",
+        "timeout_seconds": "",
+        **values,
+    }
+
+
+def test_add_hook_form_shows_service_errors_beside_fields(
+    admin_pages: httpx.Client, admin: Api, factory: Factory, team: dict[str, Any]
+) -> None:
+    """Validation messages come from the service and sit beside the field they concern."""
+    base = f"/{team['name']}/integrations/outgoing_webhooks"
+    form_page = admin_pages.get(base + "/add").text
+    private = factory.channel(team, private=True)
+    assert private["id"] not in form_page, "private channels are not offered"
+    token = form_token(form_page)
+    cases = [
+        (
+            {"trigger_words": "#build", "callback_urls": "ftp://example.com"},
+            "f-callback_urls",
+            "Each must be a valid URL",
+        ),
+        ({"callback_urls": "http://example.com"}, "f-trigger_words", "Either trigger_words"),
+        (
+            {"channel_id": private["id"], "callback_urls": "http://example.com"},
+            "f-channel_id",
+            "only be created for public channels",
+        ),
+        (
+            {"trigger_words": "a", "callback_urls": "http://e.com", "timeout_seconds": "x"},
+            "f-timeout_seconds",
+            "whole number of seconds",
+        ),
+    ]
+    for values, field, message in cases:
+        response = admin_pages.post(base + "/add", data=_hook_form(token, **values))
+        assert response.status_code in (400, 403), values
+        error = re.search(rf'id="{field}-help" role="alert">([^<]*)<', response.text)
+        assert error is not None, values
+        assert message in error.group(1)
+        kept = values.get("callback_urls", "")
+        assert f">{kept}</textarea>" in response.text, "what was typed is kept"
+    assert admin.get(f"/hooks/outgoing?team_id={team['id']}") == []
+
+
+def test_hook_lifecycle_through_the_pages(
+    admin_pages: httpx.Client, admin: Api, team: dict[str, Any]
+) -> None:
+    """Add (token and secret shown), edit, regenerate, delete with confirmation."""
+    base = f"/{team['name']}/integrations/outgoing_webhooks"
+    token = admin_pages.cookies["MMCSRF"]
+    town = admin.get(f"/teams/{team['id']}/channels/name/town-square")
+    added = admin_pages.post(
+        base + "/add",
+        data=_hook_form(
+            token,
+            display_name="Build status",
+            channel_id=town["id"],
+            trigger_words="#build, deploy",
+            trigger_when="1",
+            callback_urls="http://example.com/a\n\nhttp://example.com/b\n",
+            content_type="application/json",
+            username="buildbot",
+            timeout_seconds="10",
+        ),
+    )
+    assert added.status_code == 303
+    [hook] = admin.get(f"/hooks/outgoing?team_id={team['id']}")
+    assert hook["trigger_words"] == ["#build", "deploy"]
+    assert hook["callback_urls"] == ["http://example.com/a", "http://example.com/b"]
+    assert (hook["trigger_when"], hook["content_type"], hook["timeout_seconds"]) == (
+        1,
+        "application/json",
+        10,
+    )
+    listing = admin_pages.get(added.headers["location"]).text
+    assert "Setup successful" in listing
+    assert hook["token"] in listing
+    assert hook["signing_secret"] in listing
+
+    edit_page = admin_pages.get(f"{base}/edit?id={hook['id']}").text
+    assert "#build, deploy" in edit_page
+    edited = admin_pages.post(
+        base + "/edit",
+        data=_hook_form(
+            token,
+            id=hook["id"],
+            display_name="Renamed",
+            channel_id=town["id"],
+            trigger_words="#build",
+            callback_urls="http://example.com/a",
+        ),
+    )
+    assert edited.status_code == 303
+    after = admin.get(f"/hooks/outgoing/{hook['id']}")
+    assert (after["display_name"], after["trigger_words"], after["token"]) == (
+        "Renamed",
+        ["#build"],
+        hook["token"],
+    )
+
+    admin_pages.post(base + "/regen", data={"csrf_token": token, "id": hook["id"]})
+    regenerated = admin.get(f"/hooks/outgoing/{hook['id']}")
+    assert regenerated["token"] != hook["token"]
+    assert regenerated["signing_secret"] != hook["signing_secret"]
+
+    confirm = admin_pages.get(f"{base}/delete?id={hook['id']}")
+    assert "Delete “Renamed”?" in confirm.text
+    deleted = admin_pages.post(
+        base + "/delete", data={"csrf_token": form_token(confirm.text), "id": hook["id"]}
+    )
+    assert deleted.status_code == 303
+    assert admin.get(f"/hooks/outgoing?team_id={team['id']}") == []
+
+
+def test_members_without_the_right_see_why(
+    server: ServerThread, factory: Factory, team: dict[str, Any]
+) -> None:
+    """A plain member may not manage hooks (by default) and is told so."""
+    member = factory.user()
+    factory.join(team, member)
+    client = page_client(server.url, member.user["username"])
+    response = client.get(f"/{team['name']}/integrations/outgoing_webhooks")
+    assert response.status_code == 403
+    assert "You do not have the appropriate permissions." in response.text
+
+
+def test_outgoing_webhooks_switched_off_is_explained(
+    admin_pages: httpx.Client, admin: Api, team: dict[str, Any]
+) -> None:
+    """With the feature off the page says so instead of failing."""
+    admin.put("/config/patch", {"ServiceSettings": {"EnableOutgoingWebhooks": False}})
+    try:
+        response = admin_pages.get(f"/{team['name']}/integrations/outgoing_webhooks")
+        assert response.status_code == 200
+        assert "Outgoing webhooks have been disabled by the system admin." in response.text
+    finally:
+        admin.put("/config/patch", {"ServiceSettings": {"EnableOutgoingWebhooks": True}})
+
+
+def test_delivery_log_ping_redeliver_and_reenable(
+    admin_pages: httpx.Client, webhooks_on: Api, team: dict[str, Any], receiver: Receiver
+) -> None:
+    """Ping shows its result in the log; a delivery can be redelivered; a 410 hook re-enabled."""
+    admin = webhooks_on
+    base = f"/{team['name']}/integrations/outgoing_webhooks"
+    token = admin_pages.cookies["MMCSRF"]
+    town = admin.get(f"/teams/{team['id']}/channels/name/town-square")
+    hook = admin.post(
+        "/hooks/outgoing",
+        {
+            "team_id": team["id"],
+            "channel_id": town["id"],
+            "trigger_words": ["#log"],
+            "callback_urls": [receiver.url],
+            "display_name": "Logged",
+        },
+        expect=201,
+    )
+    pinged = admin_pages.post(base + "/ping", data={"csrf_token": token, "id": hook["id"]})
+    assert pinged.status_code == 303
+    log = admin_pages.get(pinged.headers["location"]).text
+    assert "A test event was sent" in log
+    assert "Test event" in log
+    assert "succeeded" in log
+    [delivery] = admin.get(f"/hooks/outgoing/{hook['id']}/deliveries")
+    detail = admin_pages.get(f"{base}/deliveries?id={hook['id']}&delivery={delivery['id']}").text
+    assert "Request headers" in detail
+    assert "webhook-signature" in detail.lower()
+
+    again = admin_pages.post(
+        base + "/deliveries/redeliver",
+        data={"csrf_token": token, "id": hook["id"], "delivery": delivery["id"]},
+    )
+    assert again.status_code == 303
+    receiver.wait_for(2)
+
+    receiver.status = 410
+    admin.post("/posts", {"channel_id": town["id"], "message": "#log now"}, expect=201)
+    wait_until(lambda: not admin.get(f"/hooks/outgoing/{hook['id']}")["enabled"])
+    listing = admin_pages.get(base).text
+    assert "Disabled" in listing
+    assert "Re-enable" in listing
+    enabled = admin_pages.post(base + "/enable", data={"csrf_token": token, "id": hook["id"]})
+    assert enabled.status_code == 303
+    assert admin.get(f"/hooks/outgoing/{hook['id']}")["enabled"] is True
+
+
+def test_hook_pages_refuse_other_teams_hooks(
+    admin_pages: httpx.Client, admin: Api, factory: Factory, team: dict[str, Any]
+) -> None:
+    """A hook is edited under its own team's URL only."""
+    other = factory.team()
+    hook = admin.post(
+        "/hooks/outgoing",
+        {"team_id": other["id"], "trigger_words": ["x"], "callback_urls": ["http://e.example"]},
+        expect=201,
+    )
+    response = admin_pages.get(
+        f"/{team['name']}/integrations/outgoing_webhooks/edit?id={hook['id']}"
+    )
+    assert response.status_code == 404
+    assert "Unable to get the webhook." in response.text

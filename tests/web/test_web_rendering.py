@@ -1,0 +1,344 @@
+"""The rendering module: Markdown, emoji, Slack attachments, the author line, and sanitising."""
+
+import re
+from html.parser import HTMLParser
+
+import pytest
+
+from tidings.web.rendering import (
+    Author,
+    attachment_colour,
+    emojize,
+    post_body_html,
+    post_view,
+    post_views,
+    render_attachments,
+    render_markdown,
+    sanitise,
+)
+
+SEED_TABLE = """
+---
+##### Build Break - Project X - December 12, 2015 - 15:32 GMT +0
+| Component | Tests Run | Tests Failed |
+|:-----------|:------------|:-----------------------------------------------|
+| Server | 948 | :white_check_mark: 0 |
+| Web Client | 123 | :warning: [2 (see details)](http://linktologs) |
+| iOS Client | 78 | :warning: [3 (see details)](http://linktologs) |
+---
+"""
+
+HOSTILE_TEXTS = [
+    "<script>window.__pwned = 1</script>",
+    '<img src=x onerror="window.__pwned = 1">',
+    "<svg onload=alert(1)><circle/></svg>",
+    '<a href="javascript:alert(1)">raw link</a>',
+    "[click](javascript:alert(1))",
+    "[click](JaVaScRiPt:alert(1))",
+    "[click](java\tscript:alert(1))",
+    "[click](&#106;avascript:alert(1))",
+    "[click](vbscript:msgbox(1))",
+    "[click](data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==)",
+    "![img](javascript:alert(1))",
+    '![img](http://x/a.png "title" onerror=alert(1))',
+    "<iframe src=https://evil.example></iframe>",
+    "<style>body{display:none}</style>",
+    "<div style=\"background:url('javascript:alert(1)')\">x</div>",
+    "<details open ontoggle=alert(1)>",
+    "`<script>`\n```\n<script>alert(1)</script>\n```",
+    '<http://example.com/"onmouseover="alert(1)>',
+    'www.example.com/"onmouseover=alert(1)',
+    "<<script>script>alert(1)<</script>/script>",
+]
+
+
+class _Markup(HTMLParser):
+    """Collects the real tags and attributes of a piece of HTML (not text that looks like them)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.live: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in {"script", "iframe", "svg", "style", "object", "embed", "form", "math", "base"}:
+            self.live.append(tag)
+        for name, value in attrs:
+            url = re.sub(r"[\s\x00-\x1f]", "", value or "").lower()
+            if name.startswith("on"):
+                self.live.append(f"{tag} {name}")
+            elif name in {"href", "src", "action"} and url.startswith(
+                ("javascript:", "vbscript:", "data:")
+            ):
+                self.live.append(f"{tag} {name}={value}")
+            elif name == "style" and ("url(" in url or "expression" in url):
+                self.live.append(f"{tag} style={value}")
+
+
+def _live_markup(html: str) -> list[str]:
+    """Anything in sanitised output that could run: script-ish tags, handlers, bad URLs."""
+    parser = _Markup()
+    parser.feed(html)
+    parser.close()
+    return parser.live
+
+
+def test_seed_build_table_renders_as_heading_table_and_emoji() -> None:
+    """The seed's reply is a heading, a three-row table with ✅ and ⚠️, and links to the logs."""
+    html = render_markdown(SEED_TABLE)
+    assert "<h5>Build Break - Project X - December 12, 2015 - 15:32 GMT +0</h5>" in html
+    assert html.count("<tr>") == 4
+    assert '<td style="text-align:left">✅ 0</td>' in html
+    assert html.count("⚠️") == 2
+    assert html.count('href="http://linktologs"') == 2
+    assert html.count("<hr>") == 2
+    assert ":warning:" not in html
+
+
+def test_commonmark_features_and_line_breaks() -> None:
+    """Emphasis, strikethrough, lists, quotes and code blocks; a newline is a line break."""
+    html = render_markdown("**bold** _it_ ~~gone~~\nnext\n\n- a\n- b\n\n> quote\n\n```\ncode\n```")
+    assert "<strong>bold</strong>" in html
+    assert "<em>it</em>" in html
+    assert "<s>gone</s>" in html
+    assert "<br>" in html
+    assert "<ul>" in html
+    assert "<blockquote>" in html
+    assert "<pre><code>code\n</code></pre>" in html
+
+
+def test_emoji_shortcodes_outside_code_only() -> None:
+    """Shortcodes become emoji in text but stay literal inside code."""
+    html = render_markdown(":smile: `:smile:`\n\n```\n:smile:\n```")
+    assert html.count("😄") == 1
+    assert html.count(":smile:") == 2
+    assert emojize("no :not_an_emoji_name: here") == "no :not_an_emoji_name: here"
+    assert emojize("10:30:45") == "10:30:45"
+
+
+@pytest.mark.parametrize(
+    ("text", "href", "shown"),
+    [
+        ("see https://example.com/a.", "https://example.com/a", "https://example.com/a"),
+        ("(www.example.org)", "http://www.example.org", "www.example.org"),
+        ("<https://example.com/x>", "https://example.com/x", "https://example.com/x"),
+        ("https://en.wikipedia.org/wiki/A_(b)!", "https://en.wikipedia.org/wiki/A_(b)", None),
+    ],
+)
+def test_urls_become_links(text: str, href: str, shown: str | None) -> None:
+    """Bare URLs and Slack-style <url> become links, without trailing punctuation."""
+    html = render_markdown(text)
+    assert f'href="{href}"' in html
+    assert 'rel="noopener noreferrer nofollow"' in html
+    if shown:
+        assert f">{shown}</a>" in html
+
+
+def test_links_inside_links_and_code_are_left_alone() -> None:
+    """A URL already inside a link or code is not linked twice."""
+    html = render_markdown("[https://a.example](https://b.example) `https://c.example`")
+    assert html.count("<a ") == 1
+    assert "<code>https://c.example</code>" in html
+
+
+def test_inline_images_keep_http_sources() -> None:
+    """Markdown images render inline."""
+    html = render_markdown("![chart](https://example.com/chart.png)")
+    assert '<img src="https://example.com/chart.png" alt="chart">' in html
+
+
+@pytest.mark.parametrize("text", HOSTILE_TEXTS)
+def test_hostile_markdown_is_inert(text: str) -> None:
+    """Raw HTML shows as text; scripts, handlers and javascript: URLs never survive."""
+    html = render_markdown(text)
+    assert _live_markup(html) == []
+
+
+def test_raw_html_is_shown_as_text() -> None:
+    """Raw HTML in a message is text a person can read, not markup."""
+    assert "&lt;script&gt;" in render_markdown("<script>x</script>")
+
+
+def test_sanitise_strips_handlers_even_from_allowed_tags() -> None:
+    """The final pass removes what the Markdown step could never produce anyway."""
+    html = sanitise(
+        '<div class="attachment evil" onclick="x()" style="color:red;border-left-color:#fff">'
+        '<a href="javascript:x()" onmouseover="y()">a</a><img src="x" onerror="z()"></div>'
+    )
+    assert _live_markup(html) == []
+    assert 'class="attachment"' in html
+    assert "color:red" not in html
+    assert "border-left-color:#fff" in html
+
+
+FULL_ATTACHMENT = {
+    "fallback": "Build failed",
+    "color": "danger",
+    "pretext": "Nightly **build**",
+    "author_name": "CI",
+    "author_link": "https://ci.example/",
+    "author_icon": "https://ci.example/icon.png",
+    "title": "Build #42",
+    "title_link": "https://ci.example/42",
+    "text": "Two tests failed :warning:",
+    "fields": [
+        {"title": "Branch", "value": "main", "short": True},
+        {"title": "Commit", "value": 1234, "short": True},
+        {"title": "Log", "value": "`tail -n 20`", "short": False},
+    ],
+    "image_url": "https://ci.example/graph.png",
+    "thumb_url": "https://ci.example/thumb.png",
+    "footer": "CI bot",
+    "footer_icon": "https://ci.example/f.png",
+    "ts": 1449933120,
+}
+
+
+def test_slack_attachment_renders_every_part() -> None:
+    """Colour bar, pretext, author, title link, text, short and long fields, image, footer."""
+    html = render_attachments([FULL_ATTACHMENT])
+    assert 'style="border-left-color:#a30200"' in html
+    assert "<strong>build</strong>" in html
+    assert re.search(r'<a href="https://ci.example/"[^>]*>CI</a>', html)
+    assert re.search(r'<a href="https://ci.example/42"[^>]*>Build #42</a>', html)
+    assert "Two tests failed ⚠️" in html
+    assert html.count("attachment-field-short") == 2
+    assert "<p>1234</p>" in html
+    assert "<code>tail -n 20</code>" in html
+    assert 'src="https://ci.example/graph.png"' in html
+    assert 'src="https://ci.example/thumb.png"' in html
+    assert "CI bot · Dec 12, 2015 15:12 UTC" in html
+
+
+@pytest.mark.parametrize(
+    ("colour", "expected"),
+    [
+        ("good", "#2eb886"),
+        ("warning", "#daa038"),
+        ("#ABC", "#ABC"),
+        ("36a64f", "#36a64f"),
+        ("red", ""),
+        ("#123;background:url(x)", ""),
+        (5, ""),
+        (None, ""),
+    ],
+)
+def test_attachment_colours(colour: object, expected: str) -> None:
+    """Slack's names and hex colours only; anything else draws no colour."""
+    assert attachment_colour(colour) == expected
+
+
+def test_hostile_attachments_are_inert() -> None:
+    """Links, images and colours in attachments cannot carry script."""
+    evil = {
+        "color": '#fff" onmouseover="alert(1)',
+        "pretext": "<script>alert(1)</script>",
+        "author_name": "<img src=x onerror=alert(1)>",
+        "author_link": "javascript:alert(1)",
+        "author_icon": "javascript:alert(1)",
+        "title": "<b onclick=alert(1)>t</b>",
+        "title_link": " javascript:alert(1)",
+        "text": "[x](javascript:alert(1)) <iframe src=//evil>",
+        "fields": [{"title": "<svg onload=alert(1)>", "value": "<script>x</script>"}, "junk"],
+        "image_url": "data:image/svg+xml;base64,PHN2Zz4=",
+        "thumb_url": "vbscript:x",
+        "footer": '"><script>alert(1)</script>',
+        "footer_icon": "javascript:x",
+        "ts": "not a time",
+    }
+    html = render_attachments([evil])
+    assert _live_markup(html) == []
+    assert "style=" not in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html
+
+
+@pytest.mark.parametrize(
+    "value",
+    [None, "text", 5, {"a": 1}, [None, 1, "x", [], {"fields": "nope", "ts": [], "title": {}}]],
+)
+def test_malformed_attachments_do_not_crash(value: object) -> None:
+    """Props are any JSON a user or receiver sent; wrong shapes are skipped."""
+    assert _live_markup(render_attachments(value)) == []
+
+
+def test_attachment_with_only_fallback_shows_it() -> None:
+    """An attachment with nothing else shows its plain-text fallback."""
+    assert "Deploy finished" in render_attachments([{"fallback": "Deploy finished"}])
+
+
+def _webhook_post(**props: object) -> dict[str, object]:
+    return {
+        "id": "p" * 26,
+        "user_id": "u" * 26,
+        "channel_id": "c" * 26,
+        "root_id": "",
+        "create_at": 1449933120000,
+        "message": "hello",
+        "props": {"from_webhook": "true", **props},
+    }
+
+
+AUTHORS = {"u" * 26: Author("creator")}
+
+
+def test_webhook_post_shows_bot_tag_and_override_name() -> None:
+    """A webhook post is tagged BOT and speaks as its override name and emoji."""
+    view = post_view(
+        _webhook_post(override_username="buildbot", override_icon_emoji=":robot_face:"), AUTHORS
+    )
+    assert view.bot is True
+    assert view.from_webhook is True
+    assert view.name == "buildbot"
+    assert view.icon_emoji == "🤖"
+    assert view.initial == "B"
+    assert view.short_time == "15:12"
+
+
+def test_webhook_post_without_override_shows_creator() -> None:
+    """Without an override the creator's name shows, still with the BOT tag."""
+    view = post_view(_webhook_post(), AUTHORS)
+    assert (view.name, view.bot) == ("creator", True)
+
+
+def test_override_icon_url_must_be_http() -> None:
+    """Only http(s) icons are used; others are dropped."""
+    good = post_view(_webhook_post(override_icon_url="https://x.example/i.png"), AUTHORS)
+    bad = post_view(_webhook_post(override_icon_url="javascript:alert(1)"), AUTHORS)
+    assert good.icon_url == "https://x.example/i.png"
+    assert bad.icon_url == ""
+
+
+def test_override_props_count_only_on_webhook_posts() -> None:
+    """Without from_webhook the override props are ignored: no BOT tag, no borrowed name."""
+    post = _webhook_post(override_username="admin", override_icon_url="https://x/i.png")
+    post["props"] = {**post["props"], "from_webhook": "false"}  # type: ignore[dict-item]
+    view = post_view(post, AUTHORS)
+    assert (view.name, view.bot, view.icon_url) == ("creator", False, "")
+
+
+def test_bot_accounts_carry_the_tag() -> None:
+    """Posts by a bot account (the system bot's notices) are tagged BOT."""
+    post = {"id": "x", "user_id": "b", "message": "notice", "props": {}}
+    assert post_view(post, {"b": Author("tidings", is_bot=True)}).bot is True
+
+
+def test_post_body_combines_message_and_attachments() -> None:
+    """The message and its attachments are one sanitised piece."""
+    html = post_body_html("see below", {"attachments": [{"text": "attached"}]})
+    assert html.index("see below") < html.index("attached")
+
+
+def test_garbage_post_json_renders_something_safe() -> None:
+    """Wrong types everywhere still give a view, not an exception."""
+    view = post_view(
+        {"id": 5, "message": ["x"], "props": "no", "create_at": "soon", "reply_count": True}, {}
+    )
+    assert view.name == "someone"
+    assert view.html == ""
+    assert view.reply_count == 0
+
+
+def test_post_views_read_oldest_first() -> None:
+    """A PostList's order is newest first; the page shows oldest first."""
+    posts = {i: {"id": i, "user_id": "", "message": i, "props": {}} for i in ("a", "b", "c")}
+    views = post_views(posts, ["c", "b", "a", "missing"], {})
+    assert [v.id for v in views] == ["a", "b", "c"]

@@ -106,7 +106,10 @@ async def delete_hook(hook_id: str, rt: RuntimeDep, session: SessionDep) -> JSON
     return ok(STATUS_OK)
 
 
-@router.api_route("/hooks/outgoing/{hook_id}/regen_token", methods=["POST", "PUT"])
+# Mattermost's server answers POST; its Go and Python drivers send PUT. One route per method
+# keeps the OpenAPI operation ids unique.
+@router.post("/hooks/outgoing/{hook_id}/regen_token")
+@router.put("/hooks/outgoing/{hook_id}/regen_token")
 async def regen_token(hook_id: str, rt: RuntimeDep, session: SessionDep) -> JSONResponse:
     return ok(
         hook_json(await service.regenerate_token(rt, session.user, hook_id), show_secrets=True)

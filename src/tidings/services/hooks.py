@@ -2,8 +2,9 @@
 
 Deliberate divergences from Mattermost (spec §1): validation runs on update too; an update merges
 (a field missing from the body keeps its value, so the token never blanks); a conflict is 400 on
-create and update alike; a non-public channel is 403 ``…not_open…`` on both; trigger words with no
-channel are 400 on both.
+create and update alike; trigger words with no channel are 400 on both. A non-public channel is
+403 on both, with Mattermost's ids: create reuses ``api.outgoing_webhook.disabled.app_error``
+(clients match on it), update says ``…not_open…``.
 """
 
 from dataclasses import dataclass, replace
@@ -88,7 +89,7 @@ async def _team_rights(
     )
 
 
-async def _check_channel_and_triggers(rt: Runtime, hook: OutgoingHook) -> None:
+async def _check_channel_and_triggers(rt: Runtime, hook: OutgoingHook, *, creating: bool) -> None:
     if hook.channel_id:
         async with rt.db.transaction() as conn:
             channel = (
@@ -102,7 +103,9 @@ async def _check_channel_and_triggers(rt: Runtime, hook: OutgoingHook) -> None:
             )
         if channel.type != ChannelType.PUBLIC:
             raise Forbidden(
-                "api.webhook.create_outgoing.not_open.app_error",
+                "api.outgoing_webhook.disabled.app_error"
+                if creating
+                else "api.webhook.create_outgoing.not_open.app_error",
                 "Outgoing webhooks can only be created for public channels.",
             )
         if channel.team_id != hook.team_id:
@@ -173,7 +176,7 @@ async def create_hook(rt: Runtime, actor: User, data: HookInput) -> OutgoingHook
         signing_secret=new_signing_secret(),
         timeout_seconds=data.timeout_seconds,
     )
-    await _check_channel_and_triggers(rt, hook)
+    await _check_channel_and_triggers(rt, hook, creating=True)
     await _check_conflicts(rt, hook, "api.webhook.create_outgoing.intersect.app_error")
     validate_hook(hook)
     async with rt.db.transaction() as conn:
@@ -266,7 +269,7 @@ async def update_hook(rt: Runtime, actor: User, hook_id: str, data: HookInput) -
         icon_url=hook.icon_url if data.icon_url is None else data.icon_url,
         timeout_seconds=data.timeout_seconds if data.timeout_given else hook.timeout_seconds,
     )
-    await _check_channel_and_triggers(rt, updated)
+    await _check_channel_and_triggers(rt, updated, creating=False)
     await _check_conflicts(rt, updated, "api.webhook.update_outgoing.intersect.app_error")
     validate_hook(updated)
     async with rt.db.transaction() as conn:

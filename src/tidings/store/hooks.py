@@ -1,5 +1,6 @@
 """Queries on outgoing hooks, returning domain objects."""
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select, update
@@ -60,7 +61,13 @@ def _values(hook: OutgoingHook) -> dict[str, Any]:
 
 
 async def insert_hook(conn: AsyncConnection, hook: OutgoingHook) -> None:
-    await conn.execute(outgoing_hooks.insert().values(**_values(hook)))
+    await insert_hooks(conn, [hook])
+
+
+async def insert_hooks(conn: AsyncConnection, hooks: Sequence[OutgoingHook]) -> None:
+    """Insert many hooks in one batched statement (bulk loads: benchmarks, scale tests)."""
+    if hooks:
+        await conn.execute(outgoing_hooks.insert(), [_values(hook) for hook in hooks])
 
 
 async def save_hook(conn: AsyncConnection, hook: OutgoingHook) -> None:

@@ -184,6 +184,8 @@ deliveries = Table(
     Column("root_id", String(ID), nullable=False, default=""),
     Column("channel_id", String(ID), nullable=False),
     Column("url", String(1024), nullable=False),
+    # scheme://host:port of the URL: the per-destination cap's key, so claims can skip busy ones.
+    Column("destination", String(300), nullable=False, default=""),
     Column("status", String(16), nullable=False),
     Column("content_type", String(64), nullable=False),
     Column("body", LargeBinary, nullable=False),

@@ -11,9 +11,10 @@ does the same. Status transitions are listed in ``tidings.domain.deliveries``.
 Imports ``tidings.store`` and ``tidings.domain``; never services, api or web.
 """
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -71,6 +72,7 @@ async def enqueue(conn: AsyncConnection, new: Sequence[NewDelivery], now_ms: int
             "root_id": d.root_id,
             "channel_id": d.channel_id,
             "url": d.url,
+            "destination": destination(d.url),
             "status": DeliveryStatus.PENDING.value,
             "content_type": d.content_type,
             "body": d.body,
@@ -91,15 +93,35 @@ async def enqueue(conn: AsyncConnection, new: Sequence[NewDelivery], now_ms: int
     return [str(r["id"]) for r in rows]
 
 
-async def claim(db: Database, limit: int, lease_ms: int, now_ms: int) -> list[Delivery]:
-    """Take up to ``limit`` due pending deliveries, oldest due first (expired leases are put back
-    to pending by :func:`release_expired`, which keeps this query a plain index range scan)."""
+def destination(url: str) -> str:
+    """The per-destination cap's key: scheme, host and port."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    default_port = 443 if parts.scheme == "https" else 80
+    return f"{parts.scheme}://{parts.hostname}:{port or default_port}"[:300]
+
+
+async def claim(
+    db: Database, limit: int, lease_ms: int, now_ms: int, skip: Collection[str] = ()
+) -> list[Delivery]:
+    """Take up to ``limit`` due pending deliveries, oldest due first.
+
+    ``skip`` names destinations the worker already holds enough for, so one hanging receiver's
+    queue cannot crowd everyone else's out of the claim. Expired leases are put back to pending
+    by :func:`release_expired`, which keeps this query an index range scan.
+    """
+    conditions = [
+        deliveries.c.status == DeliveryStatus.PENDING.value,
+        deliveries.c.next_attempt_at <= now_ms,
+    ]
+    if skip:
+        conditions.append(deliveries.c.destination.not_in(list(skip)))
     due_ids = (
         select(deliveries.c.id)
-        .where(
-            deliveries.c.status == DeliveryStatus.PENDING.value,
-            deliveries.c.next_attempt_at <= now_ms,
-        )
+        .where(*conditions)
         .order_by(deliveries.c.next_attempt_at)
         .limit(limit)
         .with_for_update(skip_locked=True)

@@ -11,9 +11,9 @@ failing hooks (owner notices, auto-disable). Housekeeping prunes old log rows.
 
 Concurrency: ``worker_concurrency`` sender tasks pull claimed deliveries from one ready queue,
 and at most ``OutgoingWebhookMaxConcurrencyPerDestination`` requests go to one
-scheme+host+port. A delivery whose destination is saturated waits in that destination's
-backlog instead of holding a sender, and when the backlog is long it is given back to the
-queue for a little while, so a hanging receiver holds only its own slots and never the pool.
+scheme+host+port. A delivery whose destination is busy waits in that destination's backlog
+instead of holding a sender, and while a backlog is long, claims pass that destination over, so
+a hanging receiver holds only its own slots and never the pool or the claims.
 
 Imports ``tidings.webhooks.*``, ``tidings.store``, ``tidings.domain``, ``tidings.events`` and
 ``tidings.metrics``; the owner-notice callback is injected by whoever starts the worker.
@@ -27,7 +27,6 @@ from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
-from urllib.parse import urlsplit
 
 from tidings import metrics
 from tidings.clock import Clock
@@ -48,6 +47,7 @@ from tidings.store import users as user_store
 from tidings.store.database import Database
 from tidings.webhooks import queue
 from tidings.webhooks.client import HttpOutcome, WebhookClient
+from tidings.webhooks.payloads import body_token
 from tidings.webhooks.policy import Outcome, RetryPolicy, classify, next_delay_seconds
 from tidings.webhooks.replies import ReplyError, build_reply_posts, parse_reply, user_ids_in_reply
 from tidings.webhooks.signing import mask_secret_headers, signature_headers
@@ -59,8 +59,8 @@ STOP_GRACE_SECONDS = 10.0
 FLUSH_BATCH = 200
 CLAIM_AHEAD = 8
 HOOK_CACHE_SECONDS = 1.0
-BACKLOG_PER_SLOT = 2
-DEFER_MS = 1000
+BACKLOG_PER_SLOT = 4
+LEASE_MARGIN_SECONDS = 5
 HOOK_CACHE_SIZE = 10_000
 FLUSH_WAIT_SECONDS = 0.002
 NOTICE_EVERY_MS = 3600 * 1000
@@ -95,7 +95,9 @@ class _HookCache:
     """Hooks and their creators, re-read at most once a second (like the configuration).
 
     A claim would otherwise cost two more queries; an edit or a disable still reaches the
-    worker within a second.
+    worker within a second. A regenerated token and secret cannot wait that second: a body
+    built with the new token must be signed with the new secret, so the sender asks for a
+    :meth:`reload` when a body's token is not the cached one.
     """
 
     def __init__(self, clock: Clock) -> None:
@@ -131,6 +133,13 @@ class _HookCache:
         }
         return hooks, creators
 
+    async def reload(self, db: Database, hook_id: str) -> OutgoingHook | None:
+        """Read one hook now, whatever the cache holds (its creator does not change)."""
+        async with db.transaction() as conn:
+            hook = (await hook_store.find_hooks(conn, {hook_id})).get(hook_id)
+        self._hooks[hook_id] = (self._clock.monotonic(), hook)
+        return hook
+
 
 @dataclass(frozen=True)
 class _Result:
@@ -138,16 +147,6 @@ class _Result:
     verdict: Outcome
     hook: OutgoingHook | None
     sender_name: str
-
-
-def destination(url: str) -> str:
-    """The per-destination cap's key: scheme, host and port."""
-    parts = urlsplit(url)
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    return f"{parts.scheme}://{parts.hostname}:{port or (443 if parts.scheme == 'https' else 80)}"
 
 
 class Worker:
@@ -265,6 +264,7 @@ class Worker:
             min(free, settings.worker_batch_size),
             int(settings.worker_lease_seconds * 1000),
             self.deps.clock.now_ms(),
+            skip=self._saturated(hook_settings.per_destination_cap),
         )
         if not claimed:
             return 0
@@ -284,14 +284,15 @@ class Worker:
         """One of ``worker_concurrency`` tasks: take the next ready delivery and send it."""
         while True:
             delivery, batch = await self._ready.get()
-            key = destination(delivery.url)
-            cap = batch.settings.per_destination_cap
-            if self._active[key] >= cap:
-                backlog = self._backlog[key]
-                if len(backlog) < cap * BACKLOG_PER_SLOT:
-                    backlog.append((delivery, batch))
-                else:
-                    self._give_back(delivery, delay_ms=DEFER_MS)
+            key = queue.destination(delivery.url)
+            if self._active[key] >= batch.settings.per_destination_cap:
+                # Wait here, not in a sender: claims skip this destination while it is full.
+                self._backlog[key].append((delivery, batch))
+                continue
+            if self._lease_too_short(delivery, batch):
+                # It waited so long for its destination that the lease could run out mid-request
+                # and another worker would send it too: hand it back unsent instead.
+                self._give_back(delivery, delay_ms=0)
                 continue
             self._active[key] += 1
             try:
@@ -304,6 +305,25 @@ class Worker:
                 elif not self._active[key]:
                     self._active.pop(key, None)
                     self._backlog.pop(key, None)
+
+    def _lease_too_short(self, delivery: Delivery, batch: _Batch) -> bool:
+        """True when waiting used up so much of the lease that the request could outlive it.
+
+        Only a delivery that waited counts: with a lease shorter than the timeout from the
+        start (an operator's choice), sending at once is still the best we can do.
+        """
+        hook = batch.hooks.get(delivery.hook_id)
+        timeout_s = (hook.timeout_seconds if hook else None) or batch.settings.timeout_seconds
+        remaining_ms = delivery.lease_expires_at - self.deps.clock.now_ms()
+        waited_ms = self.deps.settings.worker_lease_seconds * 1000 - remaining_ms
+        needed_ms = (timeout_s + LEASE_MARGIN_SECONDS) * 1000
+        return remaining_ms < needed_ms and waited_ms > remaining_ms
+
+    def _saturated(self, cap: int) -> list[str]:
+        """Destinations with enough deliveries already waiting here; claims pass them over."""
+        return [
+            key for key, waiting in self._backlog.items() if len(waiting) >= cap * BACKLOG_PER_SLOT
+        ]
 
     def _give_back(self, delivery: Delivery, delay_ms: int) -> None:
         """Return a claimed delivery unsent; the claim is not counted as an attempt."""
@@ -335,6 +355,8 @@ class Worker:
         self, delivery: Delivery, hook: OutgoingHook | None, batch: _Batch
     ) -> _Result:
         started_at = self.deps.clock.now_ms()
+        if hook is not None and body_token(delivery.body, delivery.content_type) != hook.token:
+            hook = await self._hook_cache.reload(self.deps.db, hook.id)
         if hook is None or hook.delete_at or not hook.enabled:
             why = (
                 "the hook was deleted" if hook is None or hook.delete_at else "the hook is disabled"

@@ -1,0 +1,196 @@
+"""Crash safety of the delivery engine: processes killed with SIGKILL while deliveries are in
+flight lose none of them, and the receiver acts once per delivery when it dedupes by webhook-id."""
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import parse_qs
+
+import pytest
+from sqlalchemy import func, select
+
+from support import PASSWORD, Receiver, Recorded, free_port, fresh_database, wait_until
+from tidings.config import Settings
+from tidings.services import hooks as hook_service
+from tidings.services import posts as post_service
+from tidings.services import settings as settings_service
+from tidings.services import teams as team_service
+from tidings.services import users as user_service
+from tidings.services.hooks import HookInput
+from tidings.services.runtime import Runtime
+from tidings.store.database import Database
+from tidings.store.schema import deliveries, posts
+
+pytestmark = pytest.mark.db
+
+POSTS = 1_000
+# Each victim is killed once the receiver has seen this many distinct deliveries.
+KILL_AFTER = {"worker": 300, "serve": 600}
+
+
+@pytest.fixture
+def crash_database() -> Iterator[str]:
+    """A database of this test's own (SQLite file, or a new PostgreSQL database beside the
+    suite's): the session server's in-process worker must not take these deliveries."""
+    with fresh_database() as url:
+        yield url
+
+
+async def _prepare(url: str, callback_url: str) -> list[str]:
+    """Admin, team, channel and a hook on every post; then the posts, each queuing a delivery."""
+    rt = Runtime(settings=Settings(database_url=url), db=Database.from_url(url))
+    try:
+        admin = await user_service.create_user(
+            rt, None, user_service.NewUser("crash", "crash@example.test", PASSWORD), trusted=True
+        )
+        team = await team_service.create_team(rt, admin, "crash", "Crash")
+        channel = await team_service.create_channel(rt, admin, team.id, "crash", "Crash")
+        await settings_service.patch_config(
+            rt,
+            None,
+            {
+                "ServiceSettings": {
+                    "AllowedUntrustedInternalConnections": "127.0.0.1",
+                    "OutgoingWebhookRetryScheduleSeconds": [0.5, 0.5, 0.5, 0.5, 0.5],
+                }
+            },
+        )
+        await hook_service.create_hook(
+            rt,
+            admin,
+            HookInput(team_id=team.id, channel_id=channel.id, callback_urls=(callback_url,)),
+        )
+        created = []
+        for i in range(POSTS):
+            post = await post_service.create_post(rt, admin, channel.id, f"deploy build {i}")
+            created.append(post.id)
+        return created
+    finally:
+        await rt.db.dispose()
+
+
+async def _status_counts(url: str) -> Counter[str]:
+    db = Database.from_url(url)
+    try:
+        async with db.transaction() as conn:
+            rows = (
+                await conn.execute(
+                    select(deliveries.c.status, func.count()).group_by(deliveries.c.status)
+                )
+            ).all()
+    finally:
+        await db.dispose()
+    return Counter({str(status): int(count) for status, count in rows})
+
+
+async def _delivery_ids_and_replies(url: str) -> tuple[set[str], Counter[str]]:
+    db = Database.from_url(url)
+    try:
+        async with db.transaction() as conn:
+            ids = set((await conn.execute(select(deliveries.c.id))).scalars())
+            replies = Counter(
+                (await conn.execute(select(posts.c.root_id).where(posts.c.message == "ack")))
+                .scalars()
+                .all()
+            )
+    finally:
+        await db.dispose()
+    return ids, replies
+
+
+def _post_id(request: Recorded) -> str:
+    return parse_qs(request.body.decode())["post_id"][0]
+
+
+@contextlib.contextmanager
+def _running(command: str, url: str, log: Path, stop: signal.Signals) -> Iterator[None]:
+    """``tidings worker`` or ``tidings serve`` (worker inside) on the test's database, ended
+    with ``stop`` when the block ends."""
+    env = {
+        **os.environ,
+        "TIDINGS_DATABASE_URL": url,
+        "TIDINGS_DATA_DIR": str(log.parent),
+        "TIDINGS_LISTEN": f"127.0.0.1:{free_port()}",
+        "TIDINGS_RUN_WORKER": "true",
+        "TIDINGS_WORKER_LEASE_SECONDS": "2",
+        "TIDINGS_WORKER_POLL_INTERVAL_SECONDS": "0.05",
+    }
+    with log.open("ab") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tidings", command], env=env, stdout=sink, stderr=sink
+        )
+    try:
+        yield
+    finally:
+        process.send_signal(stop)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+def _has_seen(receiver: Receiver, distinct: int) -> Callable[[], bool]:
+    """Whether the receiver got at least ``distinct`` different deliveries (by webhook-id)."""
+    return lambda: len({r.headers.get("webhook-id") for r in list(receiver.requests)}) >= distinct
+
+
+def test_killed_workers_lose_no_delivery_and_repeat_none(
+    crash_database: str, tmp_path: Path
+) -> None:
+    """SIGKILLed worker and server mid-flight: every post is delivered under one id, replied to once."""
+    receiver = Receiver()
+    receiver.delay_seconds = 0.02  # keep requests under way when the kill lands
+    # A threaded reply: its root names the trigger post, so replies can be counted per post.
+    receiver.reply = {"text": "ack", "response_type": "comment"}
+    log = tmp_path / "processes.log"
+    try:
+        post_ids = asyncio.run(_prepare(crash_database, receiver.url))
+        cut_off = {}
+        for command, threshold in KILL_AFTER.items():
+            with _running(command, crash_database, log, signal.SIGKILL):
+                wait_until(_has_seen(receiver, threshold), timeout=30)
+            counts = asyncio.run(_status_counts(crash_database))
+            cut_off[command] = counts["in_flight"]
+            assert counts["succeeded"] < POSTS, f"{command} finished before it was killed"
+        with _running("worker", crash_database, log, signal.SIGTERM):
+            wait_until(
+                lambda: asyncio.run(_status_counts(crash_database))["succeeded"] == POSTS,
+                timeout=40,
+                interval=0.2,
+            )
+        requests = list(receiver.requests)
+    except AssertionError:
+        print(log.read_text(errors="replace")[-4000:])  # what the processes said, on failure
+        raise
+    finally:
+        receiver.close()
+
+    # The kills really cut deliveries off mid-attempt (claimed, lease still running).
+    assert all(cut_off.values()), cut_off
+    counts = asyncio.run(_status_counts(crash_database))
+    assert counts == Counter({"succeeded": POSTS})
+    posts_by_delivery: dict[str, set[str]] = defaultdict(set)
+    bodies_by_delivery: dict[str, set[bytes]] = defaultdict(set)
+    deliveries_by_post: dict[str, set[str]] = defaultdict(set)
+    for request in requests:
+        delivery_id = request.headers["webhook-id"]
+        posts_by_delivery[delivery_id].add(_post_id(request))
+        bodies_by_delivery[delivery_id].add(request.body)
+        deliveries_by_post[_post_id(request)].add(delivery_id)
+    # Repeats carry the same id and body; deduped by id, each post arrives exactly once.
+    assert set(deliveries_by_post) == set(post_ids)
+    assert all(len(ids) == 1 for ids in deliveries_by_post.values())
+    assert all(len(found) == 1 for found in posts_by_delivery.values())
+    assert all(len(found) == 1 for found in bodies_by_delivery.values())
+    delivery_ids, replies = asyncio.run(_delivery_ids_and_replies(crash_database))
+    assert delivery_ids == set(posts_by_delivery)
+    # A reply is posted once per delivery, even when the receiver answered twice.
+    assert replies == Counter(dict.fromkeys(post_ids, 1))
+    assert len(requests) >= POSTS

@@ -1,0 +1,161 @@
+"""``tidings hook list|show|create|delete|regen|enable`` run as real processes on a throwaway
+SQLite database: ``--json`` parses, and bad input exits non-zero with a one-line error."""
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tidings.config import Settings
+from tidings.services import teams as team_service
+from tidings.services import users as user_service
+from tidings.services.runtime import Runtime
+from tidings.store import hooks as hook_store
+from tidings.store.database import Database, normalise_url
+from tidings.store.migration import upgrade
+
+pytestmark = pytest.mark.db
+
+TIDINGS = Path(sys.executable).parent / "tidings"
+URL = "http://127.0.0.1:9/hook"
+
+
+@pytest.fixture(scope="module")
+def database(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A fresh SQLite file with an admin, a team "crew" and a public channel "builds"."""
+    url = normalise_url(f"sqlite:///{tmp_path_factory.mktemp('cli')}/cli.db")
+    upgrade(url)
+
+    async def prepare() -> None:
+        rt = Runtime(settings=Settings(database_url=url), db=Database.from_url(url))
+        try:
+            boss = await user_service.create_user(
+                rt,
+                None,
+                user_service.NewUser("boss", "boss@example.test", "long-password-1"),
+                make_admin=True,
+                trusted=True,
+            )
+            team = await team_service.create_team(rt, boss, "crew", "Crew")
+            await team_service.create_channel(rt, boss, team.id, "builds", "Builds")
+        finally:
+            await rt.db.dispose()
+
+    asyncio.run(prepare())
+    return url
+
+
+def tidings(database: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "TIDINGS_DATABASE_URL": database, "NO_COLOR": "1"}
+    return subprocess.run(
+        [str(TIDINGS), *args], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def ok_json(result: subprocess.CompletedProcess[str]) -> Any:
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def refused(result: subprocess.CompletedProcess[str], error_id: str) -> None:
+    """Exit 1 with exactly one line on stderr naming the error id, nothing on stdout."""
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    assert f"({error_id})" in lines[0]
+
+
+def test_hook_commands_round_trip(database: str) -> None:
+    """create → list/show → regen → (disabled) enable → delete, all parseable with --json."""
+    created = ok_json(
+        tidings(
+            database,
+            "hook",
+            "create",
+            "--team",
+            "crew",
+            "--channel",
+            "builds",
+            "--trigger",
+            "#build",
+            "--trigger",
+            "#deploy",
+            "--url",
+            URL,
+            "--display-name",
+            "Builds",
+            "--json",
+        )
+    )
+    assert created["trigger_words"] == ["#build", "#deploy"]
+    assert created["callback_urls"] == [URL]
+    assert created["content_type"] == "application/x-www-form-urlencoded"
+    assert len(created["token"]) == 26
+    assert created["signing_secret"].startswith("whsec_")
+    hook_id = created["id"]
+
+    with ThreadPoolExecutor(2) as pool:
+        listed, shown = pool.map(
+            lambda args: tidings(database, *args),
+            [("hook", "list", "--team", "crew", "--json"), ("hook", "show", hook_id, "--json")],
+        )
+    assert ok_json(listed) == [created]
+    assert ok_json(shown) == created
+
+    regenerated = ok_json(tidings(database, "hook", "regen", hook_id, "--json"))
+    assert regenerated["token"] != created["token"]
+    assert regenerated["signing_secret"] != created["signing_secret"]
+    assert regenerated["id"] == hook_id
+
+    async def disable() -> None:
+        db = Database.from_url(database)
+        try:
+            async with db.transaction() as conn:
+                assert await hook_store.disable_hook(conn, hook_id, "testing", 1)
+        finally:
+            await db.dispose()
+
+    asyncio.run(disable())
+    enabled = ok_json(tidings(database, "hook", "enable", hook_id, "--json"))
+    assert enabled["enabled"] is True
+    assert enabled["disabled_reason"] == ""
+
+    deleted = tidings(database, "hook", "delete", hook_id)
+    assert deleted.returncode == 0, deleted.stderr
+    assert deleted.stdout.strip() == f"deleted hook {hook_id}"
+    refused(tidings(database, "hook", "show", hook_id), "app.webhooks.get_outgoing.app_error")
+
+
+BAD_INPUT = [
+    (
+        ("hook", "create", "--team", "crew", "--trigger", "x", "--url", "nowhere.com/"),
+        "model.outgoing_hook.is_valid.url.app_error",
+    ),
+    (
+        ("hook", "create", "--team", "nosuch", "--trigger", "x", "--url", URL),
+        "app.team.get.find.app_error",
+    ),
+    (("hook", "regen", "junk"), "api.context.invalid_url_param.app_error"),
+]
+
+
+def test_bad_input_is_one_clear_line(database: str) -> None:
+    """Refused requests exit 1 with one "error: … (id)" line; usage mistakes exit 2."""
+    with ThreadPoolExecutor(2) as pool:
+        usage = pool.submit(tidings, database, "hook", "create", "--team", "crew", "--trigger", "x")
+        results = list(pool.map(lambda case: tidings(database, *case[0]), BAD_INPUT))
+    for (args, error_id), result in zip(BAD_INPUT, results, strict=True):
+        try:
+            refused(result, error_id)
+        except AssertionError as exc:
+            raise AssertionError(f"{args}: {exc}") from exc
+    assert usage.result().returncode == 2
+    assert "Missing option '--url'" in usage.result().stderr

@@ -95,7 +95,12 @@ def assert_inert(page: Page) -> None:
 
 
 def screenshot(page: Page, name: str) -> None:
-    """A viewport PNG for the docs (small: no full-page captures)."""
+    """A viewport PNG for the docs (small: no full-page captures).
+
+    Only with ``TIDINGS_SCREENSHOTS=1``: an ordinary test run must not rewrite the docs.
+    """
+    if os.environ.get("TIDINGS_SCREENSHOTS") != "1":
+        return
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
 

@@ -2,10 +2,13 @@
 
 Bodies are parsed as JSON whatever their Content-Type (some clients send none, some send
 ``text/plain``), then validated by a pydantic model; anything malformed is a 400 with
-Mattermost's ``api.context.invalid_body_param.app_error``.
+Mattermost's ``api.context.invalid_body_param.app_error``. Malformed includes what Python's
+``json`` would accept but nothing downstream can store or send back: ``NaN`` and infinite
+numbers, lone surrogates, NUL characters (PostgreSQL text refuses them) and absurd nesting.
 """
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
@@ -85,27 +88,80 @@ class Paging:
     per_page: int
 
 
+INT64_MAX = 2**63 - 1
+# Any page beyond this is past the end of every list; capping it keeps the SQL offset an int64.
+MAX_PAGE = 1_000_000_000
+
+
+def int64_param(raw: str) -> int | None:
+    """A non-negative int64 written in ASCII digits (Go's strconv rules), else None."""
+    if not (raw.isascii() and raw.isdigit()):
+        return None
+    value = int(raw)
+    return value if value <= INT64_MAX else None
+
+
 def paging(request: Request) -> Paging:
     """Mattermost's rules: page from 0; per_page 60 by default, 200 at most; junk → defaults."""
-    raw_page = request.query_params.get("page", "0")
-    raw_per_page = request.query_params.get("per_page", "60")
-    page = int(raw_page) if raw_page.isdigit() else 0
-    per_page = int(raw_per_page) if raw_per_page.isdigit() else 60
-    return Paging(page=page, per_page=min(per_page, 200))
+    page = int64_param(request.query_params.get("page", ""))
+    per_page = int64_param(request.query_params.get("per_page", ""))
+    return Paging(
+        page=0 if page is None else min(page, MAX_PAGE),
+        per_page=60 if per_page is None else min(per_page, 200),
+    )
 
 
 PagingDep = Annotated[Paging, Depends(paging)]
 
 
+MAX_BODY_DEPTH = 64
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"number out of range: {text[:32]}")
+    return value
+
+
+def _check_text(text: str) -> None:
+    if "\x00" in text:
+        raise ValueError("NUL characters are not allowed")
+    text.encode("utf-8")  # raises on lone surrogates, which no database or client accepts
+
+
+def _check_decoded(data: Any) -> None:
+    """Walk the decoded body without recursion: depth, and every string, key or value."""
+    pending = [(data, 0)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, str):
+            _check_text(value)
+        elif isinstance(value, dict | list):
+            if depth >= MAX_BODY_DEPTH:
+                raise ValueError(f"nested deeper than {MAX_BODY_DEPTH} levels")
+            if isinstance(value, dict):
+                for key in value:
+                    _check_text(key)
+            items = value.values() if isinstance(value, dict) else value
+            pending.extend((item, depth + 1) for item in items)
+
+
 async def read_json(request: Request, name: str) -> Any:
-    """The body as JSON, whatever the Content-Type says."""
+    """The body as strict JSON, whatever the Content-Type says."""
     raw = await request.body()
     if not raw.strip():
         return None
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise invalid_body_param(name, str(exc)) from exc
+        data = json.loads(raw, parse_constant=_no_constants, parse_float=_finite)
+        _check_decoded(data)
+    except (ValueError, RecursionError) as exc:  # UnicodeError is a ValueError
+        raise invalid_body_param(name, str(exc)[:200]) from exc
+    return data
 
 
 async def parse_body(request: Request, model: type[ModelT], name: str) -> ModelT:

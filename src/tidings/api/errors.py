@@ -33,7 +33,9 @@ def request_id(request: Request) -> str:
     return str(request.scope.get("state", {}).get("request_id", ""))
 
 
-def error_response(request: Request, error: AppError) -> JSONResponse:
+def error_response(
+    request: Request, error: AppError, headers: dict[str, str] | None = None
+) -> JSONResponse:
     developer = bool(request.scope.get("state", {}).get("developer_errors", False))
     return JSONResponse(
         {
@@ -44,7 +46,13 @@ def error_response(request: Request, error: AppError) -> JSONResponse:
             "status_code": error.status,
         },
         status_code=error.status,
+        headers=headers,
     )
+
+
+def _not_found() -> AppError:
+    error_id, message = _STATUS_IDS[404]
+    return AppError(error_id, message, status=404)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -61,8 +69,11 @@ def install_error_handlers(app: FastAPI) -> None:
         error_id, message = _STATUS_IDS.get(
             exc.status_code, ("api.context.http_error", str(exc.detail))
         )
+        # Keep the framework's headers: a 405 must say which methods are allowed.
         return error_response(
-            request, AppError(error_id, message, str(exc.detail), status=exc.status_code)
+            request,
+            AppError(error_id, message, str(exc.detail), status=exc.status_code),
+            dict(exc.headers or {}),
         )
 
     async def validation_error(request: Request, exc: Exception) -> Response:
@@ -81,6 +92,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def unexpected(request: Request, exc: Exception) -> Response:
         logger.exception("unhandled error", extra={"request_id": request_id(request)})
+        # Starlette answers this from its outermost middleware, outside RequestContextMiddleware,
+        # so the request id header is added here.
         return error_response(
             request,
             AppError(
@@ -88,6 +101,7 @@ def install_error_handlers(app: FastAPI) -> None:
                 "An unexpected error occurred.",
                 type(exc).__name__,
             ),
+            {"X-Request-ID": request_id(request)},
         )
 
     app.add_exception_handler(AppError, app_error)
@@ -129,7 +143,21 @@ class RequestContextMiddleware:
 
         declared = dict(scope.get("headers", [])).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-            await self._too_large(scope, receive, send_with_id)
+            await self._refuse(
+                PayloadTooLarge(
+                    "api.context.request_body_too_large.app_error",
+                    "The request body is too large.",
+                ),
+                scope,
+                receive,
+                send_with_id,
+            )
+            return
+        path = str(scope.get("path", ""))
+        # No route has a NUL in it (and PostgreSQL text cannot hold one), and no API route ends
+        # in a slash: Mattermost answers 404 where Starlette would redirect, without JSON.
+        if "\x00" in path or (path.startswith("/api/") and path.endswith("/")):
+            await self._refuse(_not_found(), scope, receive, send_with_id)
             return
         received = 0
 
@@ -147,12 +175,6 @@ class RequestContextMiddleware:
 
         await self.app(scope, counting_receive, send_with_id)
 
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope, receive)
-        response = error_response(
-            request,
-            PayloadTooLarge(
-                "api.context.request_body_too_large.app_error", "The request body is too large."
-            ),
-        )
+    async def _refuse(self, error: AppError, scope: Scope, receive: Receive, send: Send) -> None:
+        response = error_response(Request(scope, receive), error)
         await response(scope, receive, send)

@@ -12,6 +12,7 @@ from tidings.api.common import (
     RuntimeDep,
     SessionDep,
     body_doc,
+    int64_param,
     ok,
     parse_body,
 )
@@ -97,8 +98,8 @@ async def channel_posts(
     channel_id: str, request: Request, rt: RuntimeDep, session: SessionDep, paging: PagingDep
 ) -> JSONResponse:
     query = request.query_params
-    since_raw = query.get("since", "0") or "0"
-    if not since_raw.isdigit():
+    since = int64_param(query.get("since", "0") or "0")
+    if since is None:
         raise invalid_param("since")
     result = await service.list_channel_posts(
         rt,
@@ -106,7 +107,7 @@ async def channel_posts(
         channel_id,
         paging.page,
         paging.per_page,
-        since=int(since_raw),
+        since=since,
         before=query.get("before", ""),
         after=query.get("after", ""),
         include_deleted=query.get("include_deleted", "") == "true",

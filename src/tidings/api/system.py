@@ -6,6 +6,7 @@ from starlette.responses import JSONResponse
 from tidings import __version__
 from tidings.api.common import RuntimeDep, SessionDep, ok, read_json
 from tidings.domain import server_config
+from tidings.errors import FeatureDisabled, invalid_param
 from tidings.services import settings as service
 
 router = APIRouter(tags=["system"])
@@ -28,5 +29,15 @@ async def patch_config(request: Request, rt: RuntimeDep, session: SessionDep) ->
 
 
 @router.get("/config/client")
-async def client_config(rt: RuntimeDep) -> JSONResponse:
+async def client_config(request: Request, rt: RuntimeDep) -> JSONResponse:
+    # Mattermost only ever implemented the "old" format, and says so with these two errors.
+    format_ = request.query_params.get("format", "")
+    if not format_:
+        raise FeatureDisabled(
+            "api.config.client.old_format.app_error",
+            "New format for the client configuration is not supported yet. "
+            "Please specify format=old in the query string.",
+        )
+    if format_ != "old":
+        raise invalid_param("format")
     return ok(server_config.client_config(await rt.config(), __version__))

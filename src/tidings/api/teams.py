@@ -190,8 +190,10 @@ async def remove_channel_member(
 async def view_channel(
     user_id: str, request: Request, rt: RuntimeDep, session: SessionDep
 ) -> JSONResponse:
-    body = await read_json(request, "channel_id")
-    channel_id = body.get("channel_id", "") if isinstance(body, dict) else ""
+    body = await read_json(request, "channel_view")
+    if body is not None and not isinstance(body, dict):
+        raise invalid_body_param("channel_view", "expected a JSON object")
+    channel_id = (body or {}).get("channel_id", "")
     if not isinstance(channel_id, str):
         raise invalid_body_param("channel_id")
     if channel_id:

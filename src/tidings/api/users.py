@@ -191,25 +191,23 @@ async def set_active(
 
 @router.get("/users/{user_id}/teams")
 async def user_teams(user_id: str, rt: RuntimeDep, session: SessionDep) -> JSONResponse:
-    target = _me(user_id, session.user.id)
-    if target != session.user.id and not session.user.is_system_admin:
-        target = session.user.id
-    user = await service.get_user(rt, target)
-    return ok([team_json(t) for t in await team_service.list_my_teams(rt, user)])
+    teams = await team_service.list_user_teams(rt, session.user, _me(user_id, session.user.id))
+    return ok([team_json(t) for t in teams])
 
 
 @router.get("/users/{user_id}/teams/{team_id}/channels")
 async def user_channels(
     user_id: str, team_id: str, rt: RuntimeDep, session: SessionDep
 ) -> JSONResponse:
-    return ok(
-        [channel_json(c) for c in await team_service.list_my_channels(rt, session.user, team_id)]
-    )
+    target = _me(user_id, session.user.id)
+    channels = await team_service.list_user_channels(rt, session.user, target, team_id)
+    return ok([channel_json(c) for c in channels])
 
 
 @router.get("/users/{user_id}/teams/{team_id}/channels/members")
 async def user_channel_members(
     user_id: str, team_id: str, rt: RuntimeDep, session: SessionDep
 ) -> JSONResponse:
-    members = await team_service.list_my_channel_members(rt, session.user, team_id)
+    target = _me(user_id, session.user.id)
+    members = await team_service.list_user_channel_members(rt, session.user, target, team_id)
     return ok([channel_member_json(m) for m in members])

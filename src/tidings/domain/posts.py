@@ -6,6 +6,9 @@ from typing import Any
 MAX_MESSAGE_RUNES = 16383
 MAX_PROPS_RUNES = 800_000
 MAX_USER_PROPS_RUNES = 760_000
+# The widths of the ``type`` and ``pending_post_id`` columns (PostgreSQL enforces them).
+MAX_TYPE_RUNES = 64
+MAX_PENDING_POST_ID_RUNES = 64
 RESERVED_PROPS = frozenset(
     {
         "from_webhook",

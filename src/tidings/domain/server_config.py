@@ -41,6 +41,10 @@ DEFAULTS: ConfigDocument = {
 
 _SECRET_KEYS: frozenset[tuple[str, str]] = frozenset()
 
+# Mattermost's settings are Go int64s; numbers in lists are seconds, finite and below a century.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+MAX_LIST_NUMBER = 100 * 365 * 24 * 3600
+
 
 @dataclass(frozen=True, slots=True)
 class WebhookSettings:
@@ -113,13 +117,18 @@ def validate(config: ConfigDocument) -> None:
             elif isinstance(default, int):
                 if isinstance(value, bool) or not isinstance(value, int):
                     raise _invalid(name, "must be an integer")
+                if not INT64_MIN <= value <= INT64_MAX:
+                    raise _invalid(name, "is out of range")
             elif isinstance(default, str):
                 if not isinstance(value, str):
                     raise _invalid(name, "must be a string")
             elif isinstance(default, list) and (
                 not isinstance(value, list)
                 or not all(
-                    isinstance(v, int | float) and not isinstance(v, bool) and v >= 0 for v in value
+                    isinstance(v, int | float)
+                    and not isinstance(v, bool)
+                    and 0 <= v <= MAX_LIST_NUMBER
+                    for v in value
                 )
             ):
                 raise _invalid(name, "must be a list of non-negative numbers")

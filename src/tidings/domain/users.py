@@ -7,6 +7,10 @@ from typing import Any
 USERNAME_PATTERN = re.compile(r"^[a-z][a-z0-9._-]{2,21}$")
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 SYSTEM_BOT_USERNAME = "tidings"
+# Names no person may take: the system bot's, and the words mentions and Mattermost reserve.
+RESERVED_USERNAMES = frozenset(
+    {SYSTEM_BOT_USERNAME, "all", "channel", "here", "matterbot", "system"}
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -66,7 +66,8 @@ def team_json(team: Team) -> JSON:
         "allow_open_invite": team.allow_open_invite,
         "scheme_id": "",
         "group_constrained": False,
-        "policy_id": None,
+        # No ``policy_id``: Mattermost documents it as a string and Tidings has no retention
+        # policies; leaving it out (rather than null) satisfies the description and clients.
     }
 
 

@@ -13,7 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tidings.domain import permissions as perm
 from tidings.domain import server_config
-from tidings.domain.posts import MAX_MESSAGE_RUNES, Post, strip_reserved_props
+from tidings.domain.posts import (
+    MAX_MESSAGE_RUNES,
+    MAX_PENDING_POST_ID_RUNES,
+    MAX_TYPE_RUNES,
+    Post,
+    strip_reserved_props,
+)
 from tidings.domain.teams import Channel, ChannelType, Team
 from tidings.domain.users import User
 from tidings.domain.wire import post_json, post_list_json, posted_event_data
@@ -49,9 +55,8 @@ def _check_props(props: dict[str, Any]) -> None:
         raise BadRequest("model.post.is_valid.props.app_error", "Invalid props.")
 
 
-async def _hook_index(rt: Runtime, conn: AsyncConnection, team_id: str) -> HookIndex:
-    """The team's match index, rebuilt only when one of its hooks changed."""
-    version = await team_store.hooks_version(conn, team_id)
+async def _hook_index(rt: Runtime, conn: AsyncConnection, team_id: str, version: int) -> HookIndex:
+    """The team's match index, rebuilt only when one of its hooks changed (``version``)."""
     cached = rt.hook_indexes.get(team_id)
     if cached is not None and cached[0] == version:
         index: HookIndex = cached[1]
@@ -105,9 +110,17 @@ async def create_post(
 ) -> Post:
     """Save a user's post and, in the same transaction, queue the deliveries of the hooks it fires."""
     _check_message(message)
-    if post_type.startswith("system_") or (post_type and not post_type.startswith("custom_")):
+    if (
+        post_type.startswith("system_")
+        or (post_type and not post_type.startswith("custom_"))
+        or len(post_type) > MAX_TYPE_RUNES
+    ):
         raise BadRequest(
             "api.context.invalid_param.app_error", "Invalid post.type parameter.", "name=post.type"
+        )
+    if len(pending_post_id) > MAX_PENDING_POST_ID_RUNES:
+        raise BadRequest(
+            "model.post.is_valid.pending_post_id.app_error", "Invalid pending post id."
         )
     clean_props = strip_reserved_props(props or {})
     _check_props(clean_props)
@@ -131,14 +144,15 @@ async def create_post(
     )
     queued: list[str] = []
     async with rt.db.transaction() as conn:
-        channel = (
-            await team_store.find_channel(conn, channel_id) if is_valid_id(channel_id) else None
+        channel, member = (
+            await team_store.find_channel_with_member(conn, channel_id, actor.id)
+            if is_valid_id(channel_id)
+            else (None, None)
         )
         if channel is None or channel.delete_at:
             raise NotFound(
                 "app.channel.get.existing.app_error", "Unable to find the existing channel."
             )
-        member = await team_store.find_channel_member(conn, channel_id, actor.id)
         if not perm.can_post(actor, channel, member):
             raise permission_error(actor.id, perm.CREATE_POST)
         if root_id:
@@ -151,10 +165,15 @@ async def create_post(
         await team_store.touch_channel(conn, channel_id, now)
         if member is not None:
             await team_store.mark_viewed(conn, channel_id, actor.id, now)
-        team = await team_store.find_team(conn, channel.team_id) if channel.team_id else None
-        if hooks_on and team is not None and channel.type == ChannelType.PUBLIC:
-            matches = (await _hook_index(rt, conn, team.id)).match(channel_id, message)
-            queued = await enqueue(conn, _deliveries_for(matches, post, team, channel, actor), now)
+        if hooks_on and channel.team_id and channel.type == ChannelType.PUBLIC:
+            found = await team_store.find_team_with_hooks_version(conn, channel.team_id)
+            if found is not None:
+                team, version = found
+                index = await _hook_index(rt, conn, team.id, version)
+                deliveries = _deliveries_for(
+                    index.match(channel_id, message), post, team, channel, actor
+                )
+                queued = await enqueue(conn, deliveries, now)
         member_ids = await team_store.channel_member_ids(conn, channel_id)
         mentions = await _mentions(conn, message, member_ids, actor.id)
     rt.events.publish(

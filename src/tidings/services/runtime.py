@@ -25,6 +25,9 @@ class ConfigCache:
 
     document: ConfigDocument | None = None
     loaded_at: float = float("-inf")
+    # Bumped by every ``forget_config``: a load that overlapped a change is not kept, or a
+    # request reading during a patch would cache the old document for a second after it.
+    generation: int = 0
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -48,14 +51,16 @@ class Runtime:
         if cache.document is not None and now - cache.loaded_at < CONFIG_TTL_SECONDS:
             return cache.document
         async with cache.lock:
-            if cache.document is None or now - cache.loaded_at >= CONFIG_TTL_SECONDS:
+            while cache.document is None or now - cache.loaded_at >= CONFIG_TTL_SECONDS:
+                generation = cache.generation
                 async with self.db.transaction() as conn:
                     stored = await load_config(conn)
-                cache.document = server_config.with_defaults(stored)
-                cache.loaded_at = self.clock.monotonic()
-        assert cache.document is not None
-        return cache.document
+                if generation == cache.generation:
+                    cache.document = server_config.with_defaults(stored)
+                    cache.loaded_at = now = self.clock.monotonic()
+            return cache.document
 
     def forget_config(self) -> None:
         """Drop the cached configuration after this process changed it."""
         self.config_cache.document = None
+        self.config_cache.generation += 1

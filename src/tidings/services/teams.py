@@ -1,5 +1,7 @@
 """Teams and channels: create, find, join, leave, members, direct messages."""
 
+from sqlalchemy.exc import IntegrityError
+
 from tidings.domain import permissions as perm
 from tidings.domain.teams import (
     DEFAULT_CHANNELS,
@@ -57,12 +59,25 @@ async def create_team(
         invite_id=new_id(),
         allow_open_invite=team_type == "O",
     )
+    try:
+        await _insert_team(rt, team, actor)
+    except IntegrityError as exc:  # a concurrent create took the name after our check
+        raise _team_name_taken() from exc
+    return team
+
+
+def _team_name_taken() -> Conflict:
+    return Conflict(
+        "store.sql_team.save_team.existing.app_error", "A team with that name already exists."
+    )
+
+
+async def _insert_team(rt: Runtime, team: Team, actor: User) -> None:
+    """The team, its creator as team admin, and its default channels."""
+    now = team.create_at
     async with rt.db.transaction() as conn:
-        if await store.find_team_by_name(conn, name) is not None:
-            raise Conflict(
-                "store.sql_team.save_team.existing.app_error",
-                "A team with that name already exists.",
-            )
+        if await store.find_team_by_name(conn, team.name) is not None:
+            raise _team_name_taken()
         await store.insert_team(conn, team)
         await store.upsert_team_member(conn, TeamMember(team.id, actor.id, "team_user team_admin"))
         for channel_name, channel_display in DEFAULT_CHANNELS:
@@ -81,7 +96,6 @@ async def create_team(
             await store.insert_channel_member(
                 conn, ChannelMember(channel.id, actor.id, "channel_user channel_admin")
             )
-    return team
 
 
 async def get_team(rt: Runtime, actor: User, team_id: str) -> Team:
@@ -104,18 +118,27 @@ async def get_team_by_name(rt: Runtime, actor: User, name: str) -> Team:
 
 
 async def list_teams(rt: Runtime, actor: User, page: int, per_page: int) -> list[Team]:
-    """Admins see every team; others see the open ones and their own."""
+    """Admins see every team; others see the open ones and their own (filtered in the query,
+    so a page is never short of what exists)."""
+    visible_to = None if actor.is_system_admin else actor.id
     async with rt.db.transaction() as conn:
-        teams = await store.list_teams(conn, page * per_page, per_page)
-        mine = {t.id for t in await store.list_user_teams(conn, actor.id)}
-    if actor.is_system_admin:
-        return teams
-    return [t for t in teams if t.type == TeamType.OPEN or t.id in mine]
+        return await store.list_teams(conn, page * per_page, per_page, visible_to=visible_to)
 
 
 async def list_my_teams(rt: Runtime, actor: User) -> list[Team]:
     async with rt.db.transaction() as conn:
         return await store.list_user_teams(conn, actor.id)
+
+
+async def list_user_teams(rt: Runtime, actor: User, user_id: str) -> list[Team]:
+    """The teams of a user: your own, or anyone's for a system admin."""
+    if user_id != actor.id and not perm.can_manage_system(actor):
+        raise permission_error(actor.id, perm.MANAGE_SYSTEM)
+    async with rt.db.transaction() as conn:
+        found = await user_store.find_user(conn, user_id) if is_valid_id(user_id) else None
+        if found is None:
+            raise NotFound("app.user.missing_account.const", "Unable to find the user.")
+        return await store.list_user_teams(conn, found.id)
 
 
 async def get_team_member(rt: Runtime, actor: User, team_id: str, user_id: str) -> TeamMember:
@@ -154,25 +177,41 @@ async def add_team_member(rt: Runtime, actor: User, team_id: str, user_id: str) 
 
 async def add_team_member_unchecked(rt: Runtime, team_id: str, user_id: str) -> TeamMember:
     """Join the team and its default channels (callers have checked the right to)."""
+    try:
+        member, joined = await _join_team(rt, team_id, user_id)
+    except IntegrityError:
+        # A concurrent join of the same user won; the membership it made is the answer.
+        member, joined = await _join_team(rt, team_id, user_id)
+    if joined:
+        rt.events.publish(
+            Event("added_to_team", {"team_id": team_id, "user_id": user_id}, {"user_id": user_id}),
+            [user_id],
+        )
+    return member
+
+
+async def _join_team(rt: Runtime, team_id: str, user_id: str) -> tuple[TeamMember, bool]:
+    """(the membership, whether this call made it)."""
     async with rt.db.transaction() as conn:
         existing = await store.find_team_member(conn, team_id, user_id)
         if existing is not None:
-            return existing
+            return existing, False
         member = TeamMember(team_id, user_id, "team_user")
         await store.upsert_team_member(conn, member)
-        joined = []
         for channel_name, _ in DEFAULT_CHANNELS:
             channel = await store.find_channel_by_name(conn, team_id, channel_name)
             if channel and await store.find_channel_member(conn, channel.id, user_id) is None:
                 await store.insert_channel_member(
                     conn, ChannelMember(channel.id, user_id, "channel_user")
                 )
-                joined.append(channel)
-    rt.events.publish(
-        Event("added_to_team", {"team_id": team_id, "user_id": user_id}, {"user_id": user_id}),
-        [user_id],
+    return member, True
+
+
+def _channel_name_taken() -> BadRequest:
+    return BadRequest(
+        "store.sql_channel.save_channel.exists.app_error",
+        "A channel with that name already exists on the same team.",
     )
-    return member
 
 
 async def create_channel(
@@ -211,19 +250,19 @@ async def create_channel(
         header=header,
         creator_id=actor.id,
     )
-    async with rt.db.transaction() as conn:
-        member = await store.find_team_member(conn, team_id, actor.id)
-        if member is None and not actor.is_system_admin:
-            raise permission_error(actor.id, "create_public_channel")
-        if await store.find_channel_by_name(conn, team_id, name) is not None:
-            raise BadRequest(
-                "store.sql_channel.save_channel.exists.app_error",
-                "A channel with that name already exists on the same team.",
+    try:
+        async with rt.db.transaction() as conn:
+            member = await store.find_team_member(conn, team_id, actor.id)
+            if member is None and not actor.is_system_admin:
+                raise permission_error(actor.id, "create_public_channel")
+            if await store.find_channel_by_name(conn, team_id, name) is not None:
+                raise _channel_name_taken()
+            await store.insert_channel(conn, channel)
+            await store.insert_channel_member(
+                conn, ChannelMember(channel.id, actor.id, "channel_user channel_admin")
             )
-        await store.insert_channel(conn, channel)
-        await store.insert_channel_member(
-            conn, ChannelMember(channel.id, actor.id, "channel_user channel_admin")
-        )
+    except IntegrityError as exc:  # a concurrent create took the name after our check
+        raise _channel_name_taken() from exc
     rt.events.publish(
         Event(
             "channel_created", {"channel_id": channel.id, "team_id": team_id}, {"team_id": team_id}
@@ -267,6 +306,7 @@ async def get_channel_by_name(rt: Runtime, actor: User, team_id: str, name: str)
 async def list_public_channels(
     rt: Runtime, actor: User, team_id: str, page: int, per_page: int
 ) -> list[Channel]:
+    await get_team(rt, actor, team_id)
     async with rt.db.transaction() as conn:
         member = await store.find_team_member(conn, team_id, actor.id)
         if member is None and not actor.is_system_admin:
@@ -277,6 +317,36 @@ async def list_public_channels(
 async def list_my_channels(rt: Runtime, actor: User, team_id: str) -> list[Channel]:
     async with rt.db.transaction() as conn:
         return await store.list_user_channels(conn, actor.id, team_id)
+
+
+async def _channels_owner(rt: Runtime, actor: User, user_id: str, team_id: str) -> str:
+    """Whose channels ``actor`` may list: their own, or anyone's for a system admin."""
+    if user_id != actor.id and not perm.can_manage_system(actor):
+        raise permission_error(actor.id, perm.MANAGE_SYSTEM)
+    async with rt.db.transaction() as conn:
+        found = await user_store.find_user(conn, user_id) if is_valid_id(user_id) else None
+    if found is None:
+        raise NotFound("app.user.missing_account.const", "Unable to find the user.")
+    await get_team(rt, actor, team_id)
+    return found.id
+
+
+async def list_user_channels(rt: Runtime, actor: User, user_id: str, team_id: str) -> list[Channel]:
+    """A user's channels in a team plus their direct messages."""
+    owner = await _channels_owner(rt, actor, user_id, team_id)
+    async with rt.db.transaction() as conn:
+        return await store.list_user_channels(conn, owner, team_id)
+
+
+async def list_user_channel_members(
+    rt: Runtime, actor: User, user_id: str, team_id: str
+) -> list[ChannelMember]:
+    """A user's memberships of those channels."""
+    owner = await _channels_owner(rt, actor, user_id, team_id)
+    async with rt.db.transaction() as conn:
+        channels = await store.list_user_channels(conn, owner, team_id)
+        members = [await store.find_channel_member(conn, c.id, owner) for c in channels]
+    return [m for m in members if m is not None]
 
 
 async def list_my_channel_members(rt: Runtime, actor: User, team_id: str) -> list[ChannelMember]:
@@ -311,6 +381,28 @@ async def add_channel_member(
             raise permission_error(actor.id, "join_public_channels")
     elif not perm.can_manage_channel_members(actor, channel, team_member, member):
         raise permission_error(actor.id, "manage_public_channel_members")
+    try:
+        new_member, member_ids = await _join_channel(rt, channel, user_id)
+    except IntegrityError:
+        # A concurrent add of the same user won; the membership it made is the answer.
+        new_member, member_ids = await _join_channel(rt, channel, user_id)
+    if not member_ids:
+        return new_member
+    rt.events.publish(
+        Event(
+            "user_added",
+            {"user_id": user_id, "team_id": channel.team_id},
+            {"channel_id": channel_id},
+        ),
+        member_ids,
+    )
+    return new_member
+
+
+async def _join_channel(
+    rt: Runtime, channel: Channel, user_id: str
+) -> tuple[ChannelMember, list[str]]:
+    """(the membership, the channel's members to tell, or [] when it already existed)."""
     async with rt.db.transaction() as conn:
         target_team_member = (
             await store.find_team_member(conn, channel.team_id, user_id)
@@ -321,21 +413,12 @@ async def add_channel_member(
             raise BadRequest(
                 "api.channel.add_members.user_denied", "The user is not a member of the team."
             )
-        existing = await store.find_channel_member(conn, channel_id, user_id)
+        existing = await store.find_channel_member(conn, channel.id, user_id)
         if existing is not None:
-            return existing
-        new_member = ChannelMember(channel_id, user_id, "channel_user")
+            return existing, []
+        new_member = ChannelMember(channel.id, user_id, "channel_user")
         await store.insert_channel_member(conn, new_member)
-        member_ids = await store.channel_member_ids(conn, channel_id)
-    rt.events.publish(
-        Event(
-            "user_added",
-            {"user_id": user_id, "team_id": channel.team_id},
-            {"channel_id": channel_id},
-        ),
-        member_ids,
-    )
-    return new_member
+        return new_member, await store.channel_member_ids(conn, channel.id)
 
 
 async def remove_channel_member(rt: Runtime, actor: User, channel_id: str, user_id: str) -> None:
@@ -363,6 +446,23 @@ async def get_or_create_direct(
     """The one DM channel of two users (``actor`` must be one of them; None = the system)."""
     if actor is not None and actor.id not in (user_a, user_b) and not actor.is_system_admin:
         raise permission_error(actor.id, "create_direct_channel")
+    try:
+        channel, created = await _find_or_create_direct(rt, actor, user_a, user_b)
+    except IntegrityError:
+        # The same DM was opened concurrently; the channel it made is the answer.
+        channel, created = await _find_or_create_direct(rt, actor, user_a, user_b)
+    if created:
+        rt.events.publish(
+            Event("direct_added", {"teammate_id": user_b}, {"channel_id": channel.id}),
+            {user_a, user_b},
+        )
+    return channel
+
+
+async def _find_or_create_direct(
+    rt: Runtime, actor: User | None, user_a: str, user_b: str
+) -> tuple[Channel, bool]:
+    """(the DM channel, whether this call created it)."""
     name = direct_channel_name(user_a, user_b)
     now = rt.clock.now_ms()
     async with rt.db.transaction() as conn:
@@ -374,7 +474,7 @@ async def get_or_create_direct(
                 )
         existing = await store.find_channel_by_name(conn, "", name)
         if existing is not None:
-            return existing
+            return existing, False
         channel = Channel(
             id=new_id(),
             create_at=now,
@@ -391,10 +491,7 @@ async def get_or_create_direct(
             await store.insert_channel_member(
                 conn, ChannelMember(channel.id, user_id, "channel_user")
             )
-    rt.events.publish(
-        Event("direct_added", {"teammate_id": user_b}, {"channel_id": channel.id}), {user_a, user_b}
-    )
-    return channel
+    return channel, True
 
 
 async def view_channel(rt: Runtime, actor: User, channel_id: str) -> None:

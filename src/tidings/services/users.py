@@ -1,6 +1,7 @@
 """Accounts and sessions: sign-up, login (rate limited), logout, token checks, profile changes."""
 
 import asyncio
+import functools
 import hashlib
 import time
 from collections import defaultdict, deque
@@ -9,9 +10,19 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tidings.domain.permissions import MANAGE_SYSTEM, can_manage_system
-from tidings.domain.users import SYSTEM_BOT_USERNAME, User, is_valid_email, is_valid_username
+from tidings.domain.server_config import ConfigDocument
+from tidings.domain.teams import Team
+from tidings.domain.users import (
+    RESERVED_USERNAMES,
+    SYSTEM_BOT_USERNAME,
+    User,
+    is_valid_email,
+    is_valid_username,
+)
 from tidings.errors import (
     BadRequest,
     Conflict,
@@ -99,6 +110,11 @@ async def _verify_password(password_hash: str, password: str) -> bool:
 
 
 def _check_new_user(new: NewUser) -> None:
+    if new.username in RESERVED_USERNAMES:
+        raise BadRequest(
+            "model.user.is_valid.username.app_error",
+            f"The username {new.username!r} is reserved. Please choose another.",
+        )
     if not is_valid_username(new.username):
         raise BadRequest(
             "model.user.is_valid.username.app_error",
@@ -126,6 +142,55 @@ def _check_password(password: str) -> None:
         )
 
 
+async def _creation_rights(
+    conn: AsyncConnection,
+    actor: User | None,
+    config: ConfigDocument,
+    *,
+    make_admin: bool,
+    invite_id: str,
+    trusted: bool,
+) -> tuple[bool, Team | None]:
+    """(is this the server's first account, the invite's team), or the reason not to create."""
+    bot = await store.find_user_by_username(conn, SYSTEM_BOT_USERNAME)
+    first = await store.count_users(conn) == (1 if bot is not None and bot.is_bot else 0)
+    invite_team = None
+    if invite_id:
+        invite_team = await team_store.find_team_by_invite(conn, invite_id)
+        if invite_team is None or invite_team.delete_at:
+            raise BadRequest(
+                "api.user.create_user.invite_id.app_error", "The invite link is not valid."
+            )
+    admin_actor = actor is not None and can_manage_system(actor)
+    allowed = (
+        first
+        or trusted
+        or admin_actor
+        or invite_team is not None
+        or config["TeamSettings"]["EnableOpenServer"]
+    )
+    if not allowed:
+        raise Forbidden(
+            "api.user.create_user.no_open_server",
+            "This server does not allow open signups. Ask your system administrator for an invitation.",
+        )
+    if make_admin and not (first or trusted or admin_actor):
+        raise permission_error(actor.id if actor else "", MANAGE_SYSTEM)
+    return first, invite_team
+
+
+async def _check_available(conn: AsyncConnection, username: str, email: str) -> None:
+    if await store.find_user_by_username(conn, username) is not None:
+        raise Conflict(
+            "app.user.save.username_exists.app_error",
+            "An account with that username already exists.",
+        )
+    if await store.find_user_by_email(conn, email) is not None:
+        raise Conflict(
+            "app.user.save.email_exists.app_error", "An account with that email already exists."
+        )
+
+
 async def create_user(
     rt: Runtime,
     actor: User | None,
@@ -141,61 +206,47 @@ async def create_user(
     accounts, or a person signs up through a team's invite link (and joins that team), or
     anyone may when open sign-up is on. ``trusted`` is the local CLI.
     """
+    # Mattermost stores usernames and emails in lower case, whatever the client sent.
+    new = replace(new, username=new.username.lower(), email=new.email.lower())
     _check_new_user(new)
-    password_hash = await hash_password(new.password)
     config = await rt.config()
-    now = rt.clock.now_ms()
+    rights = functools.partial(
+        _creation_rights,
+        actor=actor,
+        config=config,
+        make_admin=make_admin,
+        invite_id=invite_id,
+        trusted=trusted,
+    )
+    # Refuse before hashing: argon2 is too costly to spend on requests that cannot succeed.
     async with rt.db.transaction() as conn:
-        first = await store.count_users(conn) == 0 or (
-            await store.count_users(conn) == 1
-            and await store.find_user_by_username(conn, SYSTEM_BOT_USERNAME) is not None
-        )
-        invite_team = None
-        if invite_id:
-            invite_team = await team_store.find_team_by_invite(conn, invite_id)
-            if invite_team is None or invite_team.delete_at:
-                raise BadRequest(
-                    "api.user.create_user.invite_id.app_error", "The invite link is not valid."
-                )
-        admin_actor = actor is not None and can_manage_system(actor)
-        allowed = (
-            first
-            or trusted
-            or admin_actor
-            or invite_team is not None
-            or config["TeamSettings"]["EnableOpenServer"]
-        )
-        if not allowed:
-            raise Forbidden(
-                "api.user.create_user.no_open_server",
-                "This server does not allow open signups. Ask your system administrator for an invitation.",
+        await rights(conn)
+    password_hash = await hash_password(new.password)
+    now = rt.clock.now_ms()
+    try:
+        async with rt.db.transaction() as conn:
+            first, invite_team = await rights(conn)
+            await _check_available(conn, new.username, new.email)
+            roles = "system_admin system_user" if first or make_admin else "system_user"
+            user = User(
+                id=new_id(),
+                create_at=now,
+                update_at=now,
+                delete_at=0,
+                username=new.username,
+                email=new.email,
+                nickname=new.nickname,
+                first_name=new.first_name,
+                last_name=new.last_name,
+                roles=roles,
+                last_password_update=now,
             )
-        if make_admin and not (first or trusted or admin_actor):
-            raise permission_error(actor.id if actor else "", MANAGE_SYSTEM)
-        if await store.find_user_by_username(conn, new.username) is not None:
-            raise Conflict(
-                "app.user.save.username_exists.app_error",
-                "An account with that username already exists.",
-            )
-        if await store.find_user_by_email(conn, new.email.lower()) is not None:
-            raise Conflict(
-                "app.user.save.email_exists.app_error", "An account with that email already exists."
-            )
-        roles = "system_admin system_user" if first or make_admin else "system_user"
-        user = User(
-            id=new_id(),
-            create_at=now,
-            update_at=now,
-            delete_at=0,
-            username=new.username,
-            email=new.email.lower(),
-            nickname=new.nickname,
-            first_name=new.first_name,
-            last_name=new.last_name,
-            roles=roles,
-            last_password_update=now,
-        )
-        await store.insert_user(conn, user, password_hash)
+            await store.insert_user(conn, user, password_hash)
+    except IntegrityError:
+        # A concurrent sign-up took the name or the email between our check and our insert.
+        async with rt.db.transaction() as conn:
+            await _check_available(conn, new.username, new.email)
+        raise
     if invite_team is not None:
         from tidings.services.teams import add_team_member_unchecked
 
@@ -205,6 +256,14 @@ async def create_user(
 
 async def ensure_system_bot(rt: Runtime) -> User:
     """The bot that sends notices by DM; created on first use."""
+    try:
+        return await _find_or_create_bot(rt)
+    except IntegrityError:
+        # Another process created it at the same moment: use theirs.
+        return await _find_or_create_bot(rt)
+
+
+async def _find_or_create_bot(rt: Runtime) -> User:
     async with rt.db.transaction() as conn:
         bot = await store.find_user_by_username(conn, SYSTEM_BOT_USERNAME)
         if bot is not None:
@@ -230,9 +289,11 @@ async def login(
 ) -> tuple[User, str, str]:
     """Check credentials and open a session: (user, bearer token, CSRF token)."""
     key = login_id.strip().lower()
-    limiter.check(key)
     async with rt.db.transaction() as conn:
         found = await store.find_login(conn, key)
+    # One budget per account, so its username and its email do not each get their own.
+    key = found[0].id if found is not None else key
+    limiter.check(key)
     ok = found is not None and found[0].is_active and not found[0].is_bot
     if found is not None and ok:
         ok = await _verify_password(found[1], password)
@@ -264,14 +325,14 @@ async def authenticate(rt: Runtime, token: str) -> Session:
     """The session a bearer token or cookie names, or 401."""
     token_hash = hash_token(token)
     async with rt.db.transaction() as conn:
-        found = await store.find_session(conn, token_hash)
-        user = await store.find_user(conn, found[0]) if found else None
-    if found is None or user is None or not user.is_active or found[2] < rt.clock.now_ms():
+        found = await store.find_session_user(conn, token_hash)
+    if found is None or not found[0].is_active or found[2] < rt.clock.now_ms():
         raise Unauthorized(
             "api.context.session_expired.app_error",
             "Invalid or expired session, please login again.",
         )
-    return Session(user=user, token_hash=token_hash, csrf_token=found[1])
+    user, csrf_token, _ = found
+    return Session(user=user, token_hash=token_hash, csrf_token=csrf_token)
 
 
 async def logout(rt: Runtime, session: Session) -> None:
@@ -316,7 +377,7 @@ async def patch_user(rt: Runtime, actor: User, user_id: str, changes: dict[str, 
     for key, value in allowed.items():
         if len(value) > 64:
             raise BadRequest(f"model.user.is_valid.{key}.app_error", f"Invalid {key}.")
-    if "email" in changes and changes["email"] != user.email:
+    if "email" in changes and changes["email"].lower() != user.email:
         if not is_valid_email(changes["email"]):
             raise BadRequest("model.user.is_valid.email.app_error", "Invalid email.")
         allowed["email"] = changes["email"].lower()
@@ -338,6 +399,7 @@ async def change_password(rt: Runtime, actor: User, user_id: str, current: str, 
     if actor.id != user_id and not can_manage_system(actor):
         raise permission_error(actor.id, "edit_other_users")
     _check_password(new)
+    await get_user(rt, user_id)
     if actor.id == user_id:
         async with rt.db.transaction() as conn:
             found = await store.find_login(conn, actor.username)

@@ -10,11 +10,14 @@ from tidings.store.schema import system_config
 _KEY = "config"
 
 
-async def load_config(conn: AsyncConnection) -> Any:
-    """The stored document, or None before the first save."""
-    return (
-        await conn.execute(select(system_config.c.value).where(system_config.c.key == _KEY))
-    ).scalar()
+async def load_config(conn: AsyncConnection, *, for_update: bool = False) -> Any:
+    """The stored document, or None before the first save. ``for_update`` locks the row until
+    the transaction ends (PostgreSQL; SQLite's writer lock already serialises), so concurrent
+    read-merge-save patches cannot lose each other's changes."""
+    query = select(system_config.c.value).where(system_config.c.key == _KEY)
+    if for_update:
+        query = query.with_for_update()
+    return (await conn.execute(query)).scalar()
 
 
 async def save_config(conn: AsyncConnection, document: dict[str, Any], at: int) -> None:

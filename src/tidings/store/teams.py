@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tidings.domain.teams import (
@@ -87,14 +87,17 @@ async def find_team_by_invite(conn: AsyncConnection, invite_id: str) -> Team | N
     return _team(row) if row else None
 
 
-async def list_teams(conn: AsyncConnection, offset: int, limit: int) -> list[Team]:
-    rows = await conn.execute(
-        select(*_TEAM_COLUMNS)
-        .where(teams.c.delete_at == 0)
-        .order_by(teams.c.name)
-        .offset(offset)
-        .limit(limit)
-    )
+async def list_teams(
+    conn: AsyncConnection, offset: int, limit: int, *, visible_to: str | None = None
+) -> list[Team]:
+    """Live teams by name; with ``visible_to``, only open teams and that user's own."""
+    query = select(*_TEAM_COLUMNS).where(teams.c.delete_at == 0)
+    if visible_to is not None:
+        mine = select(team_members.c.team_id).where(
+            team_members.c.user_id == visible_to, team_members.c.delete_at == 0
+        )
+        query = query.where(or_(teams.c.type == TeamType.OPEN.value, teams.c.id.in_(mine)))
+    rows = await conn.execute(query.order_by(teams.c.name).offset(offset).limit(limit))
     return [_team(r) for r in rows]
 
 
@@ -110,6 +113,18 @@ async def list_user_teams(conn: AsyncConnection, user_id: str) -> list[Team]:
         .order_by(teams.c.display_name)
     )
     return [_team(r) for r in rows]
+
+
+async def find_team_with_hooks_version(
+    conn: AsyncConnection, team_id: str
+) -> tuple[Team, int] | None:
+    """The team and its hooks version in one query (posting needs both)."""
+    row = (
+        await conn.execute(
+            select(*_TEAM_COLUMNS, teams.c.hooks_version).where(teams.c.id == team_id)
+        )
+    ).first()
+    return (_team(row), int(row.hooks_version or 0)) if row else None
 
 
 async def hooks_version(conn: AsyncConnection, team_id: str) -> int:
@@ -196,6 +211,25 @@ async def insert_channel(conn: AsyncConnection, channel: Channel) -> None:
 async def find_channel(conn: AsyncConnection, channel_id: str) -> Channel | None:
     row = (await conn.execute(select(channels).where(channels.c.id == channel_id))).first()
     return _channel(row) if row else None
+
+
+async def find_channel_with_member(
+    conn: AsyncConnection, channel_id: str, user_id: str
+) -> tuple[Channel | None, ChannelMember | None]:
+    """A channel and the user's membership of it, in one query (posting needs both)."""
+    membership = and_(
+        channel_members.c.channel_id == channels.c.id, channel_members.c.user_id == user_id
+    )
+    row = (
+        await conn.execute(
+            select(channels, channel_members)
+            .select_from(channels.outerjoin(channel_members, membership))
+            .where(channels.c.id == channel_id)
+        )
+    ).first()
+    if row is None:
+        return None, None
+    return _channel(row), (_member(row) if row.user_id is not None else None)
 
 
 async def find_channel_by_name(conn: AsyncConnection, team_id: str, name: str) -> Channel | None:
@@ -325,13 +359,15 @@ async def channel_member_ids(conn: AsyncConnection, channel_id: str) -> list[str
 
 
 async def mark_viewed(conn: AsyncConnection, channel_id: str, user_id: str, at: int) -> None:
-    total = (
-        await conn.execute(select(channels.c.total_msg_count).where(channels.c.id == channel_id))
-    ).scalar_one_or_none()
+    total = select(channels.c.total_msg_count).where(channels.c.id == channel_id)
     await conn.execute(
         update(channel_members)
         .where(channel_members.c.channel_id == channel_id, channel_members.c.user_id == user_id)
-        .values(last_viewed_at=at, msg_count=total or 0, mention_count=0)
+        .values(
+            last_viewed_at=at,
+            msg_count=func.coalesce(total.scalar_subquery(), 0),
+            mention_count=0,
+        )
     )
 
 

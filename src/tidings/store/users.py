@@ -133,6 +133,18 @@ async def find_session(conn: AsyncConnection, token_hash: str) -> tuple[str, str
     return (row.user_id, row.csrf_token, row.expires_at) if row else None
 
 
+async def find_session_user(conn: AsyncConnection, token_hash: str) -> tuple[User, str, int] | None:
+    """(user, csrf_token, expires_at) of a session, in one query: every request asks."""
+    row = (
+        await conn.execute(
+            select(*_USER_COLUMNS, sessions.c.csrf_token, sessions.c.expires_at)
+            .select_from(sessions.join(users, users.c.id == sessions.c.user_id))
+            .where(sessions.c.id == token_hash)
+        )
+    ).first()
+    return (_user(row), row.csrf_token, row.expires_at) if row else None
+
+
 async def delete_session(conn: AsyncConnection, token_hash: str) -> None:
     await conn.execute(sessions.delete().where(sessions.c.id == token_hash))
 

@@ -1,0 +1,205 @@
+"""``/api/v4/websocket`` spoken to directly: both ways to authenticate, ``hello`` and sequence
+numbers, the ``posted`` event's fields, privacy of private channels, and client pings."""
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection, connect
+
+from support import Api, Factory
+
+pytestmark = pytest.mark.db
+
+TIMEOUT = 5.0
+
+
+def _receive(ws: ClientConnection, timeout: float = TIMEOUT) -> dict[str, Any]:
+    message = json.loads(ws.recv(timeout=timeout))
+    assert isinstance(message, dict)
+    return message
+
+
+def _next_event(ws: ClientConnection, name: str, timeout: float = TIMEOUT) -> dict[str, Any]:
+    """The next event called ``name``, skipping others (e.g. membership events)."""
+    while True:
+        message = _receive(ws, timeout)
+        if message.get("event") == name:
+            return message
+
+
+@contextmanager
+def _socket(url: str, token: str | None = None, **headers: str) -> Iterator[ClientConnection]:
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    with connect(url, additional_headers=headers, open_timeout=TIMEOUT) as ws:
+        yield ws
+
+
+@contextmanager
+def _challenged(url: str, token: str) -> Iterator[ClientConnection]:
+    """Connected and authenticated by the ``authentication_challenge`` message."""
+    with _socket(url) as ws:
+        ws.send(
+            json.dumps({"seq": 1, "action": "authentication_challenge", "data": {"token": token}})
+        )
+        assert _receive(ws) == {"status": "OK", "seq_reply": 1}
+        yield ws
+
+
+def _assert_hello(message: dict[str, Any], user_id: str) -> None:
+    assert message["event"] == "hello"
+    assert message["seq"] == 0
+    assert message["data"]["server_version"]
+    assert message["broadcast"]["user_id"] == user_id
+
+
+@pytest.fixture
+def channel(factory: Factory, team: dict[str, Any], member: Api) -> dict[str, Any]:
+    created = factory.channel(team)
+    factory.admin.post(f"/channels/{created['id']}/members", {"user_id": member.user["id"]})
+    return created
+
+
+def test_bearer_on_the_upgrade_authenticates(ws_url: str, member: Api) -> None:
+    """A bearer token on the upgrade request is enough: ``hello`` arrives first, with seq 0."""
+    with _socket(ws_url, member.token) as ws:
+        _assert_hello(_receive(ws), member.user["id"])
+
+
+def test_the_session_cookie_authenticates(ws_url: str, member: Api) -> None:
+    """The web client's session cookie on the upgrade request authenticates too."""
+    with _socket(ws_url, Cookie=f"MMAUTHTOKEN={member.token}") as ws:
+        _assert_hello(_receive(ws), member.user["id"])
+
+
+def test_the_authentication_challenge_authenticates(ws_url: str, member: Api) -> None:
+    """Without a token on the upgrade, the first message authenticates and is answered OK."""
+    with _challenged(ws_url, member.token) as ws:
+        _assert_hello(_receive(ws), member.user["id"])
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        {"seq": 1, "action": "authentication_challenge", "data": {"token": "wrong"}},
+        {"seq": 1, "action": "authentication_challenge", "data": "not an object"},
+        {"seq": 1, "action": "user_typing", "data": {}},
+        ["not", "an", "object"],
+        "not json",
+        b"\x00binary",
+    ],
+)
+def test_a_bad_first_message_closes_the_socket(ws_url: str, first: Any) -> None:
+    """An unauthenticated socket whose first message is not a valid challenge is closed (1008)."""
+    with _socket(ws_url) as ws:
+        ws.send(first if isinstance(first, str | bytes) else json.dumps(first))
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=TIMEOUT)
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 1008
+
+
+def test_a_bad_bearer_is_refused(ws_url: str) -> None:
+    """A wrong token on the upgrade request gets no events: the socket is closed (1008)."""
+    with _socket(ws_url, "not-a-token") as ws, pytest.raises(ConnectionClosed) as closed:
+        ws.recv(timeout=TIMEOUT)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 1008
+
+
+def test_posted_carries_mattermost_fields_and_numbered_seqs(
+    ws_url: str, admin: Api, member: Api, team: dict[str, Any], channel: dict[str, Any]
+) -> None:
+    """``posted`` carries the Post as a JSON string and Mattermost's fields; seqs run 1, 2, …"""
+    with _socket(ws_url, member.token) as ws:
+        _assert_hello(_receive(ws), member.user["id"])
+        first = admin.post(
+            "/posts", {"channel_id": channel["id"], "message": f"hi @{member.user['username']}"}
+        )
+        second = admin.post("/posts", {"channel_id": channel["id"], "message": "again"})
+        events = [_next_event(ws, "posted"), _next_event(ws, "posted")]
+    assert [e["seq"] for e in events] == [1, 2]
+    data = events[0]["data"]
+    assert isinstance(data["post"], str)
+    post = json.loads(data["post"])
+    assert post["id"] == first["id"]
+    assert post["message"] == first["message"]
+    assert post["user_id"] == admin.user["id"]
+    assert json.loads(events[1]["data"]["post"])["id"] == second["id"]
+    assert data["channel_display_name"] == channel["display_name"]
+    assert data["channel_name"] == channel["name"]
+    assert data["channel_type"] == "O"
+    assert data["sender_name"] == f"@{admin.user['username']}"
+    assert data["team_id"] == team["id"]
+    assert json.loads(data["mentions"]) == [member.user["id"]]
+    assert data["set_online"] is True
+    assert events[0]["broadcast"]["channel_id"] == channel["id"]
+
+
+def test_edits_and_deletes_are_events_too(
+    ws_url: str, admin: Api, member: Api, channel: dict[str, Any]
+) -> None:
+    """``post_edited`` and ``post_deleted`` follow with the post as a JSON string."""
+    post = admin.post("/posts", {"channel_id": channel["id"], "message": "draft"})
+    with _socket(ws_url, member.token) as ws:
+        _receive(ws)
+        admin.put(f"/posts/{post['id']}/patch", {"message": "final"})
+        edited = _next_event(ws, "post_edited")
+        admin.delete(f"/posts/{post['id']}")
+        deleted = _next_event(ws, "post_deleted")
+    assert json.loads(edited["data"]["post"])["message"] == "final"
+    assert json.loads(deleted["data"]["post"])["id"] == post["id"]
+    assert (edited["seq"], deleted["seq"]) == (1, 2)
+
+
+def test_non_members_get_no_events_of_a_private_channel(
+    ws_url: str, factory: Factory, team: dict[str, Any], member: Api
+) -> None:
+    """A team member outside a private channel hears nothing of it; a public post still arrives."""
+    owner = factory.user()
+    factory.join(team, owner)
+    secret = factory.channel(team, owner=owner, private=True)
+    public = factory.channel(team, owner=owner)
+    member.post(f"/channels/{public['id']}/members", {"user_id": member.user["id"]})
+    with _socket(ws_url, member.token) as ws:
+        _receive(ws)
+        owner.post("/posts", {"channel_id": secret["id"], "message": "secret"})
+        marker = owner.post("/posts", {"channel_id": public["id"], "message": "public"})
+        event = _next_event(ws, "posted")
+    assert json.loads(event["data"]["post"])["id"] == marker["id"]
+    assert event["seq"] == 1
+
+
+def test_client_pings_get_a_seq_reply(ws_url: str, member: Api) -> None:
+    """A client ``ping`` (or other action) is answered with its ``seq_reply``; junk is ignored."""
+    with _socket(ws_url, member.token) as ws:
+        _receive(ws)
+        ws.send("not json")
+        ws.send(b"\x01\x02")
+        ws.send(json.dumps({"seq": 7, "action": "ping"}))
+        reply = _receive(ws)
+        assert reply["seq_reply"] == 7
+        assert reply["status"] == "OK"
+        assert reply["data"]["text"] == "pong"
+        ws.send(json.dumps({"seq": 8, "action": "user_typing", "data": {"channel_id": ""}}))
+        assert _receive(ws)["seq_reply"] == 8
+        ws.ping().wait(TIMEOUT)  # protocol-level ping/pong too
+
+
+def test_each_connection_has_its_own_sequence(
+    ws_url: str, admin: Api, member: Api, channel: dict[str, Any]
+) -> None:
+    """Two connections of one user both get the event, each numbering from its own hello."""
+    with _socket(ws_url, member.token) as one:
+        _receive(one)
+        admin.post("/posts", {"channel_id": channel["id"], "message": "one"})
+        assert _next_event(one, "posted")["seq"] == 1
+        with _challenged(ws_url, member.token) as two:
+            _receive(two)
+            admin.post("/posts", {"channel_id": channel["id"], "message": "two"})
+            assert _next_event(two, "posted")["seq"] == 1
+            assert _next_event(one, "posted")["seq"] == 2

@@ -1,6 +1,7 @@
 """Shared fixtures: one real server per test session on a fresh database (SQLite, or PostgreSQL
 when ``TIDINGS_TEST_DATABASE_URL`` is set), its first user as admin, factories and receivers."""
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -14,6 +15,11 @@ from support import (
     reset_database,
     start_server,
 )
+
+# Cheap argon2 for the whole test session (servers in threads and `tidings` subprocesses alike):
+# hashing at production cost would spend minutes of CPU on throwaway accounts.
+os.environ.setdefault("TIDINGS_PASSWORD_HASH_TIME_COST", "1")
+os.environ.setdefault("TIDINGS_PASSWORD_HASH_MEMORY_KIB", "1024")
 
 
 @pytest.fixture(scope="session")

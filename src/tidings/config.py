@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     session_lifetime_seconds: int = Field(default=30 * 24 * 3600, ge=60)
     metrics_token: str = Field(default="", repr=False)
     # See tidings.process: how soon the database driver's thread gets the GIL back.
+    # argon2id cost; the defaults are argon2-cffi's (RFC 9106 low-memory profile).
+    password_hash_time_cost: int = Field(default=3, ge=1, le=20)
+    password_hash_memory_kib: int = Field(default=65536, ge=8, le=4_194_304)
     gil_switch_interval_seconds: float = Field(default=0.0005, gt=0, le=0.1)
 
     @field_validator("listen")

@@ -40,7 +40,17 @@ from tidings.store import users as store
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 72
 
-_hasher = PasswordHasher()
+_hashers: dict[tuple[int, int], PasswordHasher] = {}
+# Verifying reads the cost from the stored hash itself, so any hasher verifies any hash.
+_hasher_verify = PasswordHasher().verify
+
+
+def _hasher(rt: Runtime) -> PasswordHasher:
+    """Argon2id with the configured cost (tests lower it; production keeps the library's)."""
+    key = (rt.settings.password_hash_time_cost, rt.settings.password_hash_memory_kib)
+    if key not in _hashers:
+        _hashers[key] = PasswordHasher(time_cost=key[0], memory_cost=key[1])
+    return _hashers[key]
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,15 +104,15 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-async def hash_password(password: str) -> str:
+async def hash_password(rt: Runtime, password: str) -> str:
     """argon2 costs tens of milliseconds of CPU: keep it off the event loop."""
-    return await asyncio.to_thread(_hasher.hash, password)
+    return await asyncio.to_thread(_hasher(rt).hash, password)
 
 
 async def _verify_password(password_hash: str, password: str) -> bool:
     def verify() -> bool:
         try:
-            return _hasher.verify(password_hash, password)
+            return _hasher_verify(password_hash, password)
         except (VerificationError, InvalidHashError):
             return False
 
@@ -221,7 +231,7 @@ async def create_user(
     # Refuse before hashing: argon2 is too costly to spend on requests that cannot succeed.
     async with rt.db.transaction() as conn:
         await rights(conn)
-    password_hash = await hash_password(new.password)
+    password_hash = await hash_password(rt, new.password)
     now = rt.clock.now_ms()
     try:
         async with rt.db.transaction() as conn:
@@ -298,7 +308,7 @@ async def login(
     if found is not None and ok:
         ok = await _verify_password(found[1], password)
     else:
-        await hash_password("timing-equaliser")  # do not reveal which accounts exist by timing
+        await hash_password(rt, "timing-equaliser")  # do not reveal which accounts exist by timing
     if not ok or found is None:
         limiter.failed(key)
         raise Unauthorized(
@@ -408,7 +418,7 @@ async def change_password(rt: Runtime, actor: User, user_id: str, current: str, 
                 "api.user.update_password.incorrect.app_error",
                 'The "Current Password" you entered is incorrect. Please check that Caps Lock is off and try again.',
             )
-    password_hash = await hash_password(new)
+    password_hash = await hash_password(rt, new)
     now = rt.clock.now_ms()
     async with rt.db.transaction() as conn:
         await store.update_user(

@@ -36,7 +36,14 @@ def create_engine(url: str) -> AsyncEngine:
     url = normalise_url(url)
     if url.startswith("sqlite"):
         engine = create_async_engine(
-            url, pool_size=1, max_overflow=0, pool_timeout=60, connect_args={"timeout": 30}
+            url,
+            pool_size=1,
+            max_overflow=0,
+            pool_timeout=60,
+            # Every transaction ends in an explicit commit or rollback, so the pool's own
+            # rollback on return would be one more thread round trip for nothing.
+            pool_reset_on_return=None,
+            connect_args={"timeout": 30},
         )
         _configure_sqlite(engine)
         return engine

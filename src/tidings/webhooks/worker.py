@@ -41,12 +41,13 @@ from tidings.domain.wire import posted_event_data
 from tidings.events import Event, EventHub
 from tidings.ids import new_id
 from tidings.store import deliveries as delivery_store
-from tidings.store import hooks as hook_store
 from tidings.store import teams as team_store
 from tidings.store import users as user_store
 from tidings.store.database import Database
 from tidings.webhooks import queue
 from tidings.webhooks.client import HttpOutcome, WebhookClient
+from tidings.webhooks.failures import Failure, FailureWatch, Notify
+from tidings.webhooks.hookcache import HookCache
 from tidings.webhooks.payloads import body_token
 from tidings.webhooks.policy import Outcome, RetryPolicy, classify, next_delay_seconds
 from tidings.webhooks.replies import ReplyError, build_reply_posts, parse_reply, user_ids_in_reply
@@ -58,16 +59,10 @@ EXCERPT_BYTES = 64 * 1024
 STOP_GRACE_SECONDS = 10.0
 FLUSH_BATCH = 200
 CLAIM_AHEAD = 8
-HOOK_CACHE_SECONDS = 1.0
 BACKLOG_PER_SLOT = 4
 LEASE_MARGIN_SECONDS = 5
-HOOK_CACHE_SIZE = 10_000
 FLUSH_WAIT_SECONDS = 0.002
-NOTICE_EVERY_MS = 3600 * 1000
 HOUSEKEEPING_EVERY_SECONDS = 600.0
-GONE_REASON = "The receiver answered 410 Gone."
-
-Notify = Callable[[OutgoingHook, str], Awaitable[None]]
 
 
 class WorkerDeps(Protocol):
@@ -91,56 +86,6 @@ class _Batch:
     creators: dict[str, User]
 
 
-class _HookCache:
-    """Hooks and their creators, re-read at most once a second (like the configuration).
-
-    A claim would otherwise cost two more queries; an edit or a disable still reaches the
-    worker within a second. A regenerated token and secret cannot wait that second: a body
-    built with the new token must be signed with the new secret, so the sender asks for a
-    :meth:`reload` when a body's token is not the cached one.
-    """
-
-    def __init__(self, clock: Clock) -> None:
-        self._clock = clock
-        self._hooks: dict[str, tuple[float, OutgoingHook | None]] = {}
-        self._creators: dict[str, User] = {}
-
-    async def load(
-        self, db: Database, hook_ids: set[str]
-    ) -> tuple[dict[str, OutgoingHook], dict[str, User]]:
-        now = self._clock.monotonic()
-        stale = {
-            i
-            for i in hook_ids
-            if now - self._hooks.get(i, (float("-inf"), None))[0] >= HOOK_CACHE_SECONDS
-        }
-        if stale:
-            async with db.transaction() as conn:
-                found = await hook_store.find_hooks(conn, stale)
-                creator_ids = {h.creator_id for h in found.values()}
-                self._creators.update(await user_store.find_users(conn, creator_ids))
-            for hook_id in stale:
-                self._hooks[hook_id] = (now, found.get(hook_id))
-            if len(self._hooks) > HOOK_CACHE_SIZE:
-                self._hooks = {
-                    k: v for k, v in self._hooks.items() if now - v[0] < HOOK_CACHE_SECONDS
-                }
-        hooks = {i: h for i in hook_ids if (h := self._hooks[i][1]) is not None}
-        creators = {
-            h.creator_id: self._creators[h.creator_id]
-            for h in hooks.values()
-            if h.creator_id in self._creators
-        }
-        return hooks, creators
-
-    async def reload(self, db: Database, hook_id: str) -> OutgoingHook | None:
-        """Read one hook now, whatever the cache holds (its creator does not change)."""
-        async with db.transaction() as conn:
-            hook = (await hook_store.find_hooks(conn, {hook_id})).get(hook_id)
-        self._hooks[hook_id] = (self._clock.monotonic(), hook)
-        return hook
-
-
 @dataclass(frozen=True)
 class _Result:
     finish: queue.Finish
@@ -162,7 +107,6 @@ class Worker:
     ) -> None:
         self.deps = deps
         self.client = client or WebhookClient()
-        self._notify = notify
         self._rand = rand
         self._running = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -174,8 +118,8 @@ class Worker:
         self._room = asyncio.Event()
         self._pending: list[_Result] = []
         self._flush_wanted = asyncio.Event()
-        self._streak_checked: dict[str, float] = {}
-        self._hook_cache = _HookCache(deps.clock)
+        self._failures = FailureWatch(deps.db, deps.clock, deps.config, notify)
+        self._hook_cache = HookCache(deps.clock)
 
     @classmethod
     def from_runtime(cls, deps: WorkerDeps, notify: Notify | None = None) -> "Worker":
@@ -557,75 +501,19 @@ class Worker:
     # --- failing hooks -------------------------------------------------------------------------
 
     async def _watch_failures(self, results: list[_Result]) -> None:
-        """410 disables a hook at once; sustained failure disables it; owners hear about failures."""
-        failed: dict[str, _Result] = {}
-        for r in results:
-            hook = r.hook
-            failing = r.finish.status == DeliveryStatus.FAILED and r.finish.attempt is not None
-            if not failing or not r.finish.delivery.post_id:
-                continue
-            if hook is None or hook.delete_at or not hook.enabled:
-                continue  # nothing to warn about: the hook is already out of service
-            failed[hook.id] = r
-            if r.verdict == Outcome.GONE:
-                await self._disable(hook, GONE_REASON)
-        for hook_id, r in failed.items():
-            assert r.hook is not None
-            assert r.finish.attempt is not None
-            try:
-                await self._check_streak(r.hook)
-                await self._notice(r.hook, r.finish.attempt)
-            except Exception:
-                logger.exception("looking after failing hook %s failed", hook_id)
-
-    async def _disable(self, hook: OutgoingHook, reason: str) -> None:
-        now = self.deps.clock.now_ms()
-        async with self.deps.db.transaction() as conn:
-            changed = await hook_store.disable_hook(conn, hook.id, reason, now)
-            if changed:
-                await team_store.bump_hooks_version(conn, hook.team_id)
-        if changed:
-            logger.warning("disabled hook %s: %s", hook.id, reason)
-            await self._send_notice(
-                hook,
-                f"Your outgoing webhook **{_hook_name(hook)}** was disabled: {reason} Re-enable it on the Integrations page once the receiver works again.",
-            )
-
-    async def _check_streak(self, hook: OutgoingHook) -> None:
-        """Disable after ``OutgoingWebhookAutoDisableHours`` in which every delivery failed."""
-        now_s = self.deps.clock.monotonic()
-        if now_s - self._streak_checked.get(hook.id, float("-inf")) < 60:
-            return
-        self._streak_checked[hook.id] = now_s
-        settings = server_config.webhook_settings(await self.deps.config())
-        now = self.deps.clock.now_ms()
-        async with self.deps.db.transaction() as conn:
-            failures, oldest = await delivery_store.failure_streak(conn, hook.id, hook.update_at)
-        window_ms = settings.auto_disable_hours * 3600 * 1000
-        if failures >= settings.auto_disable_min_failures and oldest and oldest <= now - window_ms:
-            await self._disable(
-                hook,
-                f"Every delivery failed for {settings.auto_disable_hours} hours ({failures} failures).",
-            )
-
-    async def _notice(self, hook: OutgoingHook, attempt: Attempt) -> None:
-        now = self.deps.clock.now_ms()
-        async with self.deps.db.transaction() as conn:
-            allowed = await hook_store.claim_failure_notice(conn, hook.id, now, NOTICE_EVERY_MS)
-        if allowed:
-            why = attempt.error_message or f"HTTP {attempt.status_code}"
-            await self._send_notice(
-                hook,
-                f"Deliveries of your outgoing webhook **{_hook_name(hook)}** are failing. "
-                f"Latest: {why}. See its delivery log on the Integrations page.",
-            )
-
-    async def _send_notice(self, hook: OutgoingHook, text: str) -> None:
-        if self._notify is not None:
-            try:
-                await self._notify(hook, text)
-            except Exception:
-                logger.exception("could not notify the owner of hook %s", hook.id)
+        """Hand the batch's final failures (not pings, not hooks already out of service) over."""
+        failures = [
+            Failure(r.hook, r.verdict, r.finish.attempt)
+            for r in results
+            if r.hook is not None
+            and r.finish.attempt is not None
+            and r.finish.status == DeliveryStatus.FAILED
+            and r.finish.delivery.post_id
+            and r.hook.enabled
+            and not r.hook.delete_at
+        ]
+        if failures:
+            await self._failures.observe(failures)
 
     # --- housekeeping --------------------------------------------------------------------------
 
@@ -661,10 +549,6 @@ class Worker:
                 await asyncio.sleep(0)
         except Exception:
             logger.exception("pruning the delivery log failed")
-
-
-def _hook_name(hook: OutgoingHook) -> str:
-    return hook.display_name or hook.id
 
 
 def _outcome_without_request(kind: ErrorKind, message: str) -> HttpOutcome:

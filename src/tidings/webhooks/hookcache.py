@@ -1,0 +1,64 @@
+"""The worker's cache of hooks and their creators.
+
+Imports ``tidings.store`` and ``tidings.domain``; used only by ``tidings.webhooks.worker``.
+"""
+
+from tidings.clock import Clock
+from tidings.domain.hooks import OutgoingHook
+from tidings.domain.users import User
+from tidings.store import hooks as hook_store
+from tidings.store import users as user_store
+from tidings.store.database import Database
+
+HOOK_CACHE_SECONDS = 1.0
+HOOK_CACHE_SIZE = 10_000
+
+
+class HookCache:
+    """Hooks and their creators, re-read at most once a second (like the configuration).
+
+    A claim would otherwise cost two more queries; an edit or a disable still reaches the
+    worker within a second. A regenerated token and secret cannot wait that second: a body
+    built with the new token must be signed with the new secret, so the sender asks for a
+    :meth:`reload` when a body's token is not the cached one.
+    """
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._hooks: dict[str, tuple[float, OutgoingHook | None]] = {}
+        self._creators: dict[str, User] = {}
+
+    async def load(
+        self, db: Database, hook_ids: set[str]
+    ) -> tuple[dict[str, OutgoingHook], dict[str, User]]:
+        now = self._clock.monotonic()
+        stale = {
+            i
+            for i in hook_ids
+            if now - self._hooks.get(i, (float("-inf"), None))[0] >= HOOK_CACHE_SECONDS
+        }
+        if stale:
+            async with db.transaction() as conn:
+                found = await hook_store.find_hooks(conn, stale)
+                creator_ids = {h.creator_id for h in found.values()}
+                self._creators.update(await user_store.find_users(conn, creator_ids))
+            for hook_id in stale:
+                self._hooks[hook_id] = (now, found.get(hook_id))
+            if len(self._hooks) > HOOK_CACHE_SIZE:
+                self._hooks = {
+                    k: v for k, v in self._hooks.items() if now - v[0] < HOOK_CACHE_SECONDS
+                }
+        hooks = {i: h for i in hook_ids if (h := self._hooks[i][1]) is not None}
+        creators = {
+            h.creator_id: self._creators[h.creator_id]
+            for h in hooks.values()
+            if h.creator_id in self._creators
+        }
+        return hooks, creators
+
+    async def reload(self, db: Database, hook_id: str) -> OutgoingHook | None:
+        """Read one hook now, whatever the cache holds (its creator does not change)."""
+        async with db.transaction() as conn:
+            hook = (await hook_store.find_hooks(conn, {hook_id})).get(hook_id)
+        self._hooks[hook_id] = (self._clock.monotonic(), hook)
+        return hook

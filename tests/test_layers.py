@@ -77,7 +77,7 @@ RULES = [
     ("tidings.cli", ("tidings.api", "tidings.web")),
 ]
 
-PURE_WEBHOOK_PARTS = ["matching", "payloads", "signing", "policy", "replies", "addresses"]
+PURE_WEBHOOK_PARTS = ["matching", "payloads", "signing", "policy", "replies", "slack", "addresses"]
 
 
 def _violations(prefix: str, forbidden: tuple[str, ...]) -> list[str]:

@@ -25,6 +25,30 @@ from typing import Any
 
 from tidings.domain.hooks import OutgoingHook
 from tidings.domain.posts import MAX_MESSAGE_RUNES, MAX_USER_PROPS_RUNES, Post, strip_reserved_props
+from tidings.webhooks.slack import (
+    convert_attachment_links,
+    convert_message_links,
+    go_format_value,
+    process_slack_text,
+    user_ids_mentioned,
+)
+
+__all__ = [
+    "Attachment",
+    "AttachmentField",
+    "Reply",
+    "ReplyError",
+    "ReplyPostSpec",
+    "ReplyPriority",
+    "build_reply_posts",
+    "convert_attachment_links",
+    "convert_message_links",
+    "go_format_value",
+    "parse_reply",
+    "process_slack_text",
+    "user_ids_in_reply",
+    "user_ids_mentioned",
+]
 
 DEFAULT_WEBHOOK_USERNAME = "webhook"
 SLACK_ATTACHMENT_TYPE = "slack_attachment"
@@ -36,13 +60,6 @@ INVALID_PARAM_ERROR = "api.context.invalid_param.app_error"
 INVALID_TYPE_ERROR = "model.post.is_valid.type.app_error"
 SPLIT_PROPS_ERROR = "web.incoming_webhook.split_props_length.app_error"
 
-_ANNOUNCEMENTS = (("<!channel>", "@channel"), ("<!here>", "@here"), ("<!all>", "@all"))
-_USER_MENTION = re.compile(r"<@([a-zA-Z0-9]+)>")
-# The message pattern refuses newlines and a second "|" so code such as `a < b || c > d` stays
-# as written; attachment text keeps Mattermost's older, looser pattern.
-_MESSAGE_LINK = re.compile(r"<([^\n<|>]+)\|([^|\n>]+)>")
-_ATTACHMENT_LINK = re.compile(r"<([^<|]+)\|([^>]+)>")
-_LINK_REPLACEMENT = r"[\2](\1)"
 _GO_JSON_ESCAPED = re.compile("[<>&\u2028\u2029]")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _JSON_WHITESPACE = " \t\n\r"
@@ -338,88 +355,6 @@ def parse_reply(body: bytes, truncated: bool = False) -> Reply | None:
         raise
     except (ValueError, RecursionError) as error:
         raise ReplyError(UNMARSHAL_ERROR, f"the reply is not valid JSON: {error}") from None
-
-
-# --- Slack conversions --------------------------------------------------------------------
-
-
-def _go_float(number: float) -> str:
-    """Go's ``%v`` of a float64: shortest digits, exponent form from 1e+06 and below 1e-04."""
-    if math.isnan(number):
-        return "NaN"
-    if math.isinf(number):
-        return "+Inf" if number > 0 else "-Inf"
-    if number == 0:
-        return "-0" if math.copysign(1.0, number) < 0 else "0"
-    sign = "-" if number < 0 else ""
-    # repr() gives the same shortest round-trip digits Go's strconv picks.
-    mantissa, _, exponent = repr(abs(number)).partition("e")
-    point = mantissa.find(".") if "." in mantissa else len(mantissa)
-    all_digits = mantissa.replace(".", "")
-    significant = all_digits.lstrip("0")
-    digits = significant.rstrip("0")
-    # Where the decimal point falls relative to the first significant digit.
-    point += (int(exponent) if exponent else 0) - (len(all_digits) - len(significant))
-    exp10 = point - 1
-    if exp10 < -4 or exp10 >= 6:
-        fraction = f".{digits[1:]}" if len(digits) > 1 else ""
-        return f"{sign}{digits[0]}{fraction}e{'-' if exp10 < 0 else '+'}{abs(exp10):02d}"
-    if point <= 0:
-        return f"{sign}0.{'0' * -point}{digits}"
-    if point >= len(digits):
-        return sign + digits + "0" * (point - len(digits))
-    return f"{sign}{digits[:point]}.{digits[point:]}"
-
-
-def go_format_value(value: Any) -> str:
-    """A decoded JSON value as Go's ``fmt.Sprintf("%v")`` prints it (numbers are float64)."""
-    if value is None:
-        return "<nil>"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int | float):
-        return _go_float(float(value))
-    if isinstance(value, list | tuple):
-        return "[" + " ".join(go_format_value(item) for item in value) + "]"
-    if isinstance(value, Mapping):
-        # fmt prints maps with their keys sorted
-        entries = (f"{key}:{go_format_value(value[key])}" for key in sorted(value))
-        return "map[" + " ".join(entries) + "]"
-    return str(value)
-
-
-def _expand_announcements(text: str) -> str:
-    for slack, ours in _ANNOUNCEMENTS:
-        text = text.replace(slack, ours)
-    return text
-
-
-def user_ids_mentioned(text: str) -> set[str]:
-    """The ids in ``<@id>`` mentions of ``text``, for the caller to look up as user ids."""
-    return set(_USER_MENTION.findall(_expand_announcements(text)))
-
-
-def process_slack_text(text: str, usernames_by_id: Mapping[str, str]) -> str:
-    """``<!channel>``/``<!here>``/``<!all>`` become @-mentions; ``<@id>`` of a known user
-    becomes ``@username``. Unknown ids (Slack's ``U…`` ids, say) stay as they are."""
-
-    def mention(found: re.Match[str]) -> str:
-        username = usernames_by_id.get(found.group(1))
-        return found.group() if username is None else f"@{username}"
-
-    return _USER_MENTION.sub(mention, _expand_announcements(text))
-
-
-def convert_message_links(text: str) -> str:
-    """``<url|label>`` → ``[label](url)`` with the strict pattern used for a reply's text."""
-    return _MESSAGE_LINK.sub(_LINK_REPLACEMENT, text)
-
-
-def convert_attachment_links(text: str) -> str:
-    """``<url|label>`` → ``[label](url)`` with the looser pattern used inside attachments."""
-    return _ATTACHMENT_LINK.sub(_LINK_REPLACEMENT, text)
 
 
 def user_ids_in_reply(reply: Reply) -> set[str]:

@@ -309,3 +309,19 @@ def test_websocket_sender_name_is_the_override_name(
     assert reply_post["props"]["from_webhook"] == "true"
     assert answer["sender_name"] == "robot"
     assert answer["set_online"] is False
+
+
+def test_a_reply_that_mentions_someone_names_them_in_the_event(
+    server: ServerThread, scene: Scene, receiver: Receiver
+) -> None:
+    """A webhook reply's posted event lists the members it @-mentions, so they are notified."""
+    channel_hook(scene, receiver)
+    url = server.url.replace("http://", "ws://") + "/api/v4/websocket"
+    with connect(url, additional_headers={"Authorization": f"Bearer {scene.poster.token}"}) as ws:
+        assert json.loads(ws.recv(timeout=5))["event"] == "hello"
+        receiver.reply = {"text": f"done, @{scene.poster.user['username']}."}
+        send(scene.poster, scene.channel, "go")
+        events = _posted_events(ws, timeout=10)
+        next(events)
+        answer = next(events)
+    assert json.loads(answer["mentions"]) == [scene.poster.user["id"]]

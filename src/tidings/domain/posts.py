@@ -1,5 +1,6 @@
 """Posts and their limits. Pure; no I/O."""
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,3 +49,14 @@ class Post:
 def strip_reserved_props(props: dict[str, Any]) -> dict[str, Any]:
     """Users may not claim to be a webhook: the BOT tag must mean something."""
     return {key: value for key, value in props.items() if key not in RESERVED_PROPS}
+
+
+MENTION_PATTERN = re.compile(r"@([a-z0-9._-]+)")
+BROADCAST_MENTIONS = frozenset({"channel", "all", "here"})
+
+
+def mentioned_names(message: str) -> set[str]:
+    """The @names a message mentions (lower-cased), broadcast words included."""
+    if "@" not in message:
+        return set()
+    return {name.rstrip(".") for name in MENTION_PATTERN.findall(message.lower())}

@@ -5,7 +5,6 @@ callback URL) are written in one transaction, and the worker delivers after comm
 """
 
 import json
-import re
 from dataclasses import replace
 from typing import Any
 
@@ -34,8 +33,6 @@ from tidings.store import users as user_store
 from tidings.webhooks.matching import HookIndex, Match
 from tidings.webhooks.payloads import build_payload_fields, encode_body
 from tidings.webhooks.queue import NewDelivery, enqueue
-
-MENTION = re.compile(r"@([a-z0-9._-]+)")
 
 
 def _not_found() -> NotFound:
@@ -175,7 +172,7 @@ async def create_post(
                 )
                 queued = await enqueue(conn, deliveries, now)
         member_ids = await team_store.channel_member_ids(conn, channel_id)
-        mentions = await _mentions(conn, message, member_ids, actor.id)
+        mentions = await user_store.mentioned_user_ids(conn, message, member_ids, actor.id)
     rt.events.publish(
         posted_event(
             post, channel, sender_name=f"@{actor.username}", mentions=mentions, set_online=True
@@ -185,20 +182,6 @@ async def create_post(
     if queued:
         rt.outbox_signal.set()
     return post
-
-
-async def _mentions(
-    conn: AsyncConnection, message: str, member_ids: list[str], author_id: str
-) -> list[str]:
-    """Channel members the message mentions by @username, or all of them for @channel/@all/@here."""
-    if "@" not in message:
-        return []
-    names = set(MENTION.findall(message.lower()))
-    others = [m for m in member_ids if m != author_id]
-    if names & {"channel", "all", "here"}:
-        return others
-    found = await user_store.list_users(conn, 0, len(others) or 1, others) if others else []
-    return [u.id for u in found if u.username in names]
 
 
 def posted_event(

@@ -5,6 +5,7 @@ from typing import Any
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from tidings.domain.posts import BROADCAST_MENTIONS, mentioned_names
 from tidings.domain.users import User
 from tidings.store.schema import sessions, users
 
@@ -158,3 +159,17 @@ async def find_users(conn: AsyncConnection, user_ids: set[str]) -> dict[str, Use
         return {}
     rows = await conn.execute(select(*_USER_COLUMNS).where(users.c.id.in_(user_ids)))
     return {r.id: _user(r) for r in rows}
+
+
+async def mentioned_user_ids(
+    conn: AsyncConnection, message: str, member_ids: list[str], author_id: str
+) -> list[str]:
+    """Channel members the message mentions by @username, or all of them for @channel/@all/@here."""
+    names = mentioned_names(message)
+    others = [m for m in member_ids if m != author_id]
+    if not names or not others:
+        return []
+    if names & BROADCAST_MENTIONS:
+        return others
+    found = await find_users(conn, set(others))
+    return [user_id for user_id, user in found.items() if user.username in names]

@@ -477,6 +477,7 @@ class Worker:
         """Tell channel members about reply posts, as the override name when there is one."""
         if not posts or self.deps.events.listener_count() == 0:
             return
+        mentions: dict[str, list[str]] = {}
         async with self.deps.db.transaction() as conn:
             channels = {}
             members: dict[str, list[str]] = {}
@@ -486,13 +487,17 @@ class Worker:
                     members[post.channel_id] = await team_store.channel_member_ids(
                         conn, post.channel_id
                     )
+                # Mentions drive desktop notifications, for webhook replies as for people.
+                mentions[post.id] = await user_store.mentioned_user_ids(
+                    conn, post.message, members[post.channel_id], post.user_id
+                )
         for post, creator_name in posts:
             channel = channels.get(post.channel_id)
             if channel is None:
                 continue
             sender = str(post.props.get("override_username") or creator_name)
             data = posted_event_data(
-                post, channel, sender_name=sender, mentions=[], set_online=False
+                post, channel, sender_name=sender, mentions=mentions[post.id], set_online=False
             )
             self.deps.events.publish(
                 Event("posted", data, {"channel_id": channel.id}), members[post.channel_id]

@@ -10,6 +10,7 @@ from tidings.domain.teams import Channel, ChannelType, Team, TeamType
 from tidings.webhooks.payloads import (
     PayloadFields,
     build_payload_fields,
+    carries_token,
     encode_body,
     encode_form,
     encode_json,
@@ -163,3 +164,13 @@ def test_payload_fields_come_from_hook_post_team_and_channel() -> None:
         hook, post, team, channel, author_username="alice", trigger_word="hello"
     )
     assert fields == make_fields(timestamp_ms=1_700_000_123_456, text="hello there")
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "application/x-www-form-urlencoded"])
+def test_a_body_knows_the_token_it_was_built_with(content_type: str) -> None:
+    """The body carries its own token, not another, even when the text quotes a token."""
+    fields = make_fields(token="a&b c", text='token=x&"token":"x"')
+    body, sent_as = encode_body(make_hook(content_type), fields)
+    assert carries_token(body, sent_as, "a&b c")
+    assert not carries_token(body, sent_as, "x")
+    assert not carries_token(body, sent_as, "a&b")

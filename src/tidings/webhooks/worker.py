@@ -48,7 +48,7 @@ from tidings.webhooks import queue
 from tidings.webhooks.client import HttpOutcome, WebhookClient
 from tidings.webhooks.failures import Failure, FailureWatch, Notify
 from tidings.webhooks.hookcache import HookCache
-from tidings.webhooks.payloads import body_token
+from tidings.webhooks.payloads import carries_token
 from tidings.webhooks.policy import Outcome, RetryPolicy, classify, next_delay_seconds
 from tidings.webhooks.replies import ReplyError, build_reply_posts, parse_reply, user_ids_in_reply
 from tidings.webhooks.signing import mask_secret_headers, signature_headers
@@ -299,7 +299,7 @@ class Worker:
         self, delivery: Delivery, hook: OutgoingHook | None, batch: _Batch
     ) -> _Result:
         started_at = self.deps.clock.now_ms()
-        if hook is not None and body_token(delivery.body, delivery.content_type) != hook.token:
+        if hook is not None and not carries_token(delivery.body, delivery.content_type, hook.token):
             hook = await self._hook_cache.reload(self.deps.db, hook.id)
         if hook is None or hook.delete_at or not hook.enabled:
             why = (

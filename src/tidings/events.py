@@ -31,7 +31,7 @@ class Listener:
 
     def __init__(self, user_id: str) -> None:
         self.user_id = user_id
-        self.queue: asyncio.Queue[Event | None] = asyncio.Queue(QUEUE_SIZE)
+        self.queue: asyncio.Queue[Event] = asyncio.Queue(QUEUE_SIZE)
         self.dropped = False
 
 

@@ -46,5 +46,5 @@ async def redeliver(
 @router.post("/hooks/outgoing/{hook_id}/ping")
 async def ping(hook_id: str, rt: RuntimeDep, session: SessionDep) -> JSONResponse:
     """Send a test event to every callback URL and answer with the results."""
-    details = await service.ping(rt, session.user, hook_id)
+    details = await service.ping_and_wait(rt, session.user, hook_id)
     return ok([delivery_json(d.delivery, d.attempts) for d in details])

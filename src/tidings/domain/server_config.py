@@ -39,7 +39,6 @@ DEFAULTS: ConfigDocument = {
     },
 }
 
-_SECRET_KEYS: frozenset[tuple[str, str]] = frozenset()
 
 # Mattermost's settings are Go int64s; numbers in lists are seconds, finite and below a century.
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1

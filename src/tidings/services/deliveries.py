@@ -74,7 +74,7 @@ async def redeliver(rt: Runtime, actor: User, hook_id: str, delivery_id: str) ->
     return refreshed
 
 
-async def ping(rt: Runtime, actor: User, hook_id: str) -> list[DeliveryDetail]:
+async def ping_and_wait(rt: Runtime, actor: User, hook_id: str) -> list[DeliveryDetail]:
     """Send a test event (empty ``text`` and ``post_id``) to every URL and wait for the results."""
     hook = await get_hook(rt, actor, hook_id)
     now = rt.clock.now_ms()

@@ -321,7 +321,7 @@ async def ping(request: Request, team_name: str) -> Response:
     session = await require_session(request)
     form = await session_form(request, session)
     hook_id = form.text("id")
-    await delivery_service.ping(runtime(request), session.user, hook_id)
+    await delivery_service.ping_and_wait(runtime(request), session.user, hook_id)
     return redirect(
         f"/{team_name}/integrations/outgoing_webhooks/deliveries?id={hook_id}&notice=pinged"
     )

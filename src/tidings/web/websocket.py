@@ -141,8 +141,6 @@ async def _send_events(ws: WebSocket, listener: Listener) -> None:
             event = await asyncio.wait_for(listener.queue.get(), 30)
         except TimeoutError:
             continue
-        if event is None:
-            return
         await ws.send_text(_frame(event, seq))
         seq += 1
     await ws.close(code=1013)

@@ -5,11 +5,22 @@ that will write takes the write lock up front (two deferred transactions that bo
 fail with SQLITE_BUSY instead of waiting). In one process every query goes through a single
 connection: waiting for it is an await, whereas SQLite's own busy handler sleeps in steps of up to
 100 ms and ruins latency. PostgreSQL: asyncpg with a small pool.
+
+The webhook worker's two hot statements groups (claim a batch, record a batch) are too small and
+too frequent for SQLAlchemy's per-statement cost and aiosqlite's thread round trip per statement.
+On SQLite, :meth:`Database.sqlite_batch` runs a plain function against the underlying
+``sqlite3`` connection as one transaction in one round trip to a helper thread, while the pooled
+connection is checked out so nothing else can use it at the same time.
 """
 
-from collections.abc import AsyncIterator
+import asyncio
+import contextlib
+import sqlite3
+import weakref
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
@@ -31,10 +42,43 @@ def is_sqlite(engine: AsyncEngine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-def create_engine(url: str) -> AsyncEngine:
+T = TypeVar("T")
+
+
+class _Latest:
+    """The most recently opened ``sqlite3`` connection of one engine (its pool holds only one)."""
+
+    def __init__(self) -> None:
+        self.ref: weakref.ref[sqlite3.Connection] | None = None
+
+    def get(self) -> sqlite3.Connection | None:
+        return self.ref() if self.ref is not None else None
+
+
+def _recording_factory(latest: _Latest) -> type[sqlite3.Connection]:
+    """A ``sqlite3.Connection`` subclass that remembers its newest instance in ``latest``.
+
+    aiosqlite passes ``factory`` on to :func:`sqlite3.connect`, so this is how the raw connection
+    under SQLAlchemy's adapter is found through public interfaces only.
+    """
+
+    class RecordingConnection(sqlite3.Connection):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            latest.ref = weakref.ref(self)
+
+    return RecordingConnection
+
+
+def create_engine(url: str, latest: _Latest | None = None) -> AsyncEngine:
     """An engine for ``url`` with the backend's pragmas and pool."""
     url = normalise_url(url)
     if url.startswith("sqlite"):
+        connect_args: dict[str, Any] = {"timeout": 30}
+        if latest is not None:
+            # The batch functions run on another thread than aiosqlite's, one at a time, while
+            # the pool's single connection is checked out: sharing it across threads is safe.
+            connect_args |= {"factory": _recording_factory(latest), "check_same_thread": False}
         engine = create_async_engine(
             url,
             pool_size=1,
@@ -43,7 +87,7 @@ def create_engine(url: str) -> AsyncEngine:
             # Every transaction ends in an explicit commit or rollback, so the pool's own
             # rollback on return would be one more thread round trip for nothing.
             pool_reset_on_return=None,
-            connect_args={"timeout": 30},
+            connect_args=connect_args,
         )
         _configure_sqlite(engine)
         return engine
@@ -73,12 +117,15 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 class Database:
     """The engine plus the two ways services open a transaction."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, latest: _Latest | None = None) -> None:
         self.engine = engine
+        self._latest = latest
+        self._executor: ThreadPoolExecutor | None = None
 
     @classmethod
     def from_url(cls, url: str) -> "Database":
-        return cls(create_engine(url))
+        latest = _Latest()
+        return cls(create_engine(url, latest), latest)
 
     @property
     def is_sqlite(self) -> bool:
@@ -90,5 +137,51 @@ class Database:
         async with self.engine.begin() as conn:
             yield conn
 
+    @property
+    def has_sqlite_batches(self) -> bool:
+        """True when :meth:`sqlite_batch` is available (SQLite, engine made by ``from_url``)."""
+        return self.is_sqlite and self._latest is not None
+
+    async def sqlite_batch(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work`` on the raw SQLite connection as one ``BEGIN IMMEDIATE`` transaction.
+
+        One thread round trip for the whole unit, and none of SQLAlchemy's per-statement work:
+        for the worker's batched claims and results. ``work`` commits with the transaction, or
+        rolls it back by raising.
+        """
+        if self._latest is None:
+            raise RuntimeError("sqlite_batch needs an engine made by Database.from_url")
+        async with self.engine.connect() as conn:
+            await conn.get_raw_connection()  # opens the connection if the pool had none
+            raw = self._latest.get()
+            if raw is None:
+                raise RuntimeError("the SQLite connection is gone")
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(1, thread_name_prefix="tidings-sqlite")
+            loop = asyncio.get_running_loop()
+            future = loop.run_in_executor(self._executor, _in_transaction, raw, work)
+            try:
+                return await asyncio.shield(future)
+            except asyncio.CancelledError:
+                # The connection goes back to the pool only once the thread is done with it.
+                while not future.done():
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await asyncio.wait({future})
+                raise
+
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+
+def _in_transaction(raw: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
+    raw.execute("BEGIN IMMEDIATE")
+    try:
+        result = work(raw)
+    except BaseException:
+        raw.execute("ROLLBACK")
+        raise
+    raw.execute("COMMIT")
+    return result

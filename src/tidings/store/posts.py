@@ -1,5 +1,6 @@
 """Queries on posts, returning domain objects."""
 
+import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
@@ -7,6 +8,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tidings.domain.posts import Post
+from tidings.store.compiled import CompiledStatement
 from tidings.store.schema import posts
 
 
@@ -51,6 +53,15 @@ def _values(post: Post) -> dict[str, Any]:
 async def insert_posts(conn: AsyncConnection, new_posts: Sequence[Post]) -> None:
     if new_posts:
         await conn.execute(posts.insert(), [_values(p) for p in new_posts])
+
+
+_INSERT_RAW = CompiledStatement.insert(posts)
+
+
+def insert_posts_raw(conn: sqlite3.Connection, new_posts: Sequence[Post]) -> None:
+    """``insert_posts`` inside ``Database.sqlite_batch`` (the worker's reply posts)."""
+    if new_posts:
+        _INSERT_RAW.execute_many(conn, [_values(p) for p in new_posts])
 
 
 async def find_post(conn: AsyncConnection, post_id: str) -> Post | None:

@@ -1,8 +1,10 @@
 """Queries on teams, channels and memberships, returning domain objects."""
 
+import sqlite3
+from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tidings.domain.teams import (
@@ -13,6 +15,7 @@ from tidings.domain.teams import (
     TeamMember,
     TeamType,
 )
+from tidings.store.compiled import CompiledStatement
 from tidings.store.schema import channel_members, channels, team_members, teams
 
 
@@ -277,15 +280,29 @@ async def list_user_channels(conn: AsyncConnection, user_id: str, team_id: str) 
     return [_channel(r) for r in rows]
 
 
+_TOUCH = (
+    update(channels)
+    .where(channels.c.id == bindparam("b_id"))
+    .values(
+        last_post_at=bindparam("b_at"),
+        total_msg_count=channels.c.total_msg_count + bindparam("b_count"),
+    )
+)
+_TOUCH_RAW = CompiledStatement(_TOUCH)
+
+
 async def touch_channel(conn: AsyncConnection, channel_id: str, at: int, count: int = 1) -> None:
     """Record new posts: last_post_at and the message count move together."""
-    await conn.execute(
-        update(channels)
-        .where(channels.c.id == channel_id)
-        .values(
-            last_post_at=at,
-            total_msg_count=channels.c.total_msg_count + count,
-        )
+    await conn.execute(_TOUCH, {"b_id": channel_id, "b_at": at, "b_count": count})
+
+
+def touch_channels_raw(conn: sqlite3.Connection, latest: Mapping[str, tuple[int, int]]) -> None:
+    """``touch_channel`` for several channels inside ``Database.sqlite_batch``.
+
+    ``latest`` maps channel id → (newest post's create_at, number of new posts).
+    """
+    _TOUCH_RAW.execute_many(
+        conn, [{"b_id": c, "b_at": at, "b_count": n} for c, (at, n) in latest.items()]
     )
 
 

@@ -8,11 +8,19 @@ taken over cannot overwrite the new owner's result. On PostgreSQL the claim uses
 ``FOR UPDATE SKIP LOCKED`` so several workers never claim the same row; on SQLite the write lock
 does the same. Status transitions are listed in ``tidings.domain.deliveries``.
 
+On SQLite, :func:`claim` and :func:`finish` each run as one ``Database.sqlite_batch`` call (one
+thread round trip, statements compiled once) instead of a handful of SQLAlchemy executions: the
+worker does both many times a second, and that per-statement overhead was most of its CPU. The
+SQL is the same either way; :func:`_plan` decides what a batch writes for both backends.
+
 Imports ``tidings.store`` and ``tidings.domain``; never services, api or web.
 """
 
-from collections.abc import Collection, Sequence
+import sqlite3
+from collections import namedtuple
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,11 +30,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from tidings.domain.deliveries import Attempt, Delivery, DeliveryStatus
 from tidings.domain.posts import Post
 from tidings.ids import new_id
+from tidings.store.compiled import CompiledStatement
 from tidings.store.database import Database
 from tidings.store.deliveries import delivery_from_row
-from tidings.store.posts import insert_posts
+from tidings.store.posts import insert_posts, insert_posts_raw
 from tidings.store.schema import deliveries, delivery_attempts
-from tidings.store.teams import touch_channel
+from tidings.store.teams import touch_channel, touch_channels_raw
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +122,8 @@ async def claim(
     queue cannot crowd everyone else's out of the claim. Expired leases are put back to pending
     by :func:`release_expired`, which keeps this query an index range scan.
     """
+    if db.has_sqlite_batches:
+        return await db.sqlite_batch(partial(_claim_raw, limit, now_ms + lease_ms, now_ms, skip))
     conditions = [
         deliveries.c.status == DeliveryStatus.PENDING.value,
         deliveries.c.next_attempt_at <= now_ms,
@@ -142,6 +153,37 @@ async def claim(
     return [delivery_from_row(r) for r in rows]
 
 
+_DeliveryRow = namedtuple("_DeliveryRow", [c.name for c in deliveries.c])  # type: ignore[misc]
+
+# Only column names from the schema and ``?`` placeholders are formatted into these.
+_CLAIM_RAW = (
+    "UPDATE deliveries SET status = ?, lease_expires_at = ?, attempt_count = attempt_count + 1,"  # noqa: S608
+    " update_at = ? WHERE id IN (SELECT id FROM deliveries WHERE status = ?"
+    " AND next_attempt_at <= ?{skip} ORDER BY next_attempt_at LIMIT ?)"
+    f" RETURNING {', '.join(_DeliveryRow._fields)}"
+)
+
+
+def _claim_raw(
+    limit: int, lease_until: int, now_ms: int, skip: Collection[str], conn: sqlite3.Connection
+) -> list[Delivery]:
+    """:func:`claim` as one SQLite statement (the index range scan of ``ix_deliveries_due``)."""
+    sql = _CLAIM_RAW.format(
+        skip=f" AND destination NOT IN ({', '.join('?' * len(skip))})" if skip else ""
+    )
+    parameters = (
+        DeliveryStatus.IN_FLIGHT.value,
+        lease_until,
+        now_ms,
+        DeliveryStatus.PENDING.value,
+        now_ms,
+        *skip,
+        limit,
+    )
+    rows = conn.execute(sql, parameters).fetchall()
+    return [delivery_from_row(_DeliveryRow._make(row)) for row in rows]
+
+
 async def finish(db: Database, results: Sequence[Finish], now_ms: int) -> list[list[Post]]:
     """Record attempts and new states in one transaction, with a handful of statements per batch.
 
@@ -150,12 +192,14 @@ async def finish(db: Database, results: Sequence[Finish], now_ms: int) -> list[l
     """
     if not results:
         return []
+    attempts = [_attempt_row(r.attempt) for r in results if r.attempt is not None]
+    if db.has_sqlite_batches:
+        return await db.sqlite_batch(partial(_finish_raw, results, attempts, now_ms))
     async with db.transaction() as conn:
-        attempts = [_attempt_row(r.attempt) for r in results if r.attempt is not None]
         if attempts:
             await conn.execute(delivery_attempts.insert(), attempts)
         # Which deliveries are still ours (lease unchanged), and which may still post a reply.
-        # On PostgreSQL the rows stay locked until commit; SQLite's write lock covers the same.
+        # On PostgreSQL the rows stay locked until commit.
         owned_rows = (
             await conn.execute(
                 select(deliveries.c.id, deliveries.c.lease_expires_at, deliveries.c.reply_posted)
@@ -166,36 +210,83 @@ async def finish(db: Database, results: Sequence[Finish], now_ms: int) -> list[l
                 .with_for_update()
             )
         ).all()
-        owned = {row.id: row for row in owned_rows}
-        updates: list[dict[str, Any]] = []
-        inserted: list[list[Post]] = []
-        for r in results:
-            row = owned.get(r.delivery.id)
-            if row is None or row.lease_expires_at != r.delivery.lease_expires_at:
-                inserted.append([])  # a newer owner took it over: its result wins
-                continue
-            posts_now = list(r.reply_posts) if r.reply_posts and not row.reply_posted else []
-            inserted.append(posts_now)
-            d, attempt = r.delivery, r.attempt
-            updates.append(
-                {
-                    "b_id": d.id,
-                    "b_status": r.status.value,
-                    "b_next": r.next_attempt_at,
-                    "b_uncount": 0 if attempt else 1,
-                    "b_code": attempt.status_code if attempt else d.last_status_code,
-                    "b_kind": attempt.error_kind if attempt else d.last_error_kind,
-                    "b_error": (attempt.error_message if attempt else d.last_error)[:1024],
-                    "b_reply": bool(row.reply_posted or posts_now),
-                }
-            )
+        owned = {row.id: (row.lease_expires_at, bool(row.reply_posted)) for row in owned_rows}
+        updates, inserted = _plan(results, owned, now_ms)
         if updates:
-            await conn.execute(_FINISH_STATEMENT.values(update_at=now_ms), updates)
+            await conn.execute(_FINISH_STATEMENT, updates)
         new_posts = [p for posts in inserted for p in posts]
         await insert_posts(conn, new_posts)
         for channel_id, latest in _latest_by_channel(new_posts).items():
             await touch_channel(conn, channel_id, latest[0], count=latest[1])
     return inserted
+
+
+_OWNED_RAW = (
+    "SELECT id, lease_expires_at, reply_posted FROM deliveries WHERE status = ? AND id IN ({ids})"
+)
+_OWNED_CHUNK = 500  # well under SQLite's bound-parameter limit
+
+
+def _finish_raw(
+    results: Sequence[Finish],
+    attempts: list[dict[str, Any]],
+    now_ms: int,
+    conn: sqlite3.Connection,
+) -> list[list[Post]]:
+    """:func:`finish` inside ``Database.sqlite_batch``; SQLite's write lock stands in for
+    ``FOR UPDATE``."""
+    if attempts:
+        _INSERT_ATTEMPT_RAW.execute_many(conn, attempts)
+    ids = [r.delivery.id for r in results]
+    owned: dict[str, tuple[int, bool]] = {}
+    for start in range(0, len(ids), _OWNED_CHUNK):
+        chunk = ids[start : start + _OWNED_CHUNK]
+        sql = _OWNED_RAW.format(ids=", ".join("?" * len(chunk)))
+        for delivery_id, lease, replied in conn.execute(
+            sql, (DeliveryStatus.IN_FLIGHT.value, *chunk)
+        ):
+            owned[delivery_id] = (lease, bool(replied))
+    updates, inserted = _plan(results, owned, now_ms)
+    _FINISH_RAW.execute_many(conn, updates)
+    new_posts = [p for posts in inserted for p in posts]
+    insert_posts_raw(conn, new_posts)
+    touch_channels_raw(conn, _latest_by_channel(new_posts))
+    return inserted
+
+
+def _plan(
+    results: Sequence[Finish], owned: Mapping[str, tuple[int, bool]], now_ms: int
+) -> tuple[list[dict[str, Any]], list[list[Post]]]:
+    """The delivery updates and the reply posts to insert, given which rows are still ours.
+
+    ``owned`` maps the ids still ``in_flight`` to (lease expiry, reply already posted). A row
+    whose lease changed was taken over by a newer owner: its result wins and ours is dropped.
+    """
+    updates: list[dict[str, Any]] = []
+    inserted: list[list[Post]] = []
+    for r in results:
+        row = owned.get(r.delivery.id)
+        if row is None or row[0] != r.delivery.lease_expires_at:
+            inserted.append([])
+            continue
+        replied = row[1]
+        posts_now = list(r.reply_posts) if r.reply_posts and not replied else []
+        inserted.append(posts_now)
+        d, attempt = r.delivery, r.attempt
+        updates.append(
+            {
+                "b_id": d.id,
+                "b_status": r.status.value,
+                "b_next": r.next_attempt_at,
+                "b_uncount": 0 if attempt else 1,
+                "b_code": attempt.status_code if attempt else d.last_status_code,
+                "b_kind": attempt.error_kind if attempt else d.last_error_kind,
+                "b_error": (attempt.error_message if attempt else d.last_error)[:1024],
+                "b_reply": bool(replied or posts_now),
+                "b_now": now_ms,
+            }
+        )
+    return updates, inserted
 
 
 _FINISH_STATEMENT = (
@@ -210,8 +301,11 @@ _FINISH_STATEMENT = (
         last_error_kind=bindparam("b_kind"),
         last_error=bindparam("b_error"),
         reply_posted=bindparam("b_reply"),
+        update_at=bindparam("b_now"),
     )
 )
+_FINISH_RAW = CompiledStatement(_FINISH_STATEMENT)
+_INSERT_ATTEMPT_RAW = CompiledStatement.insert(delivery_attempts)
 
 
 def _attempt_row(attempt: Attempt) -> dict[str, Any]:

@@ -5,6 +5,7 @@ delivery's age are read from the database at scrape time, so they are right whic
 delivers. Imports nothing from the rest of the package.
 """
 
+import functools
 from collections.abc import Awaitable, Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -37,6 +38,18 @@ oldest_pending_seconds = Gauge(
     "How long the most overdue pending delivery has waited.",
     registry=registry,
 )
+
+
+@functools.cache
+def attempt_outcome(outcome: str) -> Counter:
+    """The attempts counter for one outcome; looked up once, since ``labels`` locks and hashes."""
+    return attempts_total.labels(outcome)
+
+
+@functools.cache
+def finished_status(status: str) -> Counter:
+    """The finished-deliveries counter for one final state (looked up once, as above)."""
+    return deliveries_finished_total.labels(status)
 
 
 async def render(read_queue: Callable[[], Awaitable[tuple[int, int]]]) -> bytes:

@@ -16,6 +16,7 @@ and listing the server's own addresses, is ``tidings.webhooks.client``'s job.
 Pure and standard library only: no I/O, no imports from the rest of the package.
 """
 
+import functools
 import re
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
@@ -123,14 +124,7 @@ class AllowList:
         ``::ffff:7f00:1`` are the same entry. A plain IP entry never admits a *name* resolving to
         that IP; that takes a CIDR entry such as ``a.b.c.d/32``.
         """
-        host_ip = _exact_ip(host)
-        for entry in self.entries:
-            if host_ip is not None:
-                if _exact_ip(entry) == host_ip:
-                    return True
-            elif entry.lower() == host.lower():
-                return True
-        return False
+        return bool(self.entries) and _host_is_entry(self.entries, host)
 
     def ip_allowed(self, ip: IPAddress, own_ips: frozenset[IPAddress] | None) -> IpVerdict:
         """Judge one resolved address.
@@ -181,3 +175,17 @@ def _exact_ip(text: str) -> IPAddress | None:
         return ip_address(text)
     except ValueError:
         return None
+
+
+@functools.lru_cache(maxsize=1024)
+def _host_is_entry(entries: tuple[str, ...], host: str) -> bool:
+    """:meth:`AllowList.host_allowed`, remembered: the worker asks for every request, and
+    parsing IP literals costs more than the rest of the check."""
+    host_ip = _exact_ip(host)
+    for entry in entries:
+        if host_ip is not None:
+            if _exact_ip(entry) == host_ip:
+                return True
+        elif entry.lower() == host.lower():
+            return True
+    return False

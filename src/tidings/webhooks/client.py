@@ -47,11 +47,12 @@ Imports only ``tidings.webhooks.addresses``, ``tidings.domain.deliveries``, ``ti
 the package version; never store, services, api or web.
 """
 
+import functools
 import logging
 import socket
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from errno import EACCES
 from types import TracebackType
 from typing import Any, Self
@@ -245,7 +246,7 @@ class WebhookClient:
         finally:
             _AUDIT.reset(token)
             await self._release_pool(pool)
-        outcome = replace(outcome, duration_ms=self._elapsed_ms(started))
+        outcome = _with_duration(outcome, self._elapsed_ms(started))
         _log_outcome(target, outcome)
         return outcome
 
@@ -391,14 +392,19 @@ class WebhookClient:
         return socket.socket(family=family, type=type_, proto=proto)
 
     def _failure(self, started: float, kind: ErrorKind, message: str) -> HttpOutcome:
-        return replace(_outcome(0, kind, message), duration_ms=self._elapsed_ms(started))
+        return _with_duration(_outcome(0, kind, message), self._elapsed_ms(started))
 
     def _elapsed_ms(self, started: float) -> int:
         return int((self._clock.monotonic() - started) * 1000)
 
 
+@functools.lru_cache(maxsize=4096)
 def _parse_target(url: str) -> tuple[URL | None, str]:
-    """The URL to request, or None and the reason it cannot be requested."""
+    """The URL to request, or None and the reason it cannot be requested.
+
+    Remembered per URL string (both results are immutable): a hook sends to the same few URLs
+    over and over, and parsing is a visible share of a request's CPU.
+    """
     try:
         target = URL(url)
         port = target.port
@@ -409,6 +415,20 @@ def _parse_target(url: str) -> tuple[URL | None, str]:
     if not target.host or port is None:
         return None, "invalid URL: no host"
     return target, ""
+
+
+def _with_duration(outcome: HttpOutcome, duration_ms: int) -> HttpOutcome:
+    """``outcome`` with its duration set (built directly: ``dataclasses.replace`` is slow)."""
+    return HttpOutcome(
+        outcome.status_code,
+        outcome.headers,
+        outcome.body,
+        outcome.truncated,
+        duration_ms,
+        outcome.error_kind,
+        outcome.error_message,
+        outcome.retry_after,
+    )
 
 
 def _outcome(status: int, kind: ErrorKind, message: str) -> HttpOutcome:
@@ -456,10 +476,11 @@ def _describe(exc: BaseException) -> str:
 
 def _log_outcome(target: URL, outcome: HttpOutcome) -> None:
     # Only the origin is logged: paths and queries of callback URLs may carry tokens.
-    origin = f"{target.scheme}://{target.host_port_subcomponent}"
     if outcome.error_kind is ErrorKind.FORBIDDEN_ADDRESS:
+        origin = f"{target.scheme}://{target.host_port_subcomponent}"
         logger.info("webhook to %s refused by the address guard", origin)
-    else:
+    elif logger.isEnabledFor(logging.DEBUG):
+        origin = f"{target.scheme}://{target.host_port_subcomponent}"
         logger.debug(
             "webhook to %s: status %d, %s, %d ms",
             origin,

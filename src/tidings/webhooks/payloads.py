@@ -8,6 +8,7 @@ milliseconds, HTML-safe escapes).
 Pure: imports only the standard library and ``tidings.domain``. No I/O.
 """
 
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -111,9 +112,13 @@ def encode_form(fields: PayloadFields) -> bytes:
     return urlencode(sorted(items.items())).encode("ascii")
 
 
+# One encoder for every call: ``json.dumps`` with options builds a new one each time.
+_COMPACT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def _go_json_dumps(value: object) -> str:
     """Compact JSON with non-ASCII kept raw and Go's HTML-safe escapes applied."""
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    text = _COMPACT_JSON.encode(value)
     return _GO_JSON_ESCAPE_PATTERN.sub(lambda found: _GO_JSON_ESCAPES[found.group()], text)
 
 
@@ -143,6 +148,15 @@ def carries_token(body: bytes, content_type: str, token: str) -> bool:
     A byte search, not a parse: the worker asks for every delivery. Values are escaped in both
     encodings, so the key-value pair cannot appear inside another field's value.
     """
+    needle = _token_needle(content_type, token)
     if content_type == JSON_CONTENT_TYPE:
-        return f'"token":{_go_json_dumps(token)}'.encode() in body
-    return b"&" + urlencode({"token": token}).encode() + b"&" in b"&" + body + b"&"
+        return needle in body
+    return needle in b"&" + body + b"&"
+
+
+@functools.lru_cache(maxsize=1024)
+def _token_needle(content_type: str, token: str) -> bytes:
+    """The encoded ``token`` pair :func:`carries_token` looks for (one per hook, so cached)."""
+    if content_type == JSON_CONTENT_TYPE:
+        return f'"token":{_go_json_dumps(token)}'.encode()
+    return b"&" + urlencode({"token": token}).encode() + b"&"

@@ -413,9 +413,9 @@ class Worker:
             if delay is not None:
                 status = DeliveryStatus.PENDING
                 next_at = now_ms + int(delay * 1000)
-        metrics.attempts_total.labels(verdict.value).inc()
+        metrics.attempt_outcome(verdict.value).inc()
         if status != DeliveryStatus.PENDING:
-            metrics.deliveries_finished_total.labels(status.value).inc()
+            metrics.finished_status(status.value).inc()
         attempt = Attempt(
             id=new_id(),
             delivery_id=delivery.id,

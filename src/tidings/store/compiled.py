@@ -8,8 +8,9 @@ is converted here: JSON columns are serialised as SQLAlchemy's JSON type would (
 """
 
 import json
+import operator
 import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import JSON, Table
@@ -29,6 +30,11 @@ class CompiledStatement:
         self._json = frozenset(json_columns)
         # Values written into the statement itself (``.values(lease_expires_at=0)``).
         self._fixed: dict[str, Any] = dict(compiled.params)
+        # The values in placeholder order, picked in C: this runs for every row of every batch.
+        pick = operator.itemgetter(*self.names)
+        self._pick: Callable[[Mapping[str, Any]], tuple[Any, ...]] = (
+            pick if len(self.names) > 1 else (lambda row: (pick(row),))
+        )
 
     @classmethod
     def insert(cls, table: Table) -> "CompiledStatement":
@@ -37,13 +43,10 @@ class CompiledStatement:
         return cls(table.insert(), json_columns)
 
     def parameters(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
-        fixed = self._fixed
-        return tuple(
-            json.dumps(values[name])
-            if name in self._json
-            else (values[name] if name in values else fixed[name])
-            for name in self.names
-        )
+        row = {**self._fixed, **values}
+        for name in self._json:
+            row[name] = json.dumps(row[name])
+        return self._pick(row)
 
     def execute_many(self, conn: sqlite3.Connection, rows: Iterable[Mapping[str, Any]]) -> None:
         conn.executemany(self.sql, [self.parameters(row) for row in rows])

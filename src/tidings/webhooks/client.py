@@ -319,6 +319,11 @@ class WebhookClient:
     async def _read_capped(self, response: aiohttp.ClientResponse) -> tuple[bytes, bool]:
         """Read at most the cap plus one byte, so an endless body costs no more than the cap."""
         limit = self._max_response_bytes
+        declared = response.content_length
+        if declared is not None and declared <= limit:
+            # The parser stops at the declared length, so one read is bounded (and the common
+            # case: a small JSON reply) costs one await instead of a loop to end-of-stream.
+            return await response.read(), False
         chunks: list[bytes] = []
         size = 0
         while size <= limit:

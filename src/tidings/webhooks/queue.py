@@ -16,6 +16,7 @@ SQL is the same either way; :func:`_plan` decides what a batch writes for both b
 Imports ``tidings.store`` and ``tidings.domain``; never services, api or web.
 """
 
+import functools
 import sqlite3
 from collections import namedtuple
 from collections.abc import Collection, Mapping, Sequence
@@ -102,8 +103,9 @@ async def enqueue(conn: AsyncConnection, new: Sequence[NewDelivery], now_ms: int
     return [str(r["id"]) for r in rows]
 
 
+@functools.lru_cache(maxsize=4096)
 def destination(url: str) -> str:
-    """The per-destination cap's key: scheme, host and port."""
+    """The per-destination cap's key: scheme, host and port (remembered: asked per delivery)."""
     parts = urlsplit(url)
     try:
         port = parts.port

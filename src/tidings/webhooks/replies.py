@@ -400,6 +400,20 @@ def _json_runes(value: Any) -> int:
     return len(text) + 5 * escaped
 
 
+def _flat_runes_bound(props: dict[str, Any]) -> int:
+    """An upper bound of :func:`_json_runes` for a dict of strings; the limit itself otherwise.
+
+    In JSON a character takes at most six code points (``\\u00XX`` or Go's ``\\u003c``), and
+    each member adds its quotes, colon and comma.
+    """
+    total = 2
+    for key, value in props.items():
+        if not isinstance(value, str):
+            return MAX_USER_PROPS_RUNES + 1
+        total += 6 * (len(key) + len(value)) + 6
+    return total
+
+
 def _shorten_text(attachment: dict[str, Any], excess: int) -> dict[str, Any]:
     """Cut an attachment's text so its JSON is ``excess`` code points shorter, or refuse.
 
@@ -427,6 +441,11 @@ def _split(
 ) -> list[tuple[str, dict[str, Any]]]:
     """REF §4.5: hard code-point cuts of the message, then attachments packed into the last
     part while its props JSON stays within the limit, each overflow starting an empty part."""
+    if not attachments and _flat_runes_bound(props) <= MAX_USER_PROPS_RUNES:
+        # The usual reply: no attachments and a few short strings in props, which cannot reach
+        # the limit, so the exact (encoding) count is not needed.
+        texts = [message[start : start + max_runes] for start in range(0, len(message), max_runes)]
+        return [(text, dict(props)) for text in texts or [""]]
     base_runes = _json_runes(props)
     if base_runes > MAX_USER_PROPS_RUNES:
         raise ReplyError(SPLIT_PROPS_ERROR, f"props are longer than {MAX_USER_PROPS_RUNES}")

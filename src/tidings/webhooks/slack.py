@@ -76,12 +76,16 @@ def _expand_announcements(text: str) -> str:
 
 def user_ids_mentioned(text: str) -> set[str]:
     """The ids in ``<@id>`` mentions of ``text``, for the caller to look up as user ids."""
+    if "<" not in text:  # every Slack construct starts with "<"; most replies have none
+        return set()
     return set(_USER_MENTION.findall(_expand_announcements(text)))
 
 
 def process_slack_text(text: str, usernames_by_id: Mapping[str, str]) -> str:
     """``<!channel>``/``<!here>``/``<!all>`` become @-mentions; ``<@id>`` of a known user
     becomes ``@username``. Unknown ids (Slack's ``U…`` ids, say) stay as they are."""
+    if "<" not in text:
+        return text
 
     def mention(found: re.Match[str]) -> str:
         username = usernames_by_id.get(found.group(1))
@@ -92,9 +96,13 @@ def process_slack_text(text: str, usernames_by_id: Mapping[str, str]) -> str:
 
 def convert_message_links(text: str) -> str:
     """``<url|label>`` → ``[label](url)`` with the strict pattern used for a reply's text."""
+    if "<" not in text:
+        return text
     return _MESSAGE_LINK.sub(_LINK_REPLACEMENT, text)
 
 
 def convert_attachment_links(text: str) -> str:
     """``<url|label>`` → ``[label](url)`` with the looser pattern used inside attachments."""
+    if "<" not in text:
+        return text
     return _ATTACHMENT_LINK.sub(_LINK_REPLACEMENT, text)

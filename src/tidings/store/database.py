@@ -151,8 +151,9 @@ class Database:
         """
         if self._latest is None:
             raise RuntimeError("sqlite_batch needs an engine made by Database.from_url")
-        async with self.engine.connect() as conn:
-            await conn.get_raw_connection()  # opens the connection if the pool had none
+        # Entering the context checks the pool's one connection out (opening it if there was
+        # none, which updates ``_latest``), so no other task can use it until we are done.
+        async with self.engine.connect():
             raw = self._latest.get()
             if raw is None:
                 raise RuntimeError("the SQLite connection is gone")

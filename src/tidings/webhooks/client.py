@@ -235,9 +235,7 @@ class WebhookClient:
             allowlist=pool.allowlist,
             host_exempt=pool.allowlist.host_allowed(target.raw_host or ""),
         )
-        limits = aiohttp.ClientTimeout(
-            total=timeout_seconds, sock_connect=self._connect_timeout_seconds
-        )
+        limits = _timeout(timeout_seconds, self._connect_timeout_seconds)
         token = _AUDIT.set(audit)
         try:
             outcome = await self._send(
@@ -401,6 +399,12 @@ class WebhookClient:
 
     def _elapsed_ms(self, started: float) -> int:
         return int((self._clock.monotonic() - started) * 1000)
+
+
+@functools.lru_cache(maxsize=64)
+def _timeout(total_seconds: float, connect_seconds: float) -> aiohttp.ClientTimeout:
+    """The request's time limits; immutable, and the same few for every request, so shared."""
+    return aiohttp.ClientTimeout(total=total_seconds, sock_connect=connect_seconds)
 
 
 @functools.lru_cache(maxsize=4096)

@@ -6,7 +6,7 @@ Each run starts three bench/recv_timestamps.py receivers on core 1 (this process
 0): two healthy ones, and one that hangs far past ``OutgoingIntegrationRequestsTimeout`` (3 s).
 Posts are created at a steady rate through ``create_post`` with the worker in this process, as
 inside ``tidings serve``, with the default per-destination cap (8) and retry schedule. Three
-phases, each on a fresh database:
+phases, each on a fresh database, in an order that rotates from run to run:
 
 - without: one channel hook to the healthy receiver;
 - control: the same hook plus a second one to another healthy receiver;
@@ -79,7 +79,9 @@ async def phase(
     }
 
 
-def one_run(rate: float, seconds: float, hung_for: float) -> dict[str, float]:
+def one_run(rate: float, seconds: float, hung_for: float, turn: int = 0) -> dict[str, float]:
+    """One run of the three phases; ``turn`` rotates their order, so that a machine slowing
+    down (or speeding up) over a run does not always land on the same phase."""
     with (
         timestamp_receiver(cpu=1) as healthy,
         timestamp_receiver(cpu=1) as other,
@@ -87,11 +89,9 @@ def one_run(rate: float, seconds: float, hung_for: float) -> dict[str, float]:
     ):
         phases = {}
         backlog = round(rate * hung_for)
-        for name, second, queued in (
-            ("without", None, 0),
-            ("control", other, 0),
-            ("with", hanging, backlog),
-        ):
+        order = [("without", None, 0), ("control", other, 0), ("with", hanging, backlog)]
+        turn %= len(order)
+        for name, second, queued in order[turn:] + order[:turn]:
             phases[name] = process.run(phase(healthy, second, rate, seconds, queued))
             forget_arrivals(healthy)
     result = {f"{name}_{k}": v for name, found in phases.items() for k, v in found.items()}
@@ -113,8 +113,8 @@ def main() -> None:
     args = parser.parse_args()
     pin_to_core(0)
     runs = []
-    for _ in range(args.runs):
-        runs.append(one_run(args.rate, args.seconds, args.hung_for))
+    for turn in range(args.runs):
+        runs.append(one_run(args.rate, args.seconds, args.hung_for, turn))
         print(json.dumps({k: round(v, 3) for k, v in runs[-1].items()}), flush=True)
     print(
         json.dumps(

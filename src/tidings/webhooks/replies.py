@@ -401,7 +401,8 @@ def _json_runes(value: Any) -> int:
 
 
 def _flat_runes_bound(props: dict[str, Any]) -> int:
-    """An upper bound of :func:`_json_runes` for a dict of strings; the limit itself otherwise.
+    """An upper bound of :func:`_json_runes` for a dict of strings; past the limit otherwise,
+    which sends the caller to the exact count.
 
     In JSON a character takes at most six code points (``\\u00XX`` or Go's ``\\u003c``), and
     each member adds its quotes, colon and comma.

@@ -6,7 +6,8 @@ A delivery is one (post, hook, callback URL). Its status moves only along these 
     pending ──claim──▶ in_flight ──2xx──────────────▶ succeeded
        ▲                  │ ├──retryable, budget left──▶ pending (next_attempt_at in the future)
        │                  │ └──permanent / budget spent─▶ failed
-       └──lease expired───┘            (a worker died mid-attempt: the same delivery id is retried)
+       └──lease expired───┘            (a worker died mid-attempt: the same delivery id is retried,
+                                        and the cut-off try is logged as an ``interrupted`` attempt)
     succeeded | failed ──redeliver──▶ pending (a new attempt chain, same delivery id)
 
 Pure; no I/O.

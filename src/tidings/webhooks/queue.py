@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tidings.domain.deliveries import Attempt, Delivery, DeliveryStatus
+from tidings.domain.deliveries import Attempt, Delivery, DeliveryStatus, ErrorKind
 from tidings.domain.posts import Post
 from tidings.ids import new_id
 from tidings.store.compiled import CompiledStatement
@@ -335,18 +335,68 @@ def _latest_by_channel(posts: Sequence[Post]) -> dict[str, tuple[int, int]]:
     return result
 
 
+INTERRUPTED_MESSAGE = (
+    "cut off: the worker stopped during this attempt (its lease ran out); retried with the same "
+    "delivery id"
+)
+_RELEASE_CHUNK = 500  # ids per statement, well under SQLite's bound-parameter limit
+
+
 async def release_expired(db: Database, now_ms: int) -> int:
-    """Put deliveries whose worker died (lease expired) back in the queue, same delivery id."""
+    """Put deliveries whose worker died (lease expired) back in the queue, same delivery id.
+
+    The cut-off try is logged as an ``interrupted`` attempt, so the log shows every attempt the
+    count says was made: it started when the delivery was claimed (``update_at``), and how long
+    it ran is unknown (0). On PostgreSQL the rows are locked, so two workers releasing at once
+    never log the same try twice.
+    """
     async with db.transaction() as conn:
-        result = await conn.execute(
-            update(deliveries)
-            .where(
-                deliveries.c.status == DeliveryStatus.IN_FLIGHT.value,
-                deliveries.c.lease_expires_at < now_ms,
+        expired = (
+            await conn.execute(
+                select(deliveries.c.id, deliveries.c.attempt_count, deliveries.c.update_at)
+                .where(
+                    deliveries.c.status == DeliveryStatus.IN_FLIGHT.value,
+                    deliveries.c.lease_expires_at < now_ms,
+                )
+                .with_for_update(skip_locked=True)
             )
-            .values(status=DeliveryStatus.PENDING.value, lease_expires_at=0, update_at=now_ms)
-        )
-    return int(result.rowcount or 0)
+        ).all()
+        for start in range(0, len(expired), _RELEASE_CHUNK):
+            chunk = expired[start : start + _RELEASE_CHUNK]
+            await conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id.in_([row.id for row in chunk]))
+                .values(
+                    status=DeliveryStatus.PENDING.value,
+                    lease_expires_at=0,
+                    update_at=now_ms,
+                    last_status_code=0,
+                    last_error_kind=ErrorKind.INTERRUPTED.value,
+                    last_error=INTERRUPTED_MESSAGE,
+                )
+            )
+            await conn.execute(
+                delivery_attempts.insert(),
+                [
+                    _attempt_row(
+                        Attempt(
+                            id=new_id(),
+                            delivery_id=row.id,
+                            number=row.attempt_count,
+                            started_at=row.update_at,
+                            duration_ms=0,
+                            status_code=0,
+                            error_kind=ErrorKind.INTERRUPTED.value,
+                            error_message=INTERRUPTED_MESSAGE,
+                            request_headers={},
+                            response_headers={},
+                            response_excerpt="",
+                        )
+                    )
+                    for row in chunk
+                ],
+            )
+    return len(expired)
 
 
 async def requeue(conn: AsyncConnection, delivery_id: str, now_ms: int) -> None:

@@ -1,0 +1,82 @@
+"""An attempt cut off by a dying worker: the delivery goes back to the queue with its id, and
+the log shows the cut-off try as ``interrupted`` (no attempt goes missing from the count)."""
+
+import asyncio
+
+import pytest
+
+from support import fresh_database
+from tidings.config import Settings
+from tidings.services import hooks as hook_service
+from tidings.services import posts as post_service
+from tidings.services import teams as team_service
+from tidings.services import users as user_service
+from tidings.services.hooks import HookInput
+from tidings.services.runtime import Runtime
+from tidings.store import deliveries as delivery_store
+from tidings.store.database import Database
+from tidings.webhooks import queue
+
+pytestmark = pytest.mark.db
+
+CLAIMED_AT = 1_900_000_000_000
+LEASE_MS = 60_000
+
+
+async def _one_pending_delivery(rt: Runtime) -> None:
+    admin = await user_service.create_user(
+        rt,
+        None,
+        user_service.NewUser("lease", "lease@example.test", "long-password-1"),
+        trusted=True,
+    )
+    team = await team_service.create_team(rt, admin, "leases", "Leases")
+    channel = await team_service.create_channel(rt, admin, team.id, "builds", "Builds")
+    # The URL is never contacted: this test drives the queue itself, with no worker running.
+    await hook_service.create_hook(
+        rt,
+        admin,
+        HookInput(
+            team_id=team.id, channel_id=channel.id, callback_urls=("http://127.0.0.1:9/hook",)
+        ),
+    )
+    await post_service.create_post(rt, admin, channel.id, "build 1")
+
+
+async def _scenario(url: str) -> None:
+    rt = Runtime(settings=Settings(database_url=url), db=Database.from_url(url))
+    try:
+        await _one_pending_delivery(rt)
+        [claimed] = await queue.claim(rt.db, 10, LEASE_MS, CLAIMED_AT)
+        assert claimed.attempt_count == 1
+
+        # While the lease runs, the delivery is the (possibly slow) worker's own.
+        assert await queue.release_expired(rt.db, CLAIMED_AT + LEASE_MS - 1) == 0
+        # The worker died: once the lease is over, the delivery is due again.
+        assert await queue.release_expired(rt.db, CLAIMED_AT + LEASE_MS + 1) == 1
+        assert await queue.release_expired(rt.db, CLAIMED_AT + LEASE_MS + 2) == 0
+
+        async with rt.db.transaction() as conn:
+            released = await delivery_store.find_delivery(conn, claimed.id)
+            attempts = await delivery_store.list_attempts(conn, claimed.id)
+        assert released is not None
+        assert (released.status, released.attempt_count, released.last_error_kind) == (
+            "pending",
+            1,
+            "interrupted",
+        )
+        assert [(a.number, a.error_kind, a.status_code, a.started_at) for a in attempts] == [
+            (1, "interrupted", 0, CLAIMED_AT)
+        ]
+        assert "cut off" in attempts[0].error_message
+
+        # The retry is the same delivery, counted as the second attempt.
+        [again] = await queue.claim(rt.db, 10, LEASE_MS, CLAIMED_AT + LEASE_MS + 3)
+        assert (again.id, again.attempt_count) == (claimed.id, 2)
+    finally:
+        await rt.db.dispose()
+
+
+def test_a_cut_off_attempt_is_logged_and_the_delivery_retried() -> None:
+    with fresh_database() as url:
+        asyncio.run(_scenario(url))

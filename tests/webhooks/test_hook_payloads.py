@@ -14,6 +14,7 @@ from tidings.webhooks.payloads import (
     encode_body,
     encode_form,
     encode_json,
+    with_token,
 )
 
 
@@ -174,3 +175,22 @@ def test_a_body_knows_the_token_it_was_built_with(content_type: str) -> None:
     assert carries_token(body, sent_as, "a&b c")
     assert not carries_token(body, sent_as, "x")
     assert not carries_token(body, sent_as, "a&b")
+
+
+ODD_TEXTS = [
+    "hello world",
+    "a&b=c+d %41 <b>x</b> & \u2028 \u2029 caf\u00e9 \U0001f680",
+    'token=x&"token":"x"',
+    "",
+]
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "application/x-www-form-urlencoded"])
+@pytest.mark.parametrize("text", ODD_TEXTS)
+def test_a_body_re_tokened_is_the_body_a_fresh_encoding_gives(content_type: str, text: str) -> None:
+    """A retry after a token regeneration sends exactly what encoding with the new token gives."""
+    hook = make_hook(content_type)
+    old, sent_as = encode_body(hook, make_fields(token="old-token", text=text))
+    fresh, _ = encode_body(hook, make_fields(token="new token&=", text=text))
+    assert with_token(old, sent_as, "new token&=") == fresh
+    assert with_token(old, sent_as, "old-token") == old

@@ -12,7 +12,7 @@ import functools
 import json
 import re
 from dataclasses import dataclass
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 from tidings.domain.hooks import FORM_CONTENT_TYPE, JSON_CONTENT_TYPE, OutgoingHook
 from tidings.domain.posts import Post
@@ -160,3 +160,21 @@ def _token_needle(content_type: str, token: str) -> bytes:
     if content_type == JSON_CONTENT_TYPE:
         return f'"token":{_go_json_dumps(token)}'.encode()
     return b"&" + urlencode({"token": token}).encode() + b"&"
+
+
+def with_token(body: bytes, content_type: str, token: str) -> bytes:
+    """``body`` as it would have been encoded with ``token`` instead of the one it carries.
+
+    For a delivery queued before its hook's token was regenerated: the retry must carry the
+    token that matches the new signing secret, not the revoked one. Both encodings decode back
+    to their fields losslessly (our own encoders wrote them), so re-encoding with the one field
+    changed gives exactly the bytes a fresh encoding would.
+    """
+    if content_type == JSON_CONTENT_TYPE:
+        fields = json.loads(body)
+        fields["token"] = token
+        return _go_json_dumps(fields).encode("utf-8")
+    pairs = parse_qsl(body.decode("ascii"), keep_blank_values=True, strict_parsing=True)
+    return urlencode(
+        sorted((key, token if key == "token" else value) for key, value in pairs)
+    ).encode("ascii")

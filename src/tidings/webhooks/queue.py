@@ -399,6 +399,14 @@ async def release_expired(db: Database, now_ms: int) -> int:
     return len(expired)
 
 
+async def replace_body(db: Database, delivery_id: str, body: bytes) -> None:
+    """Store a delivery's re-encoded body (a retry after its hook's token was regenerated)."""
+    async with db.transaction() as conn:
+        await conn.execute(
+            update(deliveries).where(deliveries.c.id == delivery_id).values(body=body)
+        )
+
+
 async def requeue(conn: AsyncConnection, delivery_id: str, now_ms: int) -> None:
     """Start a new attempt chain for a finished delivery (redeliver): same id, same body."""
     await conn.execute(

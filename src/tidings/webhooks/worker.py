@@ -21,6 +21,7 @@ Imports ``tidings.webhooks.*``, ``tidings.store``, ``tidings.domain``, ``tidings
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
 from collections import defaultdict, deque
@@ -48,7 +49,7 @@ from tidings.webhooks import queue
 from tidings.webhooks.client import HttpOutcome, WebhookClient
 from tidings.webhooks.failures import Failure, FailureWatch, Notify
 from tidings.webhooks.hookcache import HookCache
-from tidings.webhooks.payloads import carries_token
+from tidings.webhooks.payloads import carries_token, with_token
 from tidings.webhooks.policy import Outcome, RetryPolicy, classify, next_delay_seconds
 from tidings.webhooks.replies import ReplyError, build_reply_posts, parse_reply, user_ids_in_reply
 from tidings.webhooks.signing import mask_secret_headers, signature_headers
@@ -301,6 +302,10 @@ class Worker:
         started_at = self.deps.clock.now_ms()
         if hook is not None and not carries_token(delivery.body, delivery.content_type, hook.token):
             hook = await self._hook_cache.reload(self.deps.db, hook.id)
+            if hook is not None and not carries_token(
+                delivery.body, delivery.content_type, hook.token
+            ):
+                delivery = await self._retoken(delivery, hook.token)
         if hook is None or hook.delete_at or not hook.enabled:
             why = (
                 "the hook was deleted" if hook is None or hook.delete_at else "the hook is disabled"
@@ -319,6 +324,17 @@ class Worker:
         metrics.attempt_seconds.observe(outcome.duration_ms / 1000)
         replies = await self._reply_posts(delivery, hook, batch, outcome)
         return self._verdict(delivery, hook, batch, outcome, started_at, headers, replies)
+
+    async def _retoken(self, delivery: Delivery, token: str) -> Delivery:
+        """The delivery with its body encoded for the hook's current token.
+
+        The token was regenerated after the delivery was queued, and the request is signed with
+        the new secret, so it must carry the new token too. The body is saved so the delivery
+        log shows what was sent.
+        """
+        body = with_token(delivery.body, delivery.content_type, token)
+        await queue.replace_body(self.deps.db, delivery.id, body)
+        return dataclasses.replace(delivery, body=body)
 
     async def _reply_posts(
         self, delivery: Delivery, hook: OutgoingHook, batch: _Batch, outcome: HttpOutcome

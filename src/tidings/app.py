@@ -16,6 +16,7 @@ from tidings.services.runtime import Runtime
 from tidings.services.users import LoginLimiter
 from tidings.store.database import Database
 from tidings.web import pages, websocket
+from tidings.webhooks.relay import Relay
 from tidings.webhooks.worker import Worker
 
 logger = logging.getLogger(__name__)
@@ -32,9 +33,13 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         worker = Worker.from_runtime(rt, hook_owner_notifier(rt)) if settings.run_worker else None
         if worker is not None:
             await worker.start()
+        # Replies written by `tidings worker` processes reach this server's browsers live.
+        reply_relay = Relay(rt.db, rt.events)
+        reply_relay.start()
         try:
             yield
         finally:
+            await reply_relay.stop()
             if worker is not None:
                 await worker.stop()
             if runtime is None:

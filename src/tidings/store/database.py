@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
+import asyncpg
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -170,11 +171,38 @@ class Database:
                         await asyncio.wait({future})
                 raise
 
+    async def listen(self, channel: str, on_message: Callable[[str], None]) -> "Subscription":
+        """PostgreSQL: call ``on_message(payload)`` for every ``NOTIFY`` on ``channel``.
+
+        A connection of its own, outside the pool: a listening connection is held for good.
+        """
+        if self.is_sqlite:
+            raise RuntimeError("LISTEN needs PostgreSQL")
+        dsn = make_url(self.engine.url).set(drivername="postgresql")
+        connection = await asyncpg.connect(dsn.render_as_string(hide_password=False))
+        await connection.add_listener(channel, lambda *args: on_message(str(args[-1])))
+        return Subscription(connection)
+
     async def dispose(self) -> None:
         await self.engine.dispose()
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
+
+
+class Subscription:
+    """A listening connection made by :meth:`Database.listen`."""
+
+    def __init__(self, connection: asyncpg.Connection) -> None:
+        self._connection = connection
+
+    @property
+    def closed(self) -> bool:
+        return bool(self._connection.is_closed())
+
+    async def close(self) -> None:
+        if not self._connection.is_closed():
+            await self._connection.close()
 
 
 def _in_transaction(raw: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:

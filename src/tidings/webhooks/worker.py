@@ -38,14 +38,13 @@ from tidings.domain.hooks import OutgoingHook
 from tidings.domain.posts import Post
 from tidings.domain.server_config import ConfigDocument, WebhookSettings
 from tidings.domain.users import User
-from tidings.domain.wire import posted_event_data
-from tidings.events import Event, EventHub
+from tidings.events import EventHub
 from tidings.ids import new_id
 from tidings.store import deliveries as delivery_store
-from tidings.store import teams as team_store
 from tidings.store import users as user_store
 from tidings.store.database import Database
-from tidings.webhooks import queue
+from tidings.webhooks import queue, relay
+from tidings.webhooks.announcements import announce_posts
 from tidings.webhooks.client import HttpOutcome, WebhookClient
 from tidings.webhooks.failures import Failure, FailureWatch, Notify
 from tidings.webhooks.hookcache import HookCache
@@ -490,34 +489,9 @@ class Worker:
         await self._watch_failures(batch)
 
     async def _announce(self, posts: list[tuple[Post, str]]) -> None:
-        """Tell channel members about reply posts, as the override name when there is one."""
-        if not posts or self.deps.events.listener_count() == 0:
-            return
-        mentions: dict[str, list[str]] = {}
-        async with self.deps.db.transaction() as conn:
-            channels = {}
-            members: dict[str, list[str]] = {}
-            for post, _ in posts:
-                if post.channel_id not in channels:
-                    channels[post.channel_id] = await team_store.find_channel(conn, post.channel_id)
-                    members[post.channel_id] = await team_store.channel_member_ids(
-                        conn, post.channel_id
-                    )
-                # Mentions drive desktop notifications, for webhook replies as for people.
-                mentions[post.id] = await user_store.mentioned_user_ids(
-                    conn, post.message, members[post.channel_id], post.user_id
-                )
-        for post, creator_name in posts:
-            channel = channels.get(post.channel_id)
-            if channel is None:
-                continue
-            sender = str(post.props.get("override_username") or creator_name)
-            data = posted_event_data(
-                post, channel, sender_name=sender, mentions=mentions[post.id], set_online=False
-            )
-            self.deps.events.publish(
-                Event("posted", data, {"channel_id": channel.id}), members[post.channel_id]
-            )
+        """Tell channel members about reply posts: here, and through servers in other processes."""
+        await announce_posts(self.deps.db, self.deps.events, posts)
+        await relay.notify(self.deps.db, posts)
 
     # --- failing hooks -------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ import functools
 import hashlib
 import time
 from collections import defaultdict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -73,19 +74,34 @@ class NewUser:
 
 
 class LoginLimiter:
-    """Failed logins per login id in a sliding minute; an attacker cannot guess at full speed."""
+    """Failed logins per login id in a sliding minute; an attacker cannot guess at full speed.
 
-    def __init__(self, per_minute: int) -> None:
+    Ids whose failures are all older than the window are forgotten once a minute, so trying
+    many different login ids cannot make the table grow without bound.
+    """
+
+    WINDOW_SECONDS = 60.0
+
+    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.per_minute = per_minute
+        self._clock = clock
         self._failures: dict[str, deque[float]] = defaultdict(deque)
+        self._next_sweep = clock() + self.WINDOW_SECONDS
+
+    def __len__(self) -> int:
+        """How many login ids are remembered."""
+        return len(self._failures)
 
     def check(self, key: str) -> None:
         window = self._failures.get(key)
         if window is None:
             return
-        cutoff = time.monotonic() - 60
+        cutoff = self._clock() - self.WINDOW_SECONDS
         while window and window[0] < cutoff:
             window.popleft()
+        if not window:
+            del self._failures[key]
+            return
         if len(window) >= self.per_minute:
             raise TooManyRequests(
                 "api.user.login.rate_limited.app_error",
@@ -93,10 +109,19 @@ class LoginLimiter:
             )
 
     def failed(self, key: str) -> None:
-        self._failures[key].append(time.monotonic())
+        now = self._clock()
+        if now >= self._next_sweep:
+            self._sweep(now - self.WINDOW_SECONDS)
+            self._next_sweep = now + self.WINDOW_SECONDS
+        self._failures[key].append(now)
 
     def succeeded(self, key: str) -> None:
         self._failures.pop(key, None)
+
+    def _sweep(self, cutoff: float) -> None:
+        stale = [key for key, window in self._failures.items() if not window or window[-1] < cutoff]
+        for key in stale:
+            del self._failures[key]
 
 
 def hash_token(token: str) -> str:

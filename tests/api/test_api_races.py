@@ -9,7 +9,7 @@ import httpx
 import pytest
 from mattermost_contract import assert_app_error
 
-from support import PASSWORD, Api, Factory
+from support import PASSWORD, Api, Factory, fresh_database, start_server
 
 pytestmark = pytest.mark.db
 
@@ -96,3 +96,31 @@ def test_racing_config_patches_lose_nothing(admin: Api) -> None:
             "TeamSettings": {"SiteName": before["TeamSettings"]["SiteName"]},
         },
     )
+
+
+def test_racing_first_sign_ups_make_one_admin() -> None:
+    """On a fresh server, of several people signing up at once only one becomes system admin."""
+    with fresh_database() as url:
+        server = start_server(url, run_worker=False)
+        try:
+            anonymous = Api(server.url)
+            counter = iter(range(RACERS))
+
+            def sign_up() -> httpx.Response:
+                n = next(counter)
+                return anonymous.request(
+                    "POST",
+                    "/users",
+                    {
+                        "username": f"early{n}",
+                        "email": f"early{n}@example.test",
+                        "password": PASSWORD,
+                    },
+                )
+
+            responses = _race(sign_up)
+        finally:
+            server.stop()
+    created = [r.json() for r in responses if r.status_code == 201]
+    admins = [u["username"] for u in created if "system_admin" in u["roles"].split()]
+    assert len(admins) == 1, admins

@@ -260,6 +260,7 @@ async def create_user(
     now = rt.clock.now_ms()
     try:
         async with rt.db.transaction() as conn:
+            await store.lock_account_creation(conn)
             first, invite_team = await rights(conn)
             await _check_available(conn, new.username, new.email)
             roles = "system_admin system_user" if first or make_admin else "system_user"

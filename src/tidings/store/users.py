@@ -55,6 +55,21 @@ async def insert_user(conn: AsyncConnection, user: User, password_hash: str) -> 
     )
 
 
+# Any fixed number works; it only has to be the same in every process.
+_ACCOUNT_CREATION_LOCK = 7_311_200_001
+
+
+async def lock_account_creation(conn: AsyncConnection) -> None:
+    """Make account creations take turns until the caller's transaction ends.
+
+    The first account becomes system admin, decided by counting accounts: two sign-ups that
+    count at once on PostgreSQL would both see none. SQLite's ``BEGIN IMMEDIATE`` already
+    serialises writers, so there this is a no-op.
+    """
+    if conn.dialect.name == "postgresql":
+        await conn.execute(select(func.pg_advisory_xact_lock(_ACCOUNT_CREATION_LOCK)))
+
+
 async def count_users(conn: AsyncConnection) -> int:
     return int((await conn.execute(select(func.count()).select_from(users))).scalar_one())
 

@@ -24,6 +24,14 @@ from sqlalchemy.engine import make_url
 
 from tidings.app import create_app
 from tidings.config import Settings
+from tidings.domain.hooks import OutgoingHook
+from tidings.domain.teams import Channel
+from tidings.domain.users import User
+from tidings.services import hooks as hook_service
+from tidings.services import settings as settings_service
+from tidings.services import teams as team_service
+from tidings.services import users as user_service
+from tidings.services.hooks import HookInput
 from tidings.services.runtime import Runtime
 from tidings.store.database import Database, normalise_url
 from tidings.store.migration import upgrade
@@ -379,3 +387,45 @@ def fresh_database() -> Iterator[str]:
         yield url
     finally:
         asyncio.run(admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@dataclass(frozen=True)
+class Seeded:
+    """What :func:`seed_channel_hook` made: an admin, their public channel, a hook on it."""
+
+    admin: User
+    channel: Channel
+    hook: OutgoingHook
+
+
+async def seed_channel_hook(
+    rt: Runtime,
+    name: str,
+    callback_url: str,
+    *,
+    content_type: str = "",
+    service_settings: dict[str, Any] | None = None,
+) -> Seeded:
+    """Through the services: an admin ``name``, a team and a public channel, loopback allowed
+    (plus ``service_settings``), and a hook that fires on every post of the channel."""
+    admin = await user_service.create_user(
+        rt,
+        None,
+        user_service.NewUser(name, f"{name}@example.test", PASSWORD),
+        trusted=True,
+    )
+    team = await team_service.create_team(rt, admin, name, name.title())
+    channel = await team_service.create_channel(rt, admin, team.id, "builds", "Builds")
+    settings = {"AllowedUntrustedInternalConnections": "127.0.0.1", **(service_settings or {})}
+    await settings_service.patch_config(rt, None, {"ServiceSettings": settings})
+    hook = await hook_service.create_hook(
+        rt,
+        admin,
+        HookInput(
+            team_id=team.id,
+            channel_id=channel.id,
+            callback_urls=(callback_url,),
+            content_type=content_type,
+        ),
+    )
+    return Seeded(admin, channel, hook)

@@ -15,14 +15,16 @@ from urllib.parse import parse_qs
 import pytest
 from sqlalchemy import func, select
 
-from support import PASSWORD, Receiver, Recorded, free_port, fresh_database, wait_until
+from support import (
+    Receiver,
+    Recorded,
+    free_port,
+    fresh_database,
+    seed_channel_hook,
+    wait_until,
+)
 from tidings.config import Settings
-from tidings.services import hooks as hook_service
 from tidings.services import posts as post_service
-from tidings.services import settings as settings_service
-from tidings.services import teams as team_service
-from tidings.services import users as user_service
-from tidings.services.hooks import HookInput
 from tidings.services.runtime import Runtime
 from tidings.store.database import Database
 from tidings.store.schema import deliveries, posts
@@ -46,29 +48,17 @@ async def _prepare(url: str, callback_url: str) -> list[str]:
     """Admin, team, channel and a hook on every post; then the posts, each queuing a delivery."""
     rt = Runtime(settings=Settings(database_url=url), db=Database.from_url(url))
     try:
-        admin = await user_service.create_user(
-            rt, None, user_service.NewUser("crash", "crash@example.test", PASSWORD), trusted=True
-        )
-        team = await team_service.create_team(rt, admin, "crash", "Crash")
-        channel = await team_service.create_channel(rt, admin, team.id, "crash", "Crash")
-        await settings_service.patch_config(
+        seeded = await seed_channel_hook(
             rt,
-            None,
-            {
-                "ServiceSettings": {
-                    "AllowedUntrustedInternalConnections": "127.0.0.1",
-                    "OutgoingWebhookRetryScheduleSeconds": [0.5, 0.5, 0.5, 0.5, 0.5],
-                }
-            },
-        )
-        await hook_service.create_hook(
-            rt,
-            admin,
-            HookInput(team_id=team.id, channel_id=channel.id, callback_urls=(callback_url,)),
+            "crash",
+            callback_url,
+            service_settings={"OutgoingWebhookRetryScheduleSeconds": [0.5, 0.5, 0.5, 0.5, 0.5]},
         )
         created = []
         for i in range(POSTS):
-            post = await post_service.create_post(rt, admin, channel.id, f"deploy build {i}")
+            post = await post_service.create_post(
+                rt, seeded.admin, seeded.channel.id, f"deploy build {i}"
+            )
             created.append(post.id)
         return created
     finally:

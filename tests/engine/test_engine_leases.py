@@ -5,13 +5,9 @@ import asyncio
 
 import pytest
 
-from support import fresh_database
+from support import fresh_database, seed_channel_hook
 from tidings.config import Settings
-from tidings.services import hooks as hook_service
 from tidings.services import posts as post_service
-from tidings.services import teams as team_service
-from tidings.services import users as user_service
-from tidings.services.hooks import HookInput
 from tidings.services.runtime import Runtime
 from tidings.store import deliveries as delivery_store
 from tidings.store.database import Database
@@ -24,23 +20,9 @@ LEASE_MS = 60_000
 
 
 async def _one_pending_delivery(rt: Runtime) -> None:
-    admin = await user_service.create_user(
-        rt,
-        None,
-        user_service.NewUser("lease", "lease@example.test", "long-password-1"),
-        trusted=True,
-    )
-    team = await team_service.create_team(rt, admin, "leases", "Leases")
-    channel = await team_service.create_channel(rt, admin, team.id, "builds", "Builds")
     # The URL is never contacted: this test drives the queue itself, with no worker running.
-    await hook_service.create_hook(
-        rt,
-        admin,
-        HookInput(
-            team_id=team.id, channel_id=channel.id, callback_urls=("http://127.0.0.1:9/hook",)
-        ),
-    )
-    await post_service.create_post(rt, admin, channel.id, "build 1")
+    seeded = await seed_channel_hook(rt, "lease", "http://127.0.0.1:9/hook")
+    await post_service.create_post(rt, seeded.admin, seeded.channel.id, "build 1")
 
 
 async def _scenario(url: str) -> None:

@@ -8,14 +8,10 @@ from urllib.parse import parse_qs
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from support import Receiver, fresh_database
+from support import Receiver, fresh_database, seed_channel_hook
 from tidings.config import Settings
 from tidings.services import hooks as hook_service
 from tidings.services import posts as post_service
-from tidings.services import settings as settings_service
-from tidings.services import teams as team_service
-from tidings.services import users as user_service
-from tidings.services.hooks import HookInput
 from tidings.services.runtime import Runtime
 from tidings.store import deliveries as delivery_store
 from tidings.store.database import Database
@@ -33,28 +29,9 @@ def _token_in(body: bytes, content_type: str) -> str:
 async def _scenario(url: str, receiver: Receiver, content_type: str) -> None:
     rt = Runtime(settings=Settings(database_url=url), db=Database.from_url(url))
     try:
-        admin = await user_service.create_user(
-            rt,
-            None,
-            user_service.NewUser("rotor", "rotor@example.test", "long-password-1"),
-            trusted=True,
-        )
-        team = await team_service.create_team(rt, admin, "rotation", "Rotation")
-        channel = await team_service.create_channel(rt, admin, team.id, "builds", "Builds")
-        await settings_service.patch_config(
-            rt, None, {"ServiceSettings": {"AllowedUntrustedInternalConnections": "127.0.0.1"}}
-        )
-        hook = await hook_service.create_hook(
-            rt,
-            admin,
-            HookInput(
-                team_id=team.id,
-                channel_id=channel.id,
-                callback_urls=(receiver.url,),
-                content_type=content_type,
-            ),
-        )
-        post = await post_service.create_post(rt, admin, channel.id, "build 7 is green")
+        seeded = await seed_channel_hook(rt, "rotor", receiver.url, content_type=content_type)
+        admin, hook = seeded.admin, seeded.hook
+        post = await post_service.create_post(rt, admin, seeded.channel.id, "build 7 is green")
         # Queued with the old token; the token (and with it the secret) changes before sending.
         rotated = await hook_service.regenerate_token(rt, admin, hook.id)
         assert rotated.token != hook.token

@@ -10,14 +10,9 @@ from collections import Counter
 import pytest
 from sqlalchemy import func, select
 
-from support import Receiver, fresh_database, wait_until
+from support import Receiver, fresh_database, seed_channel_hook, wait_until
 from tidings.config import Settings
-from tidings.services import hooks as hook_service
 from tidings.services import posts as post_service
-from tidings.services import settings as settings_service
-from tidings.services import teams as team_service
-from tidings.services import users as user_service
-from tidings.services.hooks import HookInput
 from tidings.services.runtime import Runtime
 from tidings.store.database import Database
 from tidings.store.schema import deliveries
@@ -33,24 +28,9 @@ def _prepare(url: str, callback: str) -> None:
     async def work() -> None:
         rt = Runtime(settings=Settings(database_url=url), db=Database.from_url(url))
         try:
-            admin = await user_service.create_user(
-                rt,
-                None,
-                user_service.NewUser("boss", "boss@example.test", "long-password-1"),
-                trusted=True,
-            )
-            team = await team_service.create_team(rt, admin, "crew", "Crew")
-            channel = await team_service.create_channel(rt, admin, team.id, "builds", "Builds")
-            await settings_service.patch_config(
-                rt, None, {"ServiceSettings": {"AllowedUntrustedInternalConnections": "127.0.0.1"}}
-            )
-            await hook_service.create_hook(
-                rt,
-                admin,
-                HookInput(team_id=team.id, channel_id=channel.id, callback_urls=(callback,)),
-            )
+            seeded = await seed_channel_hook(rt, "boss", callback)
             for i in range(POSTS):
-                await post_service.create_post(rt, admin, channel.id, f"build {i}")
+                await post_service.create_post(rt, seeded.admin, seeded.channel.id, f"build {i}")
         finally:
             await rt.db.dispose()
 

@@ -13,8 +13,9 @@ A delivery is one (post, hook, callback URL). Its status moves only along these 
 Pure; no I/O.
 """
 
-from dataclasses import dataclass
 from enum import StrEnum
+
+from tidings.domain.values import value_object
 
 
 class DeliveryStatus(StrEnum):
@@ -41,7 +42,7 @@ class ErrorKind(StrEnum):
     INTERRUPTED = "interrupted"
 
 
-@dataclass(frozen=True, slots=True)
+@value_object
 class Delivery:
     id: str
     hook_id: str
@@ -64,7 +65,7 @@ class Delivery:
     root_id: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@value_object
 class Attempt:
     id: str
     delivery_id: str

@@ -1,8 +1,10 @@
 """Posts and their limits. Pure; no I/O."""
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
+
+from tidings.domain.values import value_object
 
 MAX_MESSAGE_RUNES = 16383
 MAX_PROPS_RUNES = 800_000
@@ -22,7 +24,7 @@ RESERVED_PROPS = frozenset(
 )
 
 
-@dataclass(frozen=True, slots=True)
+@value_object
 class Post:
     """A message in a channel. ``create_at`` etc. are Unix milliseconds, as in Mattermost."""
 

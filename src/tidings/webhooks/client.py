@@ -64,6 +64,7 @@ from yarl import URL
 from tidings import __version__
 from tidings.clock import Clock, SystemClock
 from tidings.domain.deliveries import ErrorKind
+from tidings.domain.values import value_object
 from tidings.webhooks.addresses import AllowList, IPAddress, parse_allowlist, parse_ip
 
 logger = logging.getLogger(__name__)
@@ -80,7 +81,7 @@ FORBIDDEN_MESSAGE = (
 AddrInfo = tuple[int, int, int, str, tuple[Any, ...]]
 
 
-@dataclass(frozen=True, slots=True)
+@value_object
 class HttpOutcome:
     """What one POST came to: the response as far as it was read, or why there was none.
 

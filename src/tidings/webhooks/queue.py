@@ -20,7 +20,7 @@ import functools
 import sqlite3
 from collections import namedtuple
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tidings.domain.deliveries import Attempt, Delivery, DeliveryStatus, ErrorKind
 from tidings.domain.posts import Post
+from tidings.domain.values import value_object
 from tidings.ids import new_id
 from tidings.store.compiled import CompiledStatement
 from tidings.store.database import Database
@@ -39,7 +40,7 @@ from tidings.store.schema import deliveries, delivery_attempts
 from tidings.store.teams import touch_channel, touch_channels_raw
 
 
-@dataclass(frozen=True, slots=True)
+@value_object
 class NewDelivery:
     """What the poster's transaction knows about a delivery to make."""
 
@@ -53,7 +54,7 @@ class NewDelivery:
     root_id: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@value_object
 class Finish:
     """The worker's verdict on one claimed delivery, written back in a batch.
 

@@ -25,6 +25,7 @@ from typing import Any
 
 from tidings.domain.hooks import OutgoingHook
 from tidings.domain.posts import MAX_MESSAGE_RUNES, MAX_USER_PROPS_RUNES, Post, strip_reserved_props
+from tidings.domain.values import value_object
 from tidings.webhooks.slack import (
     convert_attachment_links,
     convert_message_links,
@@ -136,7 +137,7 @@ class ReplyPriority:
     persistent_notifications: bool | None = None
 
 
-@dataclass(frozen=True)
+@value_object
 class Reply:
     """A decoded reply. ``text`` is None when absent or null, which is not the same as ``""``."""
 
@@ -151,7 +152,7 @@ class Reply:
     priority: ReplyPriority | None = None
 
 
-@dataclass(frozen=True)
+@value_object
 class ReplyPostSpec:
     """One post to insert for a reply, as the hook's creator, in the triggering channel."""
 

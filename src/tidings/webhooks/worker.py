@@ -38,6 +38,7 @@ from tidings.domain.hooks import OutgoingHook
 from tidings.domain.posts import Post
 from tidings.domain.server_config import ConfigDocument, WebhookSettings
 from tidings.domain.users import User
+from tidings.domain.values import value_object
 from tidings.events import EventHub
 from tidings.ids import new_id
 from tidings.store import deliveries as delivery_store
@@ -86,7 +87,7 @@ class _Batch:
     creators: dict[str, User]
 
 
-@dataclass(frozen=True)
+@value_object
 class _Result:
     finish: queue.Finish
     verdict: Outcome

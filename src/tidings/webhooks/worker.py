@@ -490,9 +490,16 @@ class Worker:
         await self._watch_failures(batch)
 
     async def _announce(self, posts: list[tuple[Post, str]]) -> None:
-        """Tell channel members about reply posts: here, and through servers in other processes."""
-        await announce_posts(self.deps.db, self.deps.events, posts)
-        await relay.notify(self.deps.db, posts)
+        """Tell channel members about reply posts: here, and through servers in other processes.
+
+        Best effort: the posts are committed already, so a failure here must not stop the
+        flusher from looking after failing hooks; browsers then show the replies on reload.
+        """
+        try:
+            await announce_posts(self.deps.db, self.deps.events, posts)
+            await relay.notify(self.deps.db, posts)
+        except Exception:
+            logger.exception("announcing %d reply posts failed", len(posts))
 
     # --- failing hooks -------------------------------------------------------------------------
 

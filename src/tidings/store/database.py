@@ -17,13 +17,13 @@ import asyncio
 import contextlib
 import sqlite3
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import asyncpg
-from sqlalchemy import event
+from sqlalchemy import event, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -170,6 +170,14 @@ class Database:
                     with contextlib.suppress(asyncio.CancelledError):
                         await asyncio.wait({future})
                 raise
+
+    async def notify(self, channel: str, payloads: Sequence[str]) -> None:
+        """PostgreSQL: ``NOTIFY channel`` once per payload, in one transaction."""
+        if self.is_sqlite:
+            raise RuntimeError("NOTIFY needs PostgreSQL")
+        async with self.transaction() as conn:
+            for payload in payloads:
+                await conn.execute(select(func.pg_notify(channel, payload)))
 
     async def listen(self, channel: str, on_message: Callable[[str], None]) -> "Subscription":
         """PostgreSQL: call ``on_message(payload)`` for every ``NOTIFY`` on ``channel``.

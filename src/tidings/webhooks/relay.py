@@ -17,8 +17,6 @@ import json
 import logging
 from collections.abc import Sequence
 
-from sqlalchemy import func, select
-
 from tidings.domain.posts import Post
 from tidings.events import EventHub
 from tidings.ids import new_id
@@ -43,9 +41,7 @@ async def notify(db: Database, posts: Sequence[tuple[Post, str]]) -> None:
     """PostgreSQL: tell every server about reply posts just committed (a no-op on SQLite)."""
     if db.is_sqlite or not posts:
         return
-    async with db.transaction() as conn:
-        for post, sender_name in posts:
-            await conn.execute(select(func.pg_notify(CHANNEL, _notice(post, sender_name))))
+    await db.notify(CHANNEL, [_notice(post, sender_name) for post, sender_name in posts])
 
 
 class Relay:

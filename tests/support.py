@@ -8,12 +8,16 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import socket
+import subprocess
+import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -429,3 +433,33 @@ async def seed_channel_hook(
         ),
     )
     return Seeded(admin, channel, hook)
+
+
+@contextlib.contextmanager
+def running_tidings(
+    command: str, url: str, log: Path, stop: signal.Signals = signal.SIGTERM, **settings: str
+) -> Iterator[None]:
+    """``tidings <command>`` (``worker`` or ``serve``) as its own process on the test's database,
+    output in ``log``, ended with ``stop`` when the block ends. ``settings`` become
+    ``TIDINGS_<NAME>`` variables (``worker_lease_seconds="2"``)."""
+    env = {
+        **os.environ,
+        "TIDINGS_DATABASE_URL": url,
+        "TIDINGS_DATA_DIR": str(log.parent),
+        "TIDINGS_LISTEN": f"127.0.0.1:{free_port()}",
+        "TIDINGS_WORKER_POLL_INTERVAL_SECONDS": "0.05",
+        **{f"TIDINGS_{name.upper()}": value for name, value in settings.items()},
+    }
+    with log.open("ab") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tidings", command], env=env, stdout=sink, stderr=sink
+        )
+    try:
+        yield
+    finally:
+        process.send_signal(stop)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)

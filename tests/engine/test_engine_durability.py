@@ -2,11 +2,7 @@
 flight lose none of them, and the receiver acts once per delivery when it dedupes by webhook-id."""
 
 import asyncio
-import contextlib
-import os
 import signal
-import subprocess
-import sys
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,8 +14,8 @@ from sqlalchemy import func, select
 from support import (
     Receiver,
     Recorded,
-    free_port,
     fresh_database,
+    running_tidings,
     seed_channel_hook,
     wait_until,
 )
@@ -34,6 +30,8 @@ pytestmark = pytest.mark.db
 POSTS = 1_000
 # Each victim is killed once the receiver has seen this many distinct deliveries.
 KILL_AFTER = {"worker": 300, "serve": 600}
+# Short leases, so a killed process's deliveries come back quickly; serve runs its worker.
+CRASH_SETTINGS = {"run_worker": "true", "worker_lease_seconds": "2"}
 
 
 @pytest.fixture
@@ -98,34 +96,6 @@ def _post_id(request: Recorded) -> str:
     return parse_qs(request.body.decode())["post_id"][0]
 
 
-@contextlib.contextmanager
-def _running(command: str, url: str, log: Path, stop: signal.Signals) -> Iterator[None]:
-    """``tidings worker`` or ``tidings serve`` (worker inside) on the test's database, ended
-    with ``stop`` when the block ends."""
-    env = {
-        **os.environ,
-        "TIDINGS_DATABASE_URL": url,
-        "TIDINGS_DATA_DIR": str(log.parent),
-        "TIDINGS_LISTEN": f"127.0.0.1:{free_port()}",
-        "TIDINGS_RUN_WORKER": "true",
-        "TIDINGS_WORKER_LEASE_SECONDS": "2",
-        "TIDINGS_WORKER_POLL_INTERVAL_SECONDS": "0.05",
-    }
-    with log.open("ab") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "tidings", command], env=env, stdout=sink, stderr=sink
-        )
-    try:
-        yield
-    finally:
-        process.send_signal(stop)
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
-
-
 def _has_seen(receiver: Receiver, distinct: int) -> Callable[[], bool]:
     """Whether the receiver got at least ``distinct`` different deliveries (by webhook-id)."""
     return lambda: len({r.headers.get("webhook-id") for r in list(receiver.requests)}) >= distinct
@@ -144,12 +114,12 @@ def test_killed_workers_lose_no_delivery_and_repeat_none(
         post_ids = asyncio.run(_prepare(crash_database, receiver.url))
         cut_off = {}
         for command, threshold in KILL_AFTER.items():
-            with _running(command, crash_database, log, signal.SIGKILL):
+            with running_tidings(command, crash_database, log, signal.SIGKILL, **CRASH_SETTINGS):
                 wait_until(_has_seen(receiver, threshold), timeout=30)
             counts = asyncio.run(_status_counts(crash_database))
             cut_off[command] = counts["in_flight"]
             assert counts["succeeded"] < POSTS, f"{command} finished before it was killed"
-        with _running("worker", crash_database, log, signal.SIGTERM):
+        with running_tidings("worker", crash_database, log, **CRASH_SETTINGS):
             wait_until(
                 lambda: asyncio.run(_status_counts(crash_database))["succeeded"] == POSTS,
                 timeout=40,

@@ -3,46 +3,25 @@ browsers connected to ``tidings serve`` live, as a ``posted`` event, once."""
 
 import json
 import os
-import subprocess
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from websockets.sync.client import ClientConnection, connect
 
-from support import Api, Factory, Receiver, free_port, fresh_database, start_server, wait_until
+from support import (
+    Api,
+    Factory,
+    Receiver,
+    fresh_database,
+    running_tidings,
+    start_server,
+    wait_until,
+)
 
 pytestmark = pytest.mark.db
 
 TIMEOUT = 15.0
-
-
-@contextmanager
-def _worker_process(url: str, log: Path) -> Iterator[None]:
-    """``tidings worker`` on the test's database, ended with SIGTERM."""
-    env = {
-        **os.environ,
-        "TIDINGS_DATABASE_URL": url,
-        "TIDINGS_DATA_DIR": str(log.parent),
-        "TIDINGS_LISTEN": f"127.0.0.1:{free_port()}",
-        "TIDINGS_WORKER_POLL_INTERVAL_SECONDS": "0.05",
-    }
-    with log.open("ab") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "tidings", "worker"], env=env, stdout=sink, stderr=sink
-        )
-    try:
-        yield
-    finally:
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
 
 
 def _posted_events(ws: ClientConnection, seconds: float) -> list[dict[str, Any]]:
@@ -91,7 +70,7 @@ def test_a_separate_workers_reply_is_announced_live(receiver: Receiver, tmp_path
             headers = {"Authorization": f"Bearer {admin.token}"}
             with (
                 connect(ws_url, additional_headers=headers, open_timeout=TIMEOUT) as ws,
-                _worker_process(url, tmp_path / "worker.log"),
+                running_tidings("worker", url, tmp_path / "worker.log"),
             ):
                 assert json.loads(ws.recv(timeout=TIMEOUT))["event"] == "hello"
                 trigger = admin.post("/posts", {"channel_id": channel["id"], "message": "ship it"})

@@ -60,6 +60,6 @@ def new_id() -> str:
 
 def is_valid_id(value: str) -> bool:
     """Mattermost's IsValidId: 26 bytes, every character a Unicode letter or number."""
-    if len(value.encode("utf-8")) != 26:
+    if len(value.encode("utf-8")) != ID_LENGTH:
         return False
     return all(ch.isalnum() for ch in value)

@@ -227,7 +227,7 @@ async def finish(db: Database, results: Sequence[Finish], now_ms: int) -> list[l
 _OWNED_RAW = (
     "SELECT id, lease_expires_at, reply_posted FROM deliveries WHERE status = ? AND id IN ({ids})"
 )
-_OWNED_CHUNK = 500  # well under SQLite's bound-parameter limit
+_IDS_PER_STATEMENT = 500  # well under SQLite's bound-parameter limit
 
 
 def _finish_raw(
@@ -242,8 +242,8 @@ def _finish_raw(
         _INSERT_ATTEMPT_RAW.execute_many(conn, attempts)
     ids = [r.delivery.id for r in results]
     owned: dict[str, tuple[int, bool]] = {}
-    for start in range(0, len(ids), _OWNED_CHUNK):
-        chunk = ids[start : start + _OWNED_CHUNK]
+    for start in range(0, len(ids), _IDS_PER_STATEMENT):
+        chunk = ids[start : start + _IDS_PER_STATEMENT]
         sql = _OWNED_RAW.format(ids=", ".join("?" * len(chunk)))
         for delivery_id, lease, replied in conn.execute(
             sql, (DeliveryStatus.IN_FLIGHT.value, *chunk)
@@ -340,7 +340,6 @@ INTERRUPTED_MESSAGE = (
     "cut off: the worker stopped during this attempt (its lease ran out); retried with the same "
     "delivery id"
 )
-_RELEASE_CHUNK = 500  # ids per statement, well under SQLite's bound-parameter limit
 
 
 async def release_expired(db: Database, now_ms: int) -> int:
@@ -362,8 +361,8 @@ async def release_expired(db: Database, now_ms: int) -> int:
                 .with_for_update(skip_locked=True)
             )
         ).all()
-        for start in range(0, len(expired), _RELEASE_CHUNK):
-            chunk = expired[start : start + _RELEASE_CHUNK]
+        for start in range(0, len(expired), _IDS_PER_STATEMENT):
+            chunk = expired[start : start + _IDS_PER_STATEMENT]
             await conn.execute(
                 update(deliveries)
                 .where(deliveries.c.id.in_([row.id for row in chunk]))

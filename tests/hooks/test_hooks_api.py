@@ -177,6 +177,28 @@ def test_member_may_not_set_another_creator(world: World, members_allowed: None)
     assert (status, error) == (403, PERMISSIONS)
 
 
+def test_team_admin_may_not_set_another_creator(world: World) -> None:
+    """Only a system admin names another creator: a team admin gets 403, naming themselves works."""
+    status, error = error_of(
+        world.team_admin,
+        "POST",
+        "/hooks/outgoing",
+        body(world, creator_id=world.member.user["id"], trigger_words=["ta-other"]),
+    )
+    assert (status, error) == (403, PERMISSIONS)
+    own = create(world.team_admin, world, creator_id=world.team_admin.user["id"])
+    assert own["creator_id"] == world.team_admin.user["id"]
+
+
+def test_update_never_changes_the_creator(world: World) -> None:
+    """PUT with another creator_id by the hook's (non-admin) owner keeps the creator."""
+    hook = create(world.team_admin, world, trigger_words=["ta-put"])
+    updated = world.team_admin.put(
+        f"/hooks/outgoing/{hook['id']}", {**hook, "creator_id": world.member.user["id"]}
+    )
+    assert updated["creator_id"] == world.team_admin.user["id"]
+
+
 def test_create_with_unknown_channel_is_404(admin: Api, world: World) -> None:
     """channel_id "junk" or a random id → 404 app.channel.get.existing.app_error."""
     for channel_id in ("junk", RANDOM_ID):

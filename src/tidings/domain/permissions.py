@@ -45,6 +45,11 @@ def can_manage_others_hooks(user: User, member: TeamMember | None) -> bool:
     return is_team_admin(user, member)
 
 
+def can_create_hook_for_others(user: User) -> bool:
+    """Name another user as a new hook's creator (``creator_id``): system admins only."""
+    return user.is_system_admin
+
+
 def can_read_channel(
     user: User, channel: Channel, team_member: TeamMember | None, member: ChannelMember | None
 ) -> bool:

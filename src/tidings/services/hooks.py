@@ -133,12 +133,15 @@ async def _check_conflicts(rt: Runtime, hook: OutgoingHook, error_id: str) -> No
 async def create_hook(rt: Runtime, actor: User, data: HookInput) -> OutgoingHook:
     team_id = data.team_id or ""
     members_allowed = bool((await rt.config())["ServiceSettings"]["EnableMemberOutgoingWebhooks"])
-    own, others = await _team_rights(rt, actor, team_id, members_allowed)
+    own, _ = await _team_rights(rt, actor, team_id, members_allowed)
     if not own:
         raise permission_error(actor.id, perm.MANAGE_OWN_HOOKS)
     creator_id = actor.id
-    if data.creator_id:
-        if not others:
+    if data.creator_id and data.creator_id != actor.id:
+        # The creator owns the hook's notices and its fate when deactivated: only a system
+        # admin may name someone else (Mattermost lets manage_others_outgoing_webhooks do it,
+        # which team admins hold; they could then pin hooks on any account of the server).
+        if not perm.can_create_hook_for_others(actor):
             raise permission_error(actor.id, perm.MANAGE_OTHERS_HOOKS)
         async with rt.db.transaction() as conn:
             creator = (

@@ -45,16 +45,36 @@ def test_open_sign_up_makes_plain_users(admin: Api, anonymous: Api, factory: Fac
         admin.put("/config/patch", {"TeamSettings": {"EnableOpenServer": False}})
 
 
-@pytest.mark.parametrize("name", ["tidings", "all", "channel", "here", "system", "matterbot"])
+@pytest.mark.parametrize(
+    "name", ["tidings", "all", "channel", "here", "system", "matterbot", "ALL", "Here", "SYSTEM"]
+)
 def test_reserved_usernames_are_refused(admin: Api, name: str) -> None:
-    """Names that mentions or the system bot use cannot be registered."""
+    """Names that mentions or the system bot use cannot be registered, in any case."""
     response = admin.request("POST", "/users", _new_user(name))
     assert_app_error(response, 400, "model.user.is_valid.username.app_error")
 
 
-@pytest.mark.parametrize("name", ["ab", "1abc", "a" * 23, "with space", "ünï", "", "a@b"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "ab",
+        "1abc",
+        "a" * 23,
+        "with space",
+        "ünï",
+        "",
+        "a@b",
+        "trailing\n",
+        "tab\tname",
+        "bell\x07",
+        " lead",
+        "_under",
+        "zero\u200bwidth",
+    ],
+)
 def test_bad_usernames_are_a_400(admin: Api, name: str) -> None:
-    """Usernames are 3–22 of a-z, 0-9, '.', '_' and '-', starting with a letter."""
+    """Usernames are 3–22 of a-z, 0-9, '.', '_' and '-', starting with a letter; no whitespace
+    or control character anywhere (not even a trailing newline)."""
     response = admin.request("POST", "/users", _new_user(name) | {"email": "x@example.test"})
     assert_app_error(response, 400, "model.user.is_valid.username.app_error")
 

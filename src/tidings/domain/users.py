@@ -4,10 +4,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-USERNAME_PATTERN = re.compile(r"^[a-z][a-z0-9._-]{2,21}$")
+# ``fullmatch`` with explicit ASCII ranges: ``$`` alone would accept a trailing newline.
+USERNAME_PATTERN = re.compile(r"[a-z][a-z0-9._-]{2,21}")
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 SYSTEM_BOT_USERNAME = "tidings"
-# Names no person may take: the system bot's, and the words mentions and Mattermost reserve.
+# Names no person may take: Mattermost's restricted usernames (all, channel, matterbot, system),
+# the other mention keyword (here) and the system bot's name. Compared after lower-casing.
 RESERVED_USERNAMES = frozenset(
     {SYSTEM_BOT_USERNAME, "all", "channel", "here", "matterbot", "system"}
 )
@@ -47,9 +49,17 @@ class User:
         return self.delete_at == 0
 
 
+def normalise_username(name: str) -> str:
+    """Mattermost stores usernames lower-cased, whatever the client sent."""
+    return name.lower()
+
+
 def is_valid_username(name: str) -> bool:
-    """3–22 characters of ``[a-z0-9._-]``, starting with a letter."""
-    return bool(USERNAME_PATTERN.match(name))
+    """3–22 characters of ``[a-z0-9._-]``, starting with a letter, and not a reserved name.
+
+    No whitespace or control character can pass: the pattern is matched in full.
+    """
+    return bool(USERNAME_PATTERN.fullmatch(name)) and name not in RESERVED_USERNAMES
 
 
 def is_valid_email(email: str) -> bool:

@@ -23,6 +23,7 @@ from tidings.domain.users import (
     User,
     is_valid_email,
     is_valid_username,
+    normalise_username,
 )
 from tidings.errors import (
     BadRequest,
@@ -242,7 +243,7 @@ async def create_user(
     anyone may when open sign-up is on. ``trusted`` is the local CLI.
     """
     # Mattermost stores usernames and emails in lower case, whatever the client sent.
-    new = replace(new, username=new.username.lower(), email=new.email.lower())
+    new = replace(new, username=normalise_username(new.username), email=new.email.lower())
     _check_new_user(new)
     config = await rt.config()
     rights = functools.partial(

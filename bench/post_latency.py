@@ -21,7 +21,7 @@ import time
 import httpx
 from harness import World, free_port, summary
 
-PASSWORD = "benchmark-pw"
+PASSWORD = "benchmark-pw-9"
 
 
 def start_server(data_dir: str, port: int) -> subprocess.Popen[bytes]:

@@ -23,7 +23,7 @@ from typing import Any
 
 import aiohttp
 
-PASSWORD = "benchmark-password"
+PASSWORD = "benchmark-password-9"
 
 
 def free_port() -> int:

@@ -184,7 +184,7 @@ def test_unknown_ids_in_changes_are_404(admin: Api, team: dict[str, Any], junk: 
         ("POST", "/channels", {"team_id": "{id}", "name": "abc", "display_name": "A"}),
         ("POST", "/posts", {"channel_id": "{id}", "message": "x"}),
         ("PUT", "/users/{id}/patch", {"nickname": "x"}),
-        ("PUT", "/users/{id}/password", {"new_password": "a-long-password"}),
+        ("PUT", "/users/{id}/password", {"new_password": "a-long-password-9"}),
         ("PUT", "/users/{id}/roles", {"roles": "system_user"}),
         ("PUT", "/users/{id}/active", {"active": False}),
         ("POST", f"/teams/{team['id']}/members", {"user_id": "{id}"}),

@@ -118,9 +118,9 @@ def test_the_cli_sets_up_a_server_and_refuses_bad_input(tmp_path: Path) -> None:
     admin, bad_name = _run_all(
         tmp_path,
         ["user", "create", "--username", "boss", "--email", "Boss@Example.test",
-         "--password", "a-long-password", "--system-admin", "--json"],
+         "--password", "a-long-password-9", "--system-admin", "--json"],
         ["user", "create", "--username", "9lives", "--email", "n@example.test",
-         "--password", "a-long-password"],
+         "--password", "a-long-password-9"],
     )  # fmt: skip
     created_admin = _ok(admin).json()
     assert created_admin["username"] == "boss"

@@ -32,10 +32,10 @@ def test_the_core_answers_in_mattermost_shapes(
         admin,
         "POST",
         "/users",
-        {"username": name, "email": f"{name}@example.test", "password": "a-password"},
+        {"username": name, "email": f"{name}@example.test", "password": "a-password-9"},
     )
     assert created["username"] == name
-    check(anonymous, "POST", "/users/login", {"login_id": name, "password": "a-password"})
+    check(anonymous, "POST", "/users/login", {"login_id": name, "password": "a-password-9"})
     check(anonymous, "POST", "/users/login", {"login_id": name, "password": "wrong"})
     check(admin, "GET", "/users", per_page="5")
     check(admin, "POST", "/users/ids", [me])

@@ -151,7 +151,7 @@ def test_creates_answer_201(admin: Api, factory: Factory) -> None:
     created = admin.request(
         "POST",
         "/users",
-        {"username": name, "email": f"{name}@example.test", "password": "a-password"},
+        {"username": name, "email": f"{name}@example.test", "password": "a-password-9"},
     )
     assert created.status_code == 201
 

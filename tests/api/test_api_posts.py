@@ -11,6 +11,7 @@ from support import Api, Factory
 pytestmark = pytest.mark.db
 
 LIMIT = 16_383
+RANDOM_ID = "abcdefghijklmnopqrstuvwxyz"
 RESERVED = {
     "from_webhook": "true",
     "override_username": "ceo",
@@ -130,7 +131,8 @@ def test_deleting_a_root_deletes_its_thread(member: Api, channel: dict[str, Any]
 def test_private_channels_are_for_members(
     factory: Factory, team: dict[str, Any], member: Api
 ) -> None:
-    """A team member outside a private channel cannot read, post in, or list it: 403."""
+    """A team member outside a private channel cannot read, post in, or list it: the same 404
+    as for a channel or post that does not exist (no existence oracle)."""
     owner = factory.user()
     factory.join(team, owner)
     secret = factory.channel(team, owner=owner, private=True)
@@ -145,7 +147,13 @@ def test_private_channels_are_for_members(
         ("POST", f"/channels/{secret['id']}/members", {"user_id": member.user["id"]}),
     ):
         response = member.request(method, path, body)
-        assert_app_error(response, 403, "api.context.permissions.app_error")
+        missing = member.request(
+            method,
+            path.replace(secret["id"], RANDOM_ID).replace(post["id"], RANDOM_ID),
+            body and {k: (RANDOM_ID if v == secret["id"] else v) for k, v in body.items()},
+        )
+        error = assert_app_error(response, 404)
+        assert error["id"] == assert_app_error(missing, 404)["id"], (method, path)
     assert secret["id"] not in {c["id"] for c in member.get(f"/teams/{team['id']}/channels")}
     owner.post(f"/channels/{secret['id']}/members", {"user_id": member.user["id"]}, expect=201)
     assert member.get(f"/channels/{secret['id']}/posts")["order"] == [post["id"]]
@@ -154,7 +162,8 @@ def test_private_channels_are_for_members(
 def test_public_channels_are_readable_by_the_team_only(
     factory: Factory, team: dict[str, Any], channel: dict[str, Any]
 ) -> None:
-    """Team members outside a public channel read it but cannot post; outsiders get 403."""
+    """Team members outside a public channel read it but cannot post (403); outsiders get the
+    404 of a missing channel or post."""
     reader = factory.user()
     factory.join(team, reader)
     outsider = factory.user()
@@ -162,8 +171,12 @@ def test_public_channels_are_readable_by_the_team_only(
     assert reader.get(f"/posts/{post['id']}")["message"] == "public"
     posting = reader.request("POST", "/posts", {"channel_id": channel["id"], "message": "x"})
     assert_app_error(posting, 403)
-    assert_app_error(outsider.request("GET", f"/channels/{channel['id']}/posts"), 403)
-    assert_app_error(outsider.request("GET", f"/posts/{post['id']}"), 403)
+    assert_app_error(
+        outsider.request("GET", f"/channels/{channel['id']}/posts"),
+        404,
+        "app.channel.get.existing.app_error",
+    )
+    assert_app_error(outsider.request("GET", f"/posts/{post['id']}"), 404, "app.post.get.app_error")
 
 
 def test_direct_messages(admin: Api, factory: Factory, team: dict[str, Any], member: Api) -> None:
@@ -181,9 +194,9 @@ def test_direct_messages(admin: Api, factory: Factory, team: dict[str, Any], mem
     assert members == set(pair)
 
     third = factory.user()
-    assert_app_error(third.request("GET", f"/channels/{dm['id']}/posts"), 403)
+    assert_app_error(third.request("GET", f"/channels/{dm['id']}/posts"), 404)
     assert_app_error(
-        third.request("POST", "/posts", {"channel_id": dm["id"], "message": "hi"}), 403
+        third.request("POST", "/posts", {"channel_id": dm["id"], "message": "hi"}), 404
     )
     assert_app_error(third.request("POST", "/channels/direct", pair), 403)
     assert_app_error(admin.request("POST", "/posts", {"channel_id": dm["id"], "message": "x"}), 403)

@@ -33,6 +33,16 @@ def can_view_team(user: User, member: TeamMember | None) -> bool:
     return user.is_system_admin or member is not None
 
 
+def can_see_team_invite(user: User, member: TeamMember | None) -> bool:
+    """The invite id lets anyone sign up into the team: its admins hand it out, nobody else."""
+    return is_team_admin(user, member)
+
+
+def can_create_team(user: User, creation_enabled: bool) -> bool:
+    """``TeamSettings.EnableTeamCreation`` grants ``create_team`` to everyone; off, admins only."""
+    return creation_enabled or user.is_system_admin
+
+
 def can_manage_own_hooks(user: User, member: TeamMember | None, members_allowed: bool) -> bool:
     """Create hooks, and edit the ones you created, in this team."""
     if is_team_admin(user, member):

@@ -34,15 +34,43 @@ DEFAULTS: ConfigDocument = {
     },
     "TeamSettings": {
         "SiteName": "Tidings",
+        # Mattermost's defaults: anyone may create a team (off: only system admins, i.e. the
+        # create_team permission); sign-up needs an invitation unless the server is open.
+        "EnableTeamCreation": True,
         "EnableOpenServer": False,
         "MaxUsersPerTeam": 1000,
+    },
+    # Mattermost's section and rules, stricter defaults: Mattermost's (8 characters, no class
+    # required) accept "12345678". Ten characters with a lower-case letter and a digit refuse
+    # the all-digit and all-letter passwords that top every leaked-password list, while a
+    # pass phrase ("correct-horse-9") still passes without upper case or symbols.
+    "PasswordSettings": {
+        "MinimumLength": 10,
+        "Lowercase": True,
+        "Number": True,
+        "Uppercase": False,
+        "Symbol": False,
     },
 }
 
 
+# Mattermost's bound on MinimumLength is 5–72; Tidings will not go below 8 (NIST SP 800-63B's floor).
+PASSWORD_LENGTH_FLOOR, PASSWORD_LENGTH_CEILING = 8, 72
+
 # Mattermost's settings are Go int64s; numbers in lists are seconds, finite and below a century.
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 MAX_LIST_NUMBER = 100 * 365 * 24 * 3600
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordRules:
+    """``PasswordSettings``, typed: what a new password must contain."""
+
+    minimum_length: int
+    lowercase: bool
+    uppercase: bool
+    number: bool
+    symbol: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +179,25 @@ def validate(config: ConfigDocument) -> None:
         raise _invalid("ServiceSettings.OutgoingWebhookDeliveryRetentionDays", "must be at least 1")
     if service["OutgoingWebhookAutoDisableHours"] < 1:
         raise _invalid("ServiceSettings.OutgoingWebhookAutoDisableHours", "must be at least 1")
+    length = config["PasswordSettings"]["MinimumLength"]
+    if not PASSWORD_LENGTH_FLOOR <= length <= PASSWORD_LENGTH_CEILING:
+        raise BadRequest(
+            "model.config.is_valid.password_length.app_error",
+            f"Minimum password length must be a whole number between {PASSWORD_LENGTH_FLOOR} "
+            f"and {PASSWORD_LENGTH_CEILING}.",
+        )
+
+
+def password_rules(config: ConfigDocument) -> PasswordRules:
+    """The sign-up and password-change rules of the document."""
+    section = config["PasswordSettings"]
+    return PasswordRules(
+        minimum_length=section["MinimumLength"],
+        lowercase=section["Lowercase"],
+        uppercase=section["Uppercase"],
+        number=section["Number"],
+        symbol=section["Symbol"],
+    )
 
 
 def webhook_settings(config: ConfigDocument) -> WebhookSettings:
@@ -176,6 +223,7 @@ def client_config(config: ConfigDocument, version: str) -> dict[str, str]:
     """The public, reduced map of ``GET /api/v4/config/client?format=old`` (all values strings)."""
     service = config["ServiceSettings"]
     team = config["TeamSettings"]
+    passwords = config["PasswordSettings"]
 
     def flag(value: bool) -> str:
         return "true" if value else "false"
@@ -189,5 +237,12 @@ def client_config(config: ConfigDocument, version: str) -> dict[str, str]:
         "EnablePostUsernameOverride": flag(service["EnablePostUsernameOverride"]),
         "EnablePostIconOverride": flag(service["EnablePostIconOverride"]),
         "EnableOpenServer": flag(team["EnableOpenServer"]),
+        "EnableTeamCreation": flag(team["EnableTeamCreation"]),
         "EnableDeveloper": flag(service["EnableDeveloper"]),
+        # Sign-up forms show the rules before the server refuses a password (Mattermost's keys).
+        "PasswordMinimumLength": str(passwords["MinimumLength"]),
+        "PasswordRequireLowercase": flag(passwords["Lowercase"]),
+        "PasswordRequireUppercase": flag(passwords["Uppercase"]),
+        "PasswordRequireNumber": flag(passwords["Number"]),
+        "PasswordRequireSymbol": flag(passwords["Symbol"]),
     }

@@ -4,6 +4,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from tidings.domain.server_config import PasswordRules
+from tidings.errors import BadRequest
+
 # ``fullmatch`` with explicit ASCII ranges: ``$`` alone would accept a trailing newline.
 USERNAME_PATTERN = re.compile(r"[a-z][a-z0-9._-]{2,21}")
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -65,3 +68,42 @@ def is_valid_username(name: str) -> bool:
 def is_valid_email(email: str) -> bool:
     """A light check: one @, a dot in the domain, no spaces."""
     return len(email) <= 128 and bool(EMAIL_PATTERN.match(email))
+
+
+# Mattermost's character classes for PasswordSettings (ASCII, as its Go constants).
+LOWERCASE_LETTERS = frozenset("abcdefghijklmnopqrstuvwxyz")
+UPPERCASE_LETTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+NUMBERS = frozenset("0123456789")
+SYMBOLS = frozenset(" !\"\\#$%&'()*+,-./:;<=>?@[]^_`|~")
+MAX_PASSWORD_LENGTH = 72
+
+
+def check_password(password: str, rules: PasswordRules) -> None:
+    """Raise Mattermost's error for a password the rules refuse.
+
+    As in Mattermost, the error id names every class the rules require (not only the missing
+    ones), e.g. ``model.user.is_valid.pwd_lowercase_number.app_error``, so a client can show
+    the whole rule.
+    """
+    chars = set(password)
+    ok = rules.minimum_length <= len(password) <= MAX_PASSWORD_LENGTH
+    suffix, needs = "", []
+    for required, name, wanted, what in (
+        (rules.lowercase, "lowercase", LOWERCASE_LETTERS, "one lowercase letter"),
+        (rules.uppercase, "uppercase", UPPERCASE_LETTERS, "one uppercase letter"),
+        (rules.number, "number", NUMBERS, "one number"),
+        (rules.symbol, "symbol", SYMBOLS, 'one symbol (e.g. "~!@#$%^&*()")'),
+    ):
+        if required:
+            suffix += f"_{name}"
+            needs.append(what)
+            ok = ok and not chars.isdisjoint(wanted)
+    if ok:
+        return
+    message = (
+        f"Your password must contain between {rules.minimum_length} and {MAX_PASSWORD_LENGTH} "
+        "characters"
+    )
+    if needs:
+        message += " made up of at least " + ", at least ".join(needs)
+    raise BadRequest(f"model.user.is_valid.pwd{suffix}.app_error", message + ".")

@@ -151,6 +151,16 @@ async def create_post(
                 "app.channel.get.existing.app_error", "Unable to find the existing channel."
             )
         if not perm.can_post(actor, channel, member):
+            team_member = (
+                await team_store.find_team_member(conn, channel.team_id, actor.id)
+                if channel.team_id
+                else None
+            )
+            if not perm.can_read_channel(actor, channel, team_member, member):
+                # A private channel or DM the actor may not see: answer as if it did not exist.
+                raise NotFound(
+                    "app.channel.get.existing.app_error", "Unable to find the existing channel."
+                )
             raise permission_error(actor.id, perm.CREATE_POST)
         if root_id:
             root = await store.find_post(conn, root_id) if is_valid_id(root_id) else None
@@ -203,7 +213,11 @@ async def _readable_post(rt: Runtime, actor: User, post_id: str) -> tuple[Post, 
         post = await store.find_post(conn, post_id) if is_valid_id(post_id) else None
     if post is None or post.delete_at:
         raise _not_found()
-    channel = await get_channel(rt, actor, post.channel_id)
+    try:
+        channel = await get_channel(rt, actor, post.channel_id)
+    except NotFound:
+        # A post in a channel the actor may not read is as absent as a missing post.
+        raise _not_found() from None
     return post, channel
 
 

@@ -1,6 +1,9 @@
 """Teams and channels: create, find, join, leave, members, direct messages."""
 
+from dataclasses import replace
+
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tidings.domain import permissions as perm
 from tidings.domain.teams import (
@@ -32,10 +35,32 @@ def _channel_not_found() -> NotFound:
     return NotFound("app.channel.get.existing.app_error", "Unable to find the existing channel.")
 
 
+def _as_seen_by(actor: User, team: Team, member: TeamMember | None) -> Team:
+    """The team as ``actor`` may see it: the invite id (which opens sign-up) and the contact
+    email only for its admins, as Mattermost sanitises teams for callers without manage_team."""
+    if perm.can_see_team_invite(actor, member):
+        return team
+    return replace(team, invite_id="", email="")
+
+
+async def _seen_teams(conn: AsyncConnection, actor: User, teams: list[Team]) -> list[Team]:
+    if actor.is_system_admin:
+        return teams
+    return [
+        _as_seen_by(actor, t, await store.find_team_member(conn, t.id, actor.id)) for t in teams
+    ]
+
+
 async def create_team(
     rt: Runtime, actor: User, name: str, display_name: str, team_type: str = "O"
 ) -> Team:
-    """The creator becomes team admin; Town Square and Off-Topic come with every team."""
+    """The creator becomes team admin; Town Square and Off-Topic come with every team.
+
+    With ``TeamSettings.EnableTeamCreation`` off only system admins may (``create_team``).
+    """
+    enabled = bool((await rt.config())["TeamSettings"]["EnableTeamCreation"])
+    if not perm.can_create_team(actor, enabled):
+        raise permission_error(actor.id, perm.CREATE_TEAM)
     if not is_valid_team_name(name):
         raise BadRequest(
             "model.team.is_valid.name.app_error",
@@ -102,11 +127,26 @@ async def get_team(rt: Runtime, actor: User, team_id: str) -> Team:
     async with rt.db.transaction() as conn:
         team = await store.find_team(conn, team_id) if is_valid_id(team_id) else None
         member = await store.find_team_member(conn, team_id, actor.id) if team else None
-    if team is None or team.delete_at:
+    # An invite-only team is invisible to outsiders: the same 404 as a team that does not
+    # exist, so its id or name cannot be probed.
+    if (
+        team is None
+        or team.delete_at
+        or (not perm.can_view_team(actor, member) and team.type != TeamType.OPEN)
+    ):
         raise _team_not_found()
-    if not perm.can_view_team(actor, member) and team.type != TeamType.OPEN:
-        raise permission_error(actor.id, "view_team")
-    return team
+    return _as_seen_by(actor, team, member)
+
+
+async def get_team_invite_id(rt: Runtime, actor: User, team_id: str) -> str:
+    """The team's invite id, which lets anyone sign up into it: team and system admins only."""
+    team = await get_team(rt, actor, team_id)
+    async with rt.db.transaction() as conn:
+        member = await store.find_team_member(conn, team.id, actor.id)
+        full = await store.find_team(conn, team.id)
+    if full is None or not perm.can_see_team_invite(actor, member):
+        raise permission_error(actor.id, perm.MANAGE_TEAM)
+    return full.invite_id
 
 
 async def get_team_by_name(rt: Runtime, actor: User, name: str) -> Team:
@@ -122,12 +162,13 @@ async def list_teams(rt: Runtime, actor: User, page: int, per_page: int) -> list
     so a page is never short of what exists)."""
     visible_to = None if actor.is_system_admin else actor.id
     async with rt.db.transaction() as conn:
-        return await store.list_teams(conn, page * per_page, per_page, visible_to=visible_to)
+        found = await store.list_teams(conn, page * per_page, per_page, visible_to=visible_to)
+        return await _seen_teams(conn, actor, found)
 
 
 async def list_my_teams(rt: Runtime, actor: User) -> list[Team]:
     async with rt.db.transaction() as conn:
-        return await store.list_user_teams(conn, actor.id)
+        return await _seen_teams(conn, actor, await store.list_user_teams(conn, actor.id))
 
 
 async def list_user_teams(rt: Runtime, actor: User, user_id: str) -> list[Team]:
@@ -138,7 +179,7 @@ async def list_user_teams(rt: Runtime, actor: User, user_id: str) -> list[Team]:
         found = await user_store.find_user(conn, user_id) if is_valid_id(user_id) else None
         if found is None:
             raise NotFound("app.user.missing_account.const", "Unable to find the user.")
-        return await store.list_user_teams(conn, found.id)
+        return await _seen_teams(conn, actor, await store.list_user_teams(conn, found.id))
 
 
 async def get_team_member(rt: Runtime, actor: User, team_id: str, user_id: str) -> TeamMember:
@@ -289,9 +330,11 @@ async def _load_channel(
 
 
 async def get_channel(rt: Runtime, actor: User, channel_id: str) -> Channel:
+    """A channel the actor may read; one they may not is "not found", like a missing one, so a
+    private channel's or DM's existence cannot be probed."""
     channel, team_member, member = await _load_channel(rt, actor, channel_id)
     if not perm.can_read_channel(actor, channel, team_member, member):
-        raise permission_error(actor.id, perm.READ_CHANNEL)
+        raise _channel_not_found()
     return channel
 
 
@@ -369,6 +412,8 @@ async def add_channel_member(
 ) -> ChannelMember:
     """Join a public channel yourself, or add a teammate to a channel you belong to."""
     channel, team_member, member = await _load_channel(rt, actor, channel_id)
+    if not perm.can_read_channel(actor, channel, team_member, member):
+        raise _channel_not_found()
     if channel.type == ChannelType.DIRECT:
         raise BadRequest(
             "api.channel.add_user.to.channel.failed.deleted.app_error",
@@ -423,6 +468,8 @@ async def _join_channel(
 
 async def remove_channel_member(rt: Runtime, actor: User, channel_id: str, user_id: str) -> None:
     channel, team_member, member = await _load_channel(rt, actor, channel_id)
+    if not perm.can_read_channel(actor, channel, team_member, member):
+        raise _channel_not_found()
     if channel.type == ChannelType.DIRECT:
         raise BadRequest(
             "api.channel.remove.direct.app_error", "Cannot leave a direct message channel."

@@ -15,12 +15,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tidings.domain.permissions import MANAGE_SYSTEM, can_manage_system
-from tidings.domain.server_config import ConfigDocument
+from tidings.domain.server_config import ConfigDocument, password_rules
 from tidings.domain.teams import Team
 from tidings.domain.users import (
     RESERVED_USERNAMES,
     SYSTEM_BOT_USERNAME,
     User,
+    check_password,
     is_valid_email,
     is_valid_username,
     normalise_username,
@@ -38,9 +39,6 @@ from tidings.ids import is_valid_id, new_id
 from tidings.services.runtime import Runtime
 from tidings.store import teams as team_store
 from tidings.store import users as store
-
-MIN_PASSWORD_LENGTH = 8
-MAX_PASSWORD_LENGTH = 72
 
 _hashers: dict[tuple[int, int], PasswordHasher] = {}
 # Verifying reads the cost from the stored hash itself, so any hasher verifies any hash.
@@ -145,7 +143,7 @@ async def _verify_password(password_hash: str, password: str) -> bool:
     return await asyncio.to_thread(verify)
 
 
-def _check_new_user(new: NewUser) -> None:
+def _check_new_user(new: NewUser, config: ConfigDocument) -> None:
     if new.username in RESERVED_USERNAMES:
         raise BadRequest(
             "model.user.is_valid.username.app_error",
@@ -159,7 +157,7 @@ def _check_new_user(new: NewUser) -> None:
         )
     if not is_valid_email(new.email):
         raise BadRequest("model.user.is_valid.email.app_error", "Invalid email.")
-    _check_password(new.password)
+    check_password(new.password, password_rules(config))
     for value, name in (
         (new.nickname, "nickname"),
         (new.first_name, "first_name"),
@@ -167,15 +165,6 @@ def _check_new_user(new: NewUser) -> None:
     ):
         if len(value) > 64:
             raise BadRequest(f"model.user.is_valid.{name}.app_error", f"Invalid {name}.")
-
-
-def _check_password(password: str) -> None:
-    if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
-        raise BadRequest(
-            "model.user.is_valid.pwd.app_error",
-            f"Your password must contain between {MIN_PASSWORD_LENGTH} and "
-            f"{MAX_PASSWORD_LENGTH} characters.",
-        )
 
 
 async def _creation_rights(
@@ -244,8 +233,8 @@ async def create_user(
     """
     # Mattermost stores usernames and emails in lower case, whatever the client sent.
     new = replace(new, username=normalise_username(new.username), email=new.email.lower())
-    _check_new_user(new)
     config = await rt.config()
+    _check_new_user(new, config)
     rights = functools.partial(
         _creation_rights,
         actor=actor,
@@ -435,7 +424,7 @@ async def change_password(rt: Runtime, actor: User, user_id: str, current: str, 
     """Users change their own with the current password; admins reset anyone's."""
     if actor.id != user_id and not can_manage_system(actor):
         raise permission_error(actor.id, "edit_other_users")
-    _check_password(new)
+    check_password(new, password_rules(await rt.config()))
     await get_user(rt, user_id)
     if actor.id == user_id:
         async with rt.db.transaction() as conn:

@@ -190,6 +190,7 @@ async def invite(request: Request, team_name: str) -> Response:
     session = await require_session(request)
     rt = runtime(request)
     team = await my_team(rt, session.user, team_name)
+    invite_id = await team_service.get_team_invite_id(rt, session.user, team.id)
     sidebar = await build_sidebar(rt, session.user, team, "")
-    link = f"{request.base_url}signup_user_complete?id={team.invite_id}"
+    link = f"{request.base_url}signup_user_complete?id={invite_id}"
     return await page(request, "invite.html", session=session, sidebar=sidebar, link=link)

@@ -361,7 +361,10 @@ def test_signup_by_invite_link_joins_the_team(
         data={"csrf_token": token, "email": "x@example.test", "username": "xy1", "password": "p"},
     )
     assert bad.status_code == 400
-    assert alerts(bad.text) == ["Your password must contain between 8 and 72 characters."]
+    assert alerts(bad.text) == [
+        "Your password must contain between 10 and 72 characters made up of at least one "
+        "lowercase letter, at least one number."
+    ]
     closed = stranger.post(
         "/signup_user_complete",
         data={
@@ -450,7 +453,8 @@ def test_teams_and_channels_pages(admin_pages: httpx.Client, admin: Api) -> None
 def test_threads_direct_messages_and_joining_without_javascript(
     admin_pages: httpx.Client, admin: Api, factory: Factory, team: dict[str, Any]
 ) -> None:
-    """?thread= shows the thread and its form replies there; DMs open by username; Join works."""
+    """?thread= shows the thread and its form replies there; a DM opens by a POST (the GET only
+    offers the button); Join works."""
     token = admin_pages.cookies["MMCSRF"]
     town = admin.get(f"/teams/{team['id']}/channels/name/town-square")
     root = admin.post("/posts", {"channel_id": town["id"], "message": "root post"}, expect=201)
@@ -471,6 +475,15 @@ def test_threads_direct_messages_and_joining_without_javascript(
     member = factory.user()
     factory.join(team, member)
     dm_path = f"/{team['name']}/messages/@{member.user['username']}"
+    offer = admin_pages.get(dm_path)
+    assert offer.status_code == 200
+    assert f'action="{dm_path}/open"' in offer.text
+    assert f"Write to @{member.user['username']}" not in offer.text
+    mine = admin.get(f"/users/me/teams/{team['id']}/channels")
+    assert not [c for c in mine if c["type"] == "D" and member.user["id"] in c["name"]]
+    assert admin_pages.post(f"{dm_path}/open", data={"csrf_token": "forged"}).status_code == 403
+    opened = admin_pages.post(f"{dm_path}/open", data={"csrf_token": token})
+    assert opened.headers["location"] == dm_path
     dm_page = admin_pages.get(dm_path)
     assert dm_page.status_code == 200
     assert f"Write to @{member.user['username']}" in dm_page.text
@@ -491,3 +504,51 @@ def test_threads_direct_messages_and_joining_without_javascript(
     assert joined.headers["location"] == f"/{team['name']}/channels/{theirs['name']}"
     members = admin.get(f"/channels/{theirs['id']}/members")
     assert admin.user["id"] in {m["user_id"] for m in members}
+
+
+def test_opening_a_public_channel_previews_it_and_joining_is_a_post(
+    server: ServerThread, admin: Api, factory: Factory, team: dict[str, Any]
+) -> None:
+    """A team member who opens a channel they are not in reads it without joining; the page's
+    "Join channel" button POSTs (CSRF-checked) and only then are they a member."""
+    reader = factory.user()
+    factory.join(team, reader)
+    channel = factory.channel(team)
+    admin.post("/posts", {"channel_id": channel["id"], "message": "before you came"}, expect=201)
+    pages = page_client(server.url, reader.user["username"])
+    path = f"/{team['name']}/channels/{channel['name']}"
+    preview = pages.get(path)
+    assert preview.status_code == 200
+    assert "before you came" in preview.text
+    assert f'action="{path}/join"' in preview.text
+    members = {m["user_id"] for m in admin.get(f"/channels/{channel['id']}/members")}
+    assert reader.user["id"] not in members
+    assert pages.post(f"{path}/join", data={"csrf_token": "forged"}).status_code == 403
+    joined = pages.post(f"{path}/join", data={"csrf_token": pages.cookies["MMCSRF"]})
+    assert joined.headers["location"] == path
+    members = {m["user_id"] for m in admin.get(f"/channels/{channel['id']}/members")}
+    assert reader.user["id"] in members
+    assert f'action="{path}/join"' not in pages.get(path).text
+
+
+def test_hidden_channels_and_teams_look_missing_on_pages(
+    server: ServerThread, factory: Factory, team: dict[str, Any]
+) -> None:
+    """A private channel or an invite-only team answers a non-member's page like a missing one;
+    the invite link page is for team admins only."""
+    owner, member = factory.user(), factory.user()
+    factory.join(team, owner)
+    factory.join(team, member)
+    secret = factory.channel(team, owner=owner, private=True)
+    hidden_team = owner.post(
+        "/teams", {"name": factory._next("t"), "display_name": "Hidden", "type": "I"}, expect=201
+    )
+    pages = page_client(server.url, member.user["username"])
+    for existing, missing in (
+        (f"/{team['name']}/channels/{secret['name']}", f"/{team['name']}/channels/nothing-here"),
+        (f"/{hidden_team['name']}/channels/town-square", "/no-such-team-x/channels/town-square"),
+    ):
+        seen, absent = pages.get(existing), pages.get(missing)
+        assert seen.status_code == absent.status_code == 404
+        assert alerts(seen.text) == alerts(absent.text)
+    assert pages.get(f"/{team['name']}/invite").status_code == 403

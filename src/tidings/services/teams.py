@@ -506,6 +506,14 @@ async def get_or_create_direct(
     return channel
 
 
+async def find_direct(rt: Runtime, actor: User, user_a: str, user_b: str) -> Channel | None:
+    """The DM channel of two users if it exists (read-only: opening a DM page must not make it)."""
+    if actor.id not in (user_a, user_b) and not actor.is_system_admin:
+        raise permission_error(actor.id, "create_direct_channel")
+    async with rt.db.transaction() as conn:
+        return await store.find_channel_by_name(conn, "", direct_channel_name(user_a, user_b))
+
+
 async def _find_or_create_direct(
     rt: Runtime, actor: User | None, user_a: str, user_b: str
 ) -> tuple[Channel, bool]:

@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import HTMLResponse, Response
 
-from tidings.domain.teams import Channel, ChannelType, Team
+from tidings.domain.teams import Channel, Team
 from tidings.domain.users import User
 from tidings.errors import AppError
 from tidings.services import posts as post_service
@@ -59,9 +59,9 @@ async def _channel_page(
 ) -> Response:
     rt = runtime(request)
     me = session.user
-    mine = {c.id for c in await team_service.list_my_channels(rt, me, team.id)}
-    if channel.id not in mine and channel.type == ChannelType.PUBLIC:
-        await team_service.add_channel_member(rt, me, channel.id, me.id)
+    # A public channel the visitor has not joined is a preview: reading is allowed, joining
+    # is the "Join channel" button's POST (a GET changes nothing).
+    member = channel.id in {c.id for c in await team_service.list_my_channels(rt, me, team.id)}
     before = request.query_params.get("before", "")
     listing = await post_service.list_channel_posts(rt, me, channel.id, 0, PAGE_SIZE, before=before)
     posts = post_views(
@@ -73,7 +73,8 @@ async def _channel_page(
         thread = await _thread(request, me, thread_id)
         if not thread or thread[0].channel_id != channel.id:
             thread = []
-    await team_service.view_channel(rt, me, channel.id)
+    if member:
+        await team_service.view_channel(rt, me, channel.id)
     sidebar = await build_sidebar(rt, me, team, channel.id)
     return await page(
         request,
@@ -90,6 +91,7 @@ async def _channel_page(
         thread=thread,
         error=error,
         draft=draft,
+        member=member,
     )
 
 
@@ -117,11 +119,41 @@ async def channel_view(request: Request, team_name: str, channel_name: str) -> R
     return await _channel_page(request, session, team, channel, channel.display_name)
 
 
+@router.post("/{team_name}/channels/{channel_name}/join")
+async def channel_join(request: Request, team_name: str, channel_name: str) -> Response:
+    """The preview's "Join channel" button."""
+    session = await require_session(request)
+    await session_form(request, session)
+    team, channel = await _named_channel(request, session.user, team_name, channel_name)
+    await team_service.add_channel_member(
+        runtime(request), session.user, channel.id, session.user.id
+    )
+    return redirect(f"/{team.name}/channels/{channel.name}")
+
+
 @router.get("/{team_name}/messages/@{username}")
 async def direct_view(request: Request, team_name: str, username: str) -> Response:
+    """The DM with ``username``; with none yet, a page whose button creates it (by POST)."""
     session = await require_session(request)
-    team, channel = await _direct_channel(request, session.user, team_name, username)
+    rt = runtime(request)
+    team = await my_team(rt, session.user, team_name)
+    partner = await user_service.get_user_by_username(rt, username)
+    channel = await team_service.find_direct(rt, session.user, session.user.id, partner.id)
+    if channel is None:
+        sidebar = await build_sidebar(rt, session.user, team, "")
+        return await page(
+            request, "direct_start.html", session=session, sidebar=sidebar, partner=partner
+        )
     return await _channel_page(request, session, team, channel, f"@{username}")
+
+
+@router.post("/{team_name}/messages/@{username}/open")
+async def direct_open(request: Request, team_name: str, username: str) -> Response:
+    """Create (or find) the DM, then show it."""
+    session = await require_session(request)
+    await session_form(request, session)
+    team, _ = await _direct_channel(request, session.user, team_name, username)
+    return redirect(f"/{team.name}/messages/@{username}")
 
 
 async def _post_from_form(

@@ -217,6 +217,9 @@ def test_system_console_saves_service_settings(admin_pages: httpx.Client, admin:
         "Enable integrations to override profile picture icons",
         "Outgoing integration requests timeout (seconds)",
         "Allow untrusted internal connections to",
+        "Enable team creation",
+        "Minimum password length",
+        "Require an uppercase letter",
     ):
         assert label in page
     fields = {
@@ -231,6 +234,11 @@ def test_system_console_saves_service_settings(admin_pages: httpx.Client, admin:
         "ServiceSettings.OutgoingWebhookAutoDisableHours": "24",
         "ServiceSettings.OutgoingWebhookAutoDisableMinFailures": "10",
         "TeamSettings.SiteName": "Tidings",
+        "TeamSettings.EnableTeamCreation": "on",
+        "PasswordSettings.MinimumLength": "12",
+        "PasswordSettings.Lowercase": "on",
+        "PasswordSettings.Number": "on",
+        "PasswordSettings.Symbol": "on",
     }
     try:
         saved = admin_pages.post("/admin_console/service_settings", data=fields)
@@ -241,6 +249,15 @@ def test_system_console_saves_service_settings(admin_pages: httpx.Client, admin:
         assert service["OutgoingIntegrationRequestsTimeout"] == 12
         assert service["AllowedUntrustedInternalConnections"] == "127.0.0.1 10.0.0.0/8"
         assert service["OutgoingWebhookRetryScheduleSeconds"] == [5, 30, 120.5]
+        config = admin.get("/config")
+        assert config["TeamSettings"]["EnableTeamCreation"] is True
+        assert config["PasswordSettings"] == {
+            "MinimumLength": 12,
+            "Lowercase": True,
+            "Uppercase": False,
+            "Number": True,
+            "Symbol": True,
+        }
 
         bad = admin_pages.post(
             "/admin_console/service_settings",
@@ -266,7 +283,8 @@ def test_system_console_saves_service_settings(admin_pages: httpx.Client, admin:
                     "OutgoingIntegrationRequestsTimeout": 30,
                     "AllowedUntrustedInternalConnections": "",
                     "OutgoingWebhookRetryScheduleSeconds": [5, 30, 120, 600, 1800],
-                }
+                },
+                "PasswordSettings": {"MinimumLength": 10, "Symbol": False},
             },
         )
 

@@ -142,6 +142,49 @@ SETTINGS = (
         "by admins or through a team's invite link.",
         "bool",
     ),
+    Setting(
+        "TeamSettings",
+        "EnableTeamCreation",
+        "Enable team creation",
+        "When on, any user may create a team (and becomes its admin). When off, only system "
+        "admins create teams.",
+        "bool",
+    ),
+    Setting(
+        "PasswordSettings",
+        "MinimumLength",
+        "Minimum password length",
+        "New passwords (sign-up, change, admin reset) need at least this many characters (8–72).",
+        "int",
+    ),
+    Setting(
+        "PasswordSettings",
+        "Lowercase",
+        "Require a lowercase letter",
+        "New passwords must contain at least one of a–z.",
+        "bool",
+    ),
+    Setting(
+        "PasswordSettings",
+        "Uppercase",
+        "Require an uppercase letter",
+        "New passwords must contain at least one of A–Z.",
+        "bool",
+    ),
+    Setting(
+        "PasswordSettings",
+        "Number",
+        "Require a number",
+        "New passwords must contain at least one of 0–9.",
+        "bool",
+    ),
+    Setting(
+        "PasswordSettings",
+        "Symbol",
+        "Require a symbol",
+        "New passwords must contain at least one symbol, such as ! # $ % & * - _ or a space.",
+        "bool",
+    ),
 )
 
 

@@ -570,3 +570,7 @@ def test_hidden_channels_and_teams_look_missing_on_pages(
         assert seen.status_code == absent.status_code == 404
         assert alerts(seen.text) == alerts(absent.text)
     assert pages.get(f"/{team['name']}/invite").status_code == 403
+    invite_link = f'href="/{team["name"]}/invite"'
+    assert invite_link not in pages.get(f"/{team['name']}/channels/town-square").text
+    admin_pages = page_client(server.url, "admin")
+    assert invite_link in admin_pages.get(f"/{team['name']}/channels/town-square").text

@@ -615,3 +615,14 @@ async def test_redirect_message_bounds_the_location(
     outcome = await client.post(url, b"{}", JSON, timeout_seconds=5)
     assert outcome.error_kind is ErrorKind.REDIRECT
     assert len(outcome.error_message) < 700
+
+
+@pytest.mark.parametrize(
+    "host", ["[::7f00:1]", "[fec0::1]", "[64:ff9b:1::7f00:1]", "[::ffff:0:7f00:1]"]
+)
+async def test_ipv6_forms_reaching_private_space_are_refused_at_connect(host: str) -> None:
+    """The guard refuses the resolved literal before any socket connects (empty allow-list)."""
+    async with WebhookClient("") as guarded:
+        outcome = await guarded.post(f"http://{host}:9/", b"{}", JSON, timeout_seconds=5)
+    assert outcome.error_kind is ErrorKind.FORBIDDEN_ADDRESS
+    assert "reserved range" in outcome.error_message

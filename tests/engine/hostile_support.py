@@ -1,14 +1,15 @@
 """Receivers that misbehave on purpose, for the hostile-receiver suite: a raw TCP server on
-127.0.0.1 whose every connection is handed to one scenario coroutine, a ping poller that measures
+127.0.0.1 (in a child process) whose every connection is handed to one scenario coroutine, a ping poller that measures
 the server's API latency while a scenario runs, and read-only views of the delivery log."""
 
 import asyncio
 import contextlib
+import multiprocessing
 import socket
 import struct
-import threading
 import time
 from collections.abc import Awaitable, Callable
+from multiprocessing.connection import Connection
 from typing import Any
 
 import httpx
@@ -24,47 +25,53 @@ SCENARIO_LIMIT_SECONDS = 8.0
 
 
 class HostileServer:
-    """A TCP server in its own thread and event loop; each connection runs ``behaviour``."""
+    """A TCP server in a child process (its own interpreter, so its CPU does not compete with the
+    server under test for the GIL, as a real receiver would not); each connection runs
+    ``behaviour``. The child is forked, so behaviours may be closures."""
 
     def __init__(self, behaviour: Behaviour) -> None:
-        self.behaviour = behaviour
-        self.connections = 0
-        self._loop = asyncio.new_event_loop()
-        self._server: asyncio.Server | None = None
-        ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(ready,), daemon=True)
-        self._thread.start()
-        if not ready.wait(10):
+        context = multiprocessing.get_context("fork")
+        self._counter = context.Value("i", 0)
+        parent, child = context.Pipe()
+        self._process = context.Process(
+            target=_serve_forever, args=(behaviour, child, self._counter), daemon=True
+        )
+        self._process.start()
+        if not parent.poll(10):
+            self._process.kill()
             raise RuntimeError("hostile server did not start")
-        assert self._server is not None
-        self.port: int = self._server.sockets[0].getsockname()[1]
+        self.port: int = parent.recv()
+
+    @property
+    def connections(self) -> int:
+        return int(self._counter.value)
 
     def url(self, scheme: str = "http") -> str:
         return f"{scheme}://127.0.0.1:{self.port}/hook"
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
+    def close(self) -> None:
+        """Stop the child and every scenario still running in it (endless senders, sleepers)."""
+        self._process.kill()
+        self._process.join(5)
+
+
+def _serve_forever(behaviour: Behaviour, conn: Connection, counter: Any) -> None:
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with counter.get_lock():
+            counter.value += 1
         try:
-            await asyncio.wait_for(self.behaviour(reader, writer), SCENARIO_LIMIT_SECONDS)
+            await asyncio.wait_for(behaviour(reader, writer), SCENARIO_LIMIT_SECONDS)
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
             pass  # the client went away or the scenario ran out of time: both are expected
         finally:
             with contextlib.suppress(OSError, RuntimeError):
                 writer.close()
 
-    def _run(self, ready: threading.Event) -> None:
-        asyncio.set_event_loop(self._loop)
-        self._server = self._loop.run_until_complete(
-            asyncio.start_server(self._serve, "127.0.0.1", 0, limit=1 << 20)
-        )
-        ready.set()
-        self._loop.run_forever()
-
-    def close(self) -> None:
-        if self._server is not None:
-            self._loop.call_soon_threadsafe(self._server.close)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    server = loop.run_until_complete(asyncio.start_server(serve, "127.0.0.1", 0, limit=1 << 20))
+    conn.send(server.sockets[0].getsockname()[1])
+    loop.run_forever()
 
 
 async def read_request(reader: asyncio.StreamReader) -> bytes:
@@ -108,40 +115,59 @@ def reset(writer: asyncio.StreamWriter) -> None:
 
 
 class PingPoller:
-    """Polls ``GET /api/v4/system/ping`` in a thread for as long as it runs; keeps the worst time."""
+    """Polls ``GET /api/v4/system/ping`` from a child process for as long as it runs and keeps
+    every latency. A separate process, like a real client: in a thread of the test process the
+    poller would also measure its own waits for the GIL."""
 
     def __init__(self, base_url: str) -> None:
-        self._client = httpx.Client(base_url=base_url, timeout=5.0)
-        self._stop = threading.Event()
+        context = multiprocessing.get_context("fork")
+        self._base_url = base_url
+        self._stop = context.Event()
+        self._ready = context.Event()
+        self._results, child = context.Pipe(duplex=False)
+        self._process = context.Process(
+            target=_poll, args=(base_url, self._stop, self._ready, child), daemon=True
+        )
         self.latencies: list[float] = []
         self.failures: list[str] = []
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
     def __enter__(self) -> "PingPoller":
-        self._client.get("/api/v4/system/ping")  # open the connection outside the measurement
-        self._thread.start()
+        self._process.start()
+        if not self._ready.wait(10):
+            self._process.kill()
+            raise RuntimeError("ping poller did not start")
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
-        self._thread.join(10)
-        self._client.close()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            started = time.monotonic()
-            try:
-                answer = self._client.get("/api/v4/system/ping")
-                if answer.status_code != 200:
-                    self.failures.append(f"HTTP {answer.status_code}")
-            except httpx.HTTPError as exc:
-                self.failures.append(repr(exc))
-            self.latencies.append(time.monotonic() - started)
-            self._stop.wait(0.02)
+        if self._results.poll(10):
+            self.latencies, self.failures = self._results.recv()
+        self._process.join(5)
+        if self._process.is_alive():
+            self._process.kill()
 
     @property
     def worst(self) -> float:
         return max(self.latencies, default=0.0)
+
+
+def _poll(base_url: str, stop: Any, ready: Any, results: Connection) -> None:
+    latencies: list[float] = []
+    failures: list[str] = []
+    with httpx.Client(base_url=base_url, timeout=5.0) as client:
+        client.get("/api/v4/system/ping")  # open the connection outside the measurement
+        ready.set()
+        while not stop.is_set():
+            started = time.monotonic()
+            try:
+                answer = client.get("/api/v4/system/ping")
+                if answer.status_code != 200:
+                    failures.append(f"HTTP {answer.status_code}")
+            except httpx.HTTPError as exc:
+                failures.append(repr(exc))
+            latencies.append(time.monotonic() - started)
+            stop.wait(0.02)
+    results.send((latencies, failures))
 
 
 def delivery_rows(server: ServerThread, **where: str) -> list[dict[str, Any]]:

@@ -385,12 +385,17 @@ def test_a_hostile_receiver_costs_only_its_own_delivery(
                     for p in channel_webhook_posts(admin, channel["id"])
                 ),
                 timeout=5,
+                interval=0.05,
             )
             healthy_seconds = time.monotonic() - started
             delivery = finished_delivery(server, hostile["id"], timeout=10)
         assert healthy_seconds < 2.0, f"the healthy reply took {healthy_seconds:.2f} s"
         assert not ping.failures, ping.failures
-        assert ping.worst < PING_LIMIT_SECONDS, f"ping took {ping.worst * 1000:.0f} ms"
+        slow = [f"{t * 1000:.0f}" for t in ping.latencies if t >= PING_LIMIT_SECONDS]
+        assert ping.worst < PING_LIMIT_SECONDS, (
+            f"ping took {ping.worst * 1000:.0f} ms; {len(slow)} of {len(ping.latencies)} pings "
+            f"over the limit (ms: {', '.join(slow)})"
+        )
 
         (attempt,) = attempt_rows(server, delivery["id"])
         summary = (delivery["status"], attempt["error_kind"], attempt["error_message"])

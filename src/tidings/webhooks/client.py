@@ -513,7 +513,7 @@ def _flatten_headers(response: aiohttp.ClientResponse) -> dict[str, str]:
     names and ``MAX_LOGGED_HEADER_BYTES`` of names and values are kept, each value cut to
     ``MAX_LOGGED_HEADER_VALUE`` characters; what is dropped is counted under
     ``OMITTED_HEADERS``. Work is linear in the headers aiohttp already parsed (its own limits
-    bound those: 8 KiB per line, about 32 KiB in all).
+    bound those: 8 KiB per line, 128 headers, so up to about 1 MiB before this cut).
     """
     flat: dict[str, str] = {}
     used = 0

@@ -153,3 +153,71 @@ def test_parse_ip_drops_zone_and_mapping() -> None:
     assert parse_ip("::ffff:10.0.0.1") == ip_address("10.0.0.1")
     assert parse_ip("localhost") is None
     assert plain_ip(ip_address("8.8.8.8")) == ip_address("8.8.8.8")
+
+
+@pytest.mark.parametrize(
+    "ip",
+    [
+        "::7f00:1",  # IPv4-compatible 127.0.0.1
+        "::a00:1",  # IPv4-compatible 10.0.0.1
+        "::8.8.8.8",  # IPv4-compatible, even of a public address
+        "::ffff:0:7f00:1",  # SIIT 127.0.0.1
+        "fec0::1",
+        "feff:ffff::1",  # last of fec0::/10
+        "64:ff9b:1::a00:1",  # local-use NAT64
+        "64:ff9b::7f00:1",  # NAT64 of 127.0.0.1
+        "64:ff9b::808:808",  # NAT64 of a public address: the whole /96 is refused
+        "2002:7f00:1::1",  # 6to4 embedding 127.0.0.1
+        "2002:808:808::1",  # 6to4 embedding a public address
+        "2001:0:4136:e378:8000:63bf:3fff:fdd2",  # Teredo
+        "100::1",  # discard-only
+        "100:0:0:1::1",  # dummy prefix
+        "2001:2::1",  # benchmarking
+        "2001:db8::1",  # documentation
+        "3fff::1",  # documentation (new)
+        "5f00::1",  # SRv6 SIDs
+        "fd00::1",  # unique-local
+        "ff05::2",  # multicast
+        "192.0.0.8",  # IETF protocol assignments
+        "192.88.99.1",  # 6to4 relay anycast
+        "198.51.100.7",
+        "203.0.113.9",
+        "240.0.0.1",
+    ],
+)
+def test_special_purpose_ranges_are_refused(ip: str) -> None:
+    """Every not-globally-reachable range of IANA's registries, and every IPv4 embedding."""
+    assert is_reserved_ip(ip_address(ip))
+    assert not parse_allowlist("").ip_allowed(ip_address(ip), frozenset()).allowed
+
+
+@pytest.mark.parametrize(
+    "ip",
+    [
+        "::ffff:8.8.8.8",  # mapped public: judged as 8.8.8.8
+        "64:ff9c::1",  # just past NAT64's /96 and /48
+        "64:ff9b:2::1",
+        "fe7f:ffff::1",  # just below fe80::/10
+        "2003::1",  # just past 6to4
+        "2001:200::1",  # past 2001::/23
+        "2620:4f:8000::1",  # AS112 direct delegation: globally reachable
+        "192.31.196.1",  # AS112-v4: globally reachable
+        "1.1.1.1",
+    ],
+)
+def test_globally_reachable_neighbours_are_allowed(ip: str) -> None:
+    assert not is_reserved_ip(ip_address(ip))
+
+
+@pytest.mark.parametrize(
+    ("ip", "entry"),
+    [
+        ("::7f00:1", "::/96"),
+        ("fec0::1", "fec0::/10"),
+        ("64:ff9b:1::a00:1", "64:ff9b:1::/48"),
+    ],
+)
+def test_new_ranges_can_be_allow_listed_by_cidr(ip: str, entry: str) -> None:
+    allowlist = parse_allowlist(entry)
+    assert allowlist.ip_allowed(ip_address(ip), frozenset()).allowed
+    assert not parse_allowlist("127.0.0.0/8").ip_allowed(ip_address(ip), frozenset()).allowed

@@ -4,18 +4,31 @@ Only loopback addresses are ever contacted; names are limited to ``localhost`` (
 """
 
 import asyncio
+import gzip
 import socket
 import time
+import tracemalloc
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from ipaddress import ip_address
 
+import brotli
 import pytest
 from aiohttp import web
 
 from tidings import __version__
 from tidings.domain.deliveries import ErrorKind
-from tidings.webhooks.client import FORBIDDEN_MESSAGE, WebhookClient, own_ip_addresses
+from tidings.webhooks.client import (
+    ACCEPT_ENCODING,
+    FORBIDDEN_MESSAGE,
+    MAX_LOGGED_HEADER_BYTES,
+    MAX_LOGGED_HEADER_VALUE,
+    MAX_LOGGED_HEADERS,
+    OMITTED_HEADERS,
+    WebhookClient,
+    own_ip_addresses,
+)
 
 JSON = {"Content-Type": "application/json"}
 TWO_MIB = 2 * 1_048_576
@@ -386,3 +399,230 @@ def test_own_ip_addresses_fail_closed() -> None:
         raise OSError("no netlink")
 
     assert own_ip_addresses(broken) is None
+
+
+# --- compressed replies and stored headers -------------------------------------------------------
+
+CAP = 1_048_576
+
+
+@pytest.fixture
+async def http_reply() -> AsyncIterator[Callable[[bytes], Awaitable[str]]]:
+    """Servers that read the whole request, answer with fixed bytes and close; returns the URL."""
+    servers: list[asyncio.Server] = []
+    seen: list[bytes] = []
+
+    async def start(reply: bytes) -> str:
+        async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            head = await reader.readuntil(b"\r\n\r\n")
+            seen.append(head)
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":", 1)[1])
+            await reader.readexactly(length)
+            writer.write(reply)
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(answer, "127.0.0.1", 0)
+        servers.append(server)
+        return f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
+
+    start.seen = seen  # type: ignore[attr-defined]
+    yield start
+    for server in servers:
+        server.close()
+        await server.wait_closed()
+
+
+def encoded_reply(body: bytes, coding: str, *, status: str = "200 OK") -> bytes:
+    head = (
+        f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Encoding: {coding}\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+def gzipped(data: bytes) -> bytes:
+    return gzip.compress(data, compresslevel=9)
+
+
+def deflated(data: bytes, *, raw: bool = False) -> bytes:
+    packer = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS if raw else zlib.MAX_WBITS)
+    return packer.compress(data) + packer.flush()
+
+
+BOMB = b'{"text":"' + b"A" * (64 * CAP) + b'"}'
+
+
+@pytest.mark.parametrize(
+    ("coding", "pack"),
+    [("gzip", gzipped), ("deflate", deflated), ("br", brotli.compress)],
+)
+async def test_compression_bomb_stops_at_the_cap_after_decoding(
+    client: WebhookClient,
+    http_reply: Callable[[bytes], Awaitable[str]],
+    coding: str,
+    pack: Callable[[bytes], bytes],
+) -> None:
+    """64 MiB of reply in a small compressed body: 1 MiB decoded, flagged, little memory used."""
+    wire = pack(BOMB)
+    assert len(wire) < CAP
+    url = await http_reply(encoded_reply(wire, coding))
+    tracemalloc.start()
+    try:
+        outcome = await client.post(url, b"{}", JSON, timeout_seconds=10)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert outcome.status_code == 200
+    assert outcome.truncated
+    assert outcome.body == BOMB[:CAP]
+    assert peak < 12 * CAP, f"peak {peak} bytes while reading a {coding} bomb"
+
+
+@pytest.mark.parametrize(
+    ("coding", "pack"),
+    [
+        ("gzip", gzipped),
+        ("x-gzip", gzipped),
+        ("deflate", deflated),
+        ("deflate", lambda data: deflated(data, raw=True)),
+        ("br", brotli.compress),
+        ("GZIP", lambda data: gzipped(data[:10]) + gzipped(data[10:])),  # two members
+        ("identity", lambda data: data),
+    ],
+)
+async def test_compressed_reply_within_the_cap_is_decoded(
+    client: WebhookClient,
+    http_reply: Callable[[bytes], Awaitable[str]],
+    coding: str,
+    pack: Callable[[bytes], bytes],
+) -> None:
+    body = b'{"text":"' + b"ok " * 100_000 + b'"}'
+    url = await http_reply(encoded_reply(pack(body), coding))
+    outcome = await client.post(url, b"{}", JSON, timeout_seconds=10)
+    assert outcome.error_kind is ErrorKind.NONE
+    assert not outcome.truncated
+    assert outcome.body == body
+
+
+async def test_exactly_the_cap_after_decoding_is_not_truncated(
+    client: WebhookClient, http_reply: Callable[[bytes], Awaitable[str]]
+) -> None:
+    body = b"x" * CAP
+    url = await http_reply(encoded_reply(gzipped(body), "gzip"))
+    outcome = await client.post(url, b"{}", JSON, timeout_seconds=10)
+    assert (outcome.truncated, len(outcome.body)) == (False, CAP)
+
+
+@pytest.mark.parametrize(
+    ("coding", "wire", "reason"),
+    [
+        ("zstd", b"\x28\xb5\x2f\xfd", "unsupported Content-Encoding 'zstd'"),
+        ("gzip, gzip", gzipped(gzipped(b"{}")), "unsupported Content-Encoding 'gzip, gzip'"),
+        ("gzip", b"\x1f\x8b\x08\x00garbage-not-deflate", "cannot be decoded"),
+        ("gzip", gzipped(b'{"text": "cut off"}')[:-6], "ended before its compressed data did"),
+        ("br", b"\xff\xff\xff\xff", "cannot be decoded"),
+        ("deflate", deflated(b'{"text": "cut"}' * 50)[:20], "ended before its compressed data"),
+    ],
+)
+async def test_undecodable_2xx_is_a_bad_reply_with_nothing_to_post(
+    client: WebhookClient,
+    http_reply: Callable[[bytes], Awaitable[str]],
+    coding: str,
+    wire: bytes,
+    reason: str,
+) -> None:
+    """The receiver answered 2xx, so this is no transport failure (not retried), but no body."""
+    url = await http_reply(encoded_reply(wire, coding))
+    outcome = await client.post(url, b"{}", JSON, timeout_seconds=10)
+    assert outcome.status_code == 200
+    assert outcome.error_kind is ErrorKind.BAD_REPLY
+    assert reason in outcome.error_message
+    assert outcome.body == b""
+
+
+async def test_undecodable_error_status_keeps_its_status_kind(
+    client: WebhookClient, http_reply: Callable[[bytes], Awaitable[str]]
+) -> None:
+    url = await http_reply(encoded_reply(b"nope", "zstd", status="503 Busy"))
+    outcome = await client.post(url, b"{}", JSON, timeout_seconds=10)
+    assert (outcome.status_code, outcome.error_kind) == (503, ErrorKind.HTTP_STATUS)
+
+
+async def test_accept_encoding_names_what_the_client_decodes(
+    client: WebhookClient, receiver: Receiver
+) -> None:
+    await client.post(f"{receiver.url}/ok", b"{}", JSON, timeout_seconds=5)
+    assert receiver.requests[0].headers["Accept-Encoding"] == ACCEPT_ENCODING == "gzip, deflate, br"
+
+
+async def test_stored_headers_are_capped_in_count_and_size(
+    client: WebhookClient, http_reply: Callable[[bytes], Awaitable[str]]
+) -> None:
+    """100 headers, one of 7 KiB: at most 50 names and 8 KiB kept, the rest counted."""
+    lines = [f"X-Many-{i}: value-{i}" for i in range(100)]
+    lines.insert(3, "X-Huge: " + "h" * 7000)
+    lines.append("Retry-After: 30")
+    head = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n" + "\r\n".join(lines) + "\r\n\r\n{}"
+    url = await http_reply(head.encode())
+    outcome = await client.post(url, b"{}", JSON, timeout_seconds=5)
+    assert outcome.status_code == 200
+    kept = {name: value for name, value in outcome.headers.items() if name != OMITTED_HEADERS}
+    assert len(kept) <= MAX_LOGGED_HEADERS
+    assert sum(len(name) + len(value) for name, value in kept.items()) <= MAX_LOGGED_HEADER_BYTES
+    assert kept["X-Huge"] == "h" * MAX_LOGGED_HEADER_VALUE
+    assert int(outcome.headers[OMITTED_HEADERS]) == 103 - len(kept)
+    assert outcome.retry_after == "30"  # read from the full headers, not the kept ones
+
+
+async def test_repeated_header_is_joined_within_the_value_cap(
+    client: WebhookClient, http_reply: Callable[[bytes], Awaitable[str]]
+) -> None:
+    lines = "".join(f"Set-Cookie: c{i}={'v' * 100}\r\n" for i in range(60))
+    url = await http_reply(f"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n{lines}\r\n".encode())
+    outcome = await client.post(url, b"{}", JSON, timeout_seconds=5)
+    assert len(outcome.headers["Set-Cookie"]) <= MAX_LOGGED_HEADER_VALUE
+    assert outcome.headers["Set-Cookie"].startswith("c0=")
+    assert int(outcome.headers[OMITTED_HEADERS]) > 0
+
+
+async def test_undecodable_header_bytes_are_stored_as_text(
+    client: WebhookClient, http_reply: Callable[[bytes], Awaitable[str]]
+) -> None:
+    """Bytes that are not UTF-8 become U+FFFD, so the attempt row can be written anywhere."""
+    url = await http_reply(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-Bin: a\xff\xfeb\x01c\r\n\r\n"
+    )
+    outcome = await client.post(url, b"{}", JSON, timeout_seconds=5)
+    value = outcome.headers["X-Bin"]
+    value.encode("utf-8")  # no lone surrogates
+    assert value.startswith("a")
+    assert value.endswith("c")
+    assert "\ufffd" in value
+    assert not any(ord(ch) < 0x20 for ch in value)
+
+
+async def test_redirect_message_bounds_the_location(
+    client: WebhookClient, http_reply: Callable[[bytes], Awaitable[str]]
+) -> None:
+    location = "http://127.0.0.1/" + "a" * 6000
+    url = await http_reply(
+        f"HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n".encode()
+    )
+    outcome = await client.post(url, b"{}", JSON, timeout_seconds=5)
+    assert outcome.error_kind is ErrorKind.REDIRECT
+    assert len(outcome.error_message) < 700
+
+
+@pytest.mark.parametrize(
+    "host", ["[::7f00:1]", "[fec0::1]", "[64:ff9b:1::7f00:1]", "[::ffff:0:7f00:1]"]
+)
+async def test_ipv6_forms_reaching_private_space_are_refused_at_connect(host: str) -> None:
+    """The guard refuses the resolved literal before any socket connects (empty allow-list)."""
+    async with WebhookClient("") as guarded:
+        outcome = await guarded.post(f"http://{host}:9/", b"{}", JSON, timeout_seconds=5)
+    assert outcome.error_kind is ErrorKind.FORBIDDEN_ADDRESS
+    assert "reserved range" in outcome.error_message

@@ -30,7 +30,14 @@ IPNetwork: TypeAlias = IPv4Network | IPv6Network
 # separators too.
 _SEPARATORS = re.compile("[,\t\n\v\f\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+")
 
-# Mattermost's list (HTTPSVC/client.go), kept in its order so the two can be compared by eye.
+# Mattermost's list (HTTPSVC/client.go), kept in its order so the two can be compared by eye,
+# then the ranges added after checking it against IANA's IPv4 and IPv6 special-purpose address
+# registries (ranges that are not globally reachable). Addresses that embed an IPv4 address are
+# covered so: IPv4-mapped ``::ffff:0:0/96`` is judged as its IPv4 address (``plain_ip``); the
+# IPv4-compatible ``::/96``, SIIT ``::ffff:0:0:0/96``, NAT64 ``64:ff9b::/96`` and
+# ``64:ff9b:1::/48``, 6to4 ``2002::/16`` and Teredo ``2001::/32`` are refused whole, whatever
+# IPv4 address they carry. The globally reachable special-purpose ranges (AS112, AMT, direct
+# delegation, PCP/TURN anycast) are left alone, as Mattermost leaves them.
 RESERVED_NETWORKS: tuple[IPNetwork, ...] = tuple(
     ip_network(cidr)
     for cidr in (
@@ -64,6 +71,14 @@ RESERVED_NETWORKS: tuple[IPNetwork, ...] = tuple(
         "64:ff9b::/96",
         "2001:10::/28",
         "2001:20::/28",
+        # Added beyond Mattermost's list:
+        "::/96",  # IPv4-compatible (deprecated, RFC 4291): [::7f00:1] may reach 127.0.0.1
+        "::ffff:0:0:0/96",  # IPv4-translated (SIIT, RFC 2765)
+        "fec0::/10",  # site-local (deprecated, RFC 3879), still routed inside some networks
+        "64:ff9b:1::/48",  # local-use NAT64 (RFC 8215)
+        "100:0:0:1::/64",  # dummy prefix (RFC 9780)
+        "3fff::/20",  # documentation (RFC 9637)
+        "5f00::/16",  # SRv6 SIDs (RFC 9602)
     )
 )
 

@@ -36,12 +36,29 @@ as soon as its in-flight requests finish (they were allowed when they started; t
 off). Setting an unchanged value keeps the pool. A connection in a pool was always checked
 against that pool's own list, so reuse inside a pool is safe.
 
-Body size
----------
-The client reads at most 1 MiB + 1 byte, returns the first 1 MiB and sets ``truncated``; it does
-not turn an oversized 2xx into a failure. Whether a cut reply is usable is the reply parser's call
-(Mattermost decodes what fits), and the receiver did get the request, so the attempt itself
-succeeded.
+Body size and compression
+-------------------------
+The client asks for ``Accept-Encoding: gzip, deflate, br`` and decodes the body itself
+(``auto_decompress=False``), a piece at a time with the decoder's output bounded
+(``zlib.decompressobj().decompress(data, max_length)``, brotli's ``output_buffer_limit``), so the
+1 MiB cap holds on the *decoded* bytes: a gzip, deflate or br bomb costs at most 1 MiB of output
+and the wire bytes read so far, never its inflated size. The wire is capped at the same 1 MiB.
+Reading stops at the cap plus one byte; the first 1 MiB is returned with ``truncated`` set and the
+connection is dropped rather than drained. An over-cap reply, on the wire or after decoding, is
+treated alike: the reply parser refuses a truncated body, so nothing is posted and the attempt is
+recorded as ``bad_reply`` ("the reply is larger than 1 MiB"); a 2xx stays a 2xx (the receiver did
+get the request, and resending it would repeat its side effects). A body the client cannot decode
+(an unknown or stacked ``Content-Encoding``, corrupt or cut-off compressed data) is not a
+transport failure either: a 2xx is recorded as ``bad_reply`` with the reason and posts nothing.
+
+Stored response headers
+-----------------------
+Response headers go into the delivery log's attempt rows, so what a receiver can make the server
+store is bounded like the body: at most ``MAX_LOGGED_HEADERS`` (50) names, each value cut to
+``MAX_LOGGED_HEADER_VALUE`` (1,024) characters, and ``MAX_LOGGED_HEADER_BYTES`` (8 KiB) of names and
+values in all; the rest is dropped and a ``x-tidings-headers-omitted`` entry says how many. Values
+are stored as valid text (undecodable bytes and control characters become U+FFFD). ``Retry-After``
+and ``Location`` are read from the full headers before capping.
 
 Imports only ``tidings.webhooks.addresses``, ``tidings.domain.deliveries``, ``tidings.clock`` and
 the package version; never store, services, api or web.
@@ -49,7 +66,9 @@ the package version; never store, services, api or web.
 
 import functools
 import logging
+import re
 import socket
+import zlib
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -58,6 +77,7 @@ from types import TracebackType
 from typing import Any, Self
 
 import aiohttp
+import brotli
 import psutil
 from yarl import URL
 
@@ -71,6 +91,12 @@ logger = logging.getLogger(__name__)
 
 USER_AGENT = f"Tidings/{__version__}"
 MAX_RESPONSE_BYTES = 1_048_576
+ACCEPT_ENCODING = "gzip, deflate, br"
+MAX_LOGGED_HEADERS = 50
+MAX_LOGGED_HEADER_VALUE = 1024
+MAX_LOGGED_HEADER_BYTES = 8192
+OMITTED_HEADERS = "x-tidings-headers-omitted"
+_MAX_MESSAGE_LOCATION = 512
 CONNECT_TIMEOUT_SECONDS = 3.0
 FORBIDDEN_MESSAGE = (
     "address forbidden, you may need to set AllowedUntrustedInternalConnections to allow an "
@@ -266,8 +292,10 @@ class WebhookClient:
             ) as response:
                 status = response.status
                 response_headers = _flatten_headers(response)
-                payload, truncated = await self._read_capped(response)
-                if truncated:
+                retry_after = response.headers.get("Retry-After")
+                location = response.headers.get("Location")
+                payload, truncated, unreadable = await self._read_capped(response)
+                if truncated or unreadable:
                     # Unread data is still on the wire; dropping the connection beats draining it.
                     response.close()
         except aiohttp.ConnectionTimeoutError:
@@ -304,35 +332,59 @@ class WebhookClient:
         except aiohttp.ClientError as exc:
             # Broken chunking, a body shorter than Content-Length, bad compression, …
             return _outcome(status, ErrorKind.PROTOCOL, f"invalid HTTP response: {_describe(exc)}")
+        kind, message = _status_kind(status), _status_message(status, location)
+        if unreadable and kind is ErrorKind.NONE:
+            kind, message = ErrorKind.BAD_REPLY, f"reply not posted: {unreadable}"
         return HttpOutcome(
             status_code=status,
             headers=response_headers,
             body=payload,
             truncated=truncated,
             duration_ms=0,
-            error_kind=_status_kind(status),
-            error_message=_status_message(status, response_headers),
-            retry_after=response_headers.get("Retry-After"),
+            error_kind=kind,
+            error_message=message,
+            retry_after=retry_after,
         )
 
-    async def _read_capped(self, response: aiohttp.ClientResponse) -> tuple[bytes, bool]:
-        """Read at most the cap plus one byte, so an endless body costs no more than the cap."""
+    async def _read_capped(self, response: aiohttp.ClientResponse) -> tuple[bytes, bool, str]:
+        """The body as decoded bytes, whether it went past the cap, and why it is unreadable.
+
+        At most the cap plus one byte is read from the wire and at most the cap plus one byte is
+        decoded, so neither an endless body nor a compression bomb costs more than the cap.
+        """
         limit = self._max_response_bytes
-        declared = response.content_length
-        if declared is not None and declared <= limit:
-            # The parser stops at the declared length, so one read is bounded (and the common
-            # case: a small JSON reply) costs one await instead of a loop to end-of-stream.
-            return await response.read(), False
+        coding = _content_coding(response.headers.getall("Content-Encoding", ()))
+        if coding is None:
+            declared = response.content_length
+            if declared is not None and declared <= limit:
+                # The parser stops at the declared length, so one read is bounded (and the common
+                # case: a small JSON reply) costs one await instead of a loop to end-of-stream.
+                return await response.read(), False, ""
+            decoder: _Decoder = _Identity()
+        elif coding not in _DECODERS:
+            shown = ", ".join(response.headers.getall("Content-Encoding", ()))[:100]
+            return b"", False, f"unsupported Content-Encoding {shown!r}"
+        else:
+            decoder = _DECODERS[coding]()
         chunks: list[bytes] = []
-        size = 0
-        while size <= limit:
-            chunk = await response.content.read(limit + 1 - size)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        data = b"".join(chunks)
-        return data[:limit], size > limit
+        size = wire = 0
+        try:
+            while size <= limit and wire <= limit:
+                chunk = await response.content.read(limit + 1 - wire)
+                if not chunk:
+                    break
+                wire += len(chunk)
+                piece = decoder.decode(chunk, limit + 1 - size)
+                chunks.append(piece)
+                size += len(piece)
+            else:
+                return b"".join(chunks)[:limit], True, ""
+            problem = decoder.finish() if wire else ""  # an empty body is empty in any coding
+        except (zlib.error, brotli.error) as exc:
+            return b"", False, f"the {coding} body cannot be decoded: {_describe(exc)}"
+        if problem:
+            return b"", False, f"the {coding} body {problem}"
+        return b"".join(chunks), False, ""
 
     async def _acquire_pool(self) -> _Pool:
         if self._closed or not self._started:
@@ -368,10 +420,10 @@ class WebhookClient:
         )
         session = aiohttp.ClientSession(
             connector=connector,
-            headers={"User-Agent": USER_AGENT},
+            headers={"User-Agent": USER_AGENT, "Accept-Encoding": ACCEPT_ENCODING},
             cookie_jar=aiohttp.DummyCookieJar(),
             trust_env=False,
-            auto_decompress=True,
+            auto_decompress=False,  # decoded by _read_capped, bounded by the cap
             raise_for_status=False,
         )
         return _Pool(allowlist=allowlist, session=session)
@@ -455,11 +507,53 @@ def _outcome(status: int, kind: ErrorKind, message: str) -> HttpOutcome:
 
 
 def _flatten_headers(response: aiohttp.ClientResponse) -> dict[str, str]:
-    """One value per name; repeated headers are joined with commas, as HTTP allows."""
+    """The response headers as the delivery log keeps them: one value per name, bounded.
+
+    Repeated headers are joined with commas, as HTTP allows. At most ``MAX_LOGGED_HEADERS``
+    names and ``MAX_LOGGED_HEADER_BYTES`` of names and values are kept, each value cut to
+    ``MAX_LOGGED_HEADER_VALUE`` characters; what is dropped is counted under
+    ``OMITTED_HEADERS``. Work is linear in the headers aiohttp already parsed (its own limits
+    bound those: 8 KiB per line, 128 headers, so up to about 1 MiB before this cut).
+    """
     flat: dict[str, str] = {}
-    for name, value in response.headers.items():
-        flat[name] = f"{flat[name]}, {value}" if name in flat else value
+    used = 0
+    omitted = 0
+    for raw_name, raw_value in response.headers.items():
+        name = _printable(raw_name)[:MAX_LOGGED_HEADER_VALUE]
+        value = _printable(raw_value)
+        if name in flat:
+            room = MAX_LOGGED_HEADER_VALUE - len(flat[name])
+            if room <= 2:
+                omitted += 1
+                continue
+            value = f"{flat[name]}, {value}"[:MAX_LOGGED_HEADER_VALUE]
+            used -= len(flat[name])
+        elif len(flat) >= MAX_LOGGED_HEADERS:
+            omitted += 1
+            continue
+        else:
+            value = value[:MAX_LOGGED_HEADER_VALUE]
+            used += len(name)
+        if used + len(value) > MAX_LOGGED_HEADER_BYTES:
+            value = value[: max(0, MAX_LOGGED_HEADER_BYTES - used)]
+            if not value and name not in flat:
+                used -= len(name)
+                omitted += 1
+                continue
+        flat[name] = value
+        used += len(value)
+    if omitted:
+        flat[OMITTED_HEADERS] = str(omitted)
     return flat
+
+
+_UNPRINTABLE = re.compile("[\x00-\x08\x0a-\x1f\x7f\ud800-\udfff]")
+
+
+def _printable(text: str) -> str:
+    """``text`` without control characters or undecodable bytes (aiohttp keeps those as
+    surrogates, which neither JSON nor PostgreSQL text can store), each replaced by U+FFFD."""
+    return _UNPRINTABLE.sub("\ufffd", text)
 
 
 def _status_kind(status: int) -> ErrorKind:
@@ -470,12 +564,12 @@ def _status_kind(status: int) -> ErrorKind:
     return ErrorKind.HTTP_STATUS
 
 
-def _status_message(status: int, headers: Mapping[str, str]) -> str:
+def _status_message(status: int, location: str | None) -> str:
     if 200 <= status < 300:
         return ""
     if 300 <= status < 400:
-        location = headers.get("Location")
-        target = f"to {location}" if location else "without a Location header"
+        shown = _printable(location or "")[:_MAX_MESSAGE_LOCATION]
+        target = f"to {shown}" if shown else "without a Location header"
         return f"redirect not followed: HTTP {status} {target}"
     return f"HTTP {status}"
 
@@ -498,3 +592,97 @@ def _log_outcome(target: URL, outcome: HttpOutcome) -> None:
             outcome.error_kind or "ok",
             outcome.duration_ms,
         )
+
+
+def _content_coding(values: Any) -> str | None:
+    """The one content coding of a response (None for identity), or ``""`` for several.
+
+    ``Content-Encoding`` may list codings applied in turn; only one is decoded (stacked codings
+    are a bomb multiplier and no receiver needs them), so a list names no decoder.
+    """
+    codings = [
+        part.strip().lower() for value in values for part in str(value).split(",") if part.strip()
+    ]
+    codings = [coding for coding in codings if coding != "identity"]
+    if not codings:
+        return None
+    return codings[0] if len(codings) == 1 else ""
+
+
+class _Decoder:
+    """An incremental body decoder whose output per call is bounded by ``room``."""
+
+    def decode(self, data: bytes, room: int) -> bytes:
+        """Decode ``data``; return at most about ``room`` bytes (then the cap is reached)."""
+        raise NotImplementedError
+
+    def finish(self) -> str:
+        """At end of body: ``""`` if the stream was complete, else what is wrong with it."""
+        return ""
+
+
+class _Identity(_Decoder):
+    def decode(self, data: bytes, room: int) -> bytes:
+        return data
+
+
+class _Zlib(_Decoder):
+    """gzip (several members allowed, as RFC 1952 permits) or deflate (zlib-wrapped or raw)."""
+
+    def __init__(self, gzip: bool) -> None:
+        self._gzip = gzip
+        self._head = b""
+        self._inflater: Any = (
+            zlib.decompressobj(16 + zlib.MAX_WBITS) if gzip else None  # deflate: see decode
+        )
+
+    def decode(self, data: bytes, room: int) -> bytes:
+        if self._inflater is None:
+            # HTTP "deflate" is meant to be zlib-wrapped, but some servers send raw deflate;
+            # the first two bytes tell which (a zlib header is a multiple of 31).
+            self._head += data
+            if len(self._head) < 2:
+                return b""
+            data, self._head = self._head, b""
+            zlib_wrapped = data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0
+            self._inflater = zlib.decompressobj(zlib.MAX_WBITS if zlib_wrapped else -zlib.MAX_WBITS)
+        out = self._inflater.decompress(data, room)
+        # Output stopped at ``room`` with input left over: the cap is reached, and the caller
+        # stops; the unconsumed input is simply dropped with the decoder.
+        while self._gzip and self._inflater.eof and self._inflater.unused_data and len(out) < room:
+            rest = self._inflater.unused_data
+            self._inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            out += self._inflater.decompress(rest, room - len(out))
+        return bytes(out)
+
+    def finish(self) -> str:
+        if self._inflater is None:
+            return "ended before its compressed data did" if self._head else ""
+        return "" if self._inflater.eof else "ended before its compressed data did"
+
+
+class _Brotli(_Decoder):
+    def __init__(self) -> None:
+        self._inflater = brotli.Decompressor()
+
+    def decode(self, data: bytes, room: int) -> bytes:
+        out = self._inflater.process(data, output_buffer_limit=room)
+        # With the output limit reached the decoder keeps input back; drain it with empty
+        # input while there is room (past the room the caller stops anyway).
+        while len(out) < room and not self._inflater.can_accept_more_data():
+            more = self._inflater.process(b"", output_buffer_limit=room - len(out))
+            if not more:
+                break
+            out += more
+        return bytes(out)
+
+    def finish(self) -> str:
+        return "" if self._inflater.is_finished() else "ended before its compressed data did"
+
+
+_DECODERS: dict[str, Callable[[], _Decoder]] = {
+    "gzip": lambda: _Zlib(gzip=True),
+    "x-gzip": lambda: _Zlib(gzip=True),
+    "deflate": lambda: _Zlib(gzip=False),
+    "br": _Brotli,
+}

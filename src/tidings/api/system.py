@@ -22,6 +22,12 @@ async def get_config(rt: RuntimeDep, session: SessionDep) -> JSONResponse:
     return ok(await service.get_config(rt, session.user))
 
 
+@router.put("/config")
+async def update_config(request: Request, rt: RuntimeDep, session: SessionDep) -> JSONResponse:
+    document = await read_json(request, "config")
+    return ok(await service.replace_config(rt, session.user, document))
+
+
 @router.put("/config/patch")
 async def patch_config(request: Request, rt: RuntimeDep, session: SessionDep) -> JSONResponse:
     patch = await read_json(request, "config")

@@ -88,6 +88,17 @@ def merge(base: ConfigDocument, patch: object) -> ConfigDocument:
     return result
 
 
+def replace(patch: object) -> ConfigDocument:
+    """A whole new document (``PUT /api/v4/config``): what the body names, defaults for the rest.
+
+    Mattermost fills every setting a full update leaves out with its default, not with the
+    current value; unknown sections and keys are ignored as in :func:`merge`.
+    """
+    if not isinstance(patch, dict):
+        raise BadRequest("api.config.update_config.app_error", "The config must be a JSON object.")
+    return merge(defaults(), patch)
+
+
 def with_defaults(stored: object) -> ConfigDocument:
     """Fill a stored document's gaps with defaults (tolerates an old or partial document)."""
     result = defaults()

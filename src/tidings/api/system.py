@@ -34,7 +34,12 @@ async def patch_config(request: Request, rt: RuntimeDep, session: SessionDep) ->
     return ok(await service.patch_config(rt, session.user, patch))
 
 
-@router.get("/config/client")
+FORMAT_OLD = {
+    "parameters": [{"name": "format", "in": "query", "required": True, "schema": {"enum": ["old"]}}]
+}
+
+
+@router.get("/config/client", openapi_extra=FORMAT_OLD)
 async def client_config(request: Request, rt: RuntimeDep) -> JSONResponse:
     # Mattermost only ever implemented the "old" format, and says so with these two errors.
     format_ = request.query_params.get("format", "")

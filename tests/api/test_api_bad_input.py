@@ -208,6 +208,12 @@ def test_me_stays_a_user_id_where_mattermost_allows_it(admin: Api, team: dict[st
     assert_bad_url_param(admin.request("GET", f"/hooks/outgoing/{UNKNOWN}/deliveries/me"))
 
 
+def test_a_malformed_id_without_a_session_is_401(anonymous: Api) -> None:
+    """Mattermost checks the session before the URL: no session is a 401 whatever the id."""
+    for path in ("/posts/junk", "/users/junk/teams", "/hooks/outgoing/junk"):
+        assert_app_error(anonymous.request("GET", path), 401)
+
+
 CHANGES = [
     ("DELETE", "/posts/{id}", None),
     ("PUT", "/posts/{id}/patch", {"message": "x"}),

@@ -83,17 +83,20 @@ async def optional_session(request: Request) -> Session | None:
 ME_ALLOWED = frozenset({"user_id"})
 
 
-def valid_path_ids(request: Request) -> None:
+async def valid_path_ids(request: Request) -> None:
     """Every ``…_id`` in the URL path is a well-formed id (or ``me`` where Mattermost allows it).
 
     Mattermost answers a malformed one with 400 ``api.context.invalid_url_param.app_error``
     before looking anything up; a well-formed id that matches nothing stays a 404. Installed once
-    on every API router, so no route can forget it.
+    on every API router, so no route can forget it. Every route with an id in its path needs a
+    session, and Mattermost checks the session first: so a caller without one hears 401, not 400
+    (authenticating here costs nothing on the well-formed path, which skips it).
     """
     for name, value in request.path_params.items():
         if not name.endswith("_id") or (value == "me" and name in ME_ALLOWED):
             continue
         if not isinstance(value, str) or not is_valid_id(value):
+            await current_session(request)
             raise invalid_url_param(name)
 
 

@@ -5,11 +5,13 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from tidings import __version__
 from tidings.api import deliveries, hooks, metrics, posts, system, teams, users
+from tidings.api.common import valid_path_ids
 from tidings.api.errors import RequestContextMiddleware, install_error_handlers
+from tidings.api.openapi import install_openapi
 from tidings.config import Settings
 from tidings.services.notices import hook_owner_notifier
 from tidings.services.runtime import Runtime
@@ -63,8 +65,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
 
     app.add_middleware(RequestContextMiddleware, limits=limits)
     install_error_handlers(app)
+    install_openapi(app)
     for module in (users, teams, posts, hooks, deliveries, system):
-        app.include_router(module.router, prefix="/api/v4")
+        app.include_router(module.router, prefix="/api/v4", dependencies=[Depends(valid_path_ids)])
     app.include_router(metrics.router)
     app.include_router(websocket.router)
     app.mount("/static", pages.static_files(), name="static")

@@ -3,6 +3,7 @@ never a 500: malformed JSON, wrong types, unknown ids, oversized bodies, missing
 bodies, missing Content-Types, unknown routes and methods."""
 
 import json
+import re
 from typing import Any
 
 import httpx
@@ -154,14 +155,25 @@ def _unknown_gets(admin: Api, team: dict[str, Any]) -> list[str]:
 
 
 JUNK = [UNKNOWN, "junk", "x" * 27, "ünïcødé-ïd-ÿ", "%00", "a%00b", "%E2%80%AE", "%F0%9F%98%80" * 7]
+# Everything but the valid-shaped id, and but a NUL: no route has one, so that is a 404 before
+# routing (see test_unknown_ids_in_changes_are_404).
+MALFORMED_IDS = [junk for junk in JUNK[1:] if "%00" not in junk]
+BAD_URL_PARAM = "api.context.invalid_url_param.app_error"
+
+
+def assert_bad_url_param(response: httpx.Response) -> None:
+    """Mattermost's 400 for a malformed id in the URL, naming the parameter."""
+    body = assert_app_error(response, 400, BAD_URL_PARAM)
+    assert re.fullmatch(r"Invalid or missing \w+_id parameter in request URL\.", body["message"])
 
 
 @pytest.mark.parametrize("junk", JUNK)
 def test_unknown_ids_and_names_are_404(admin: Api, team: dict[str, Any], junk: str) -> None:
-    """Unknown ids and names, valid-shaped or junk, are a 404 on every lookup (admin caller)."""
+    """Unknown names, valid-shaped or junk, and unknown well-formed ids are a 404 on every
+    lookup (admin caller)."""
     wrong = []
     for template in _unknown_gets(admin, team):
-        path = template.replace("{id}", junk).replace("{name}", junk)
+        path = template.replace("{id}", UNKNOWN).replace("{name}", junk)
         response = admin.request("GET", path)
         if response.status_code != 404:
             wrong.append((path, response.status_code))
@@ -170,30 +182,79 @@ def test_unknown_ids_and_names_are_404(admin: Api, team: dict[str, Any], junk: s
     assert not wrong
 
 
+@pytest.mark.parametrize("junk", MALFORMED_IDS)
+def test_malformed_ids_in_the_url_are_400(admin: Api, team: dict[str, Any], junk: str) -> None:
+    """A malformed id in the path is Mattermost's 400 invalid_url_param, before any lookup."""
+    wrong = []
+    for template in _unknown_gets(admin, team):
+        if "{id}" not in template:
+            continue
+        path = template.replace("{id}", junk).replace("{name}", "x")
+        response = admin.request("GET", path)
+        if response.status_code != 400:
+            wrong.append((path, response.status_code))
+        else:
+            assert_bad_url_param(response)
+    assert not wrong
+
+
+def test_me_stays_a_user_id_where_mattermost_allows_it(admin: Api, team: dict[str, Any]) -> None:
+    """``me`` is the caller for user ids, and a malformed id anywhere else."""
+    assert admin.get("/users/me")["id"] == admin.user["id"]
+    assert admin.get(f"/users/me/teams/{team['id']}/channels")
+    assert_bad_url_param(admin.request("GET", "/teams/me"))
+    assert_bad_url_param(admin.request("GET", "/channels/me/posts"))
+    assert_bad_url_param(admin.request("GET", "/hooks/outgoing/me"))
+    assert_bad_url_param(admin.request("GET", f"/hooks/outgoing/{UNKNOWN}/deliveries/me"))
+
+
+def test_a_malformed_id_without_a_session_is_401(anonymous: Api) -> None:
+    """Mattermost checks the session before the URL: no session is a 401 whatever the id."""
+    for path in ("/posts/junk", "/users/junk/teams", "/hooks/outgoing/junk"):
+        assert_app_error(anonymous.request("GET", path), 401)
+
+
+CHANGES = [
+    ("DELETE", "/posts/{id}", None),
+    ("PUT", "/posts/{id}/patch", {"message": "x"}),
+    ("PUT", "/posts/{id}", {"message": "x"}),
+    ("POST", "/teams/{id}/members", {"user_id": "{me}"}),
+    ("POST", "/channels/{id}/members", {"user_id": "{me}"}),
+    ("DELETE", "/channels/{id}/members/me", None),
+    ("POST", "/channels", {"team_id": "{id}", "name": "abc", "display_name": "A"}),
+    ("POST", "/posts", {"channel_id": "{id}", "message": "x"}),
+    ("PUT", "/users/{id}/patch", {"nickname": "x"}),
+    ("PUT", "/users/{id}/password", {"new_password": "a-long-password-9"}),
+    ("PUT", "/users/{id}/roles", {"roles": "system_user"}),
+    ("PUT", "/users/{id}/active", {"active": False}),
+    ("POST", "/teams/{team}/members", {"user_id": "{id}"}),
+    ("PUT", "/hooks/outgoing/{id}", {"display_name": "x"}),
+    ("DELETE", "/hooks/outgoing/{id}", None),
+    ("POST", "/hooks/outgoing/{id}/regen_token", None),
+    ("POST", f"/hooks/outgoing/{UNKNOWN}/deliveries/{{id}}/redeliver", None),
+]
+
+
 @pytest.mark.parametrize("junk", [UNKNOWN, "junk", "%00"])
 def test_unknown_ids_in_changes_are_404(admin: Api, team: dict[str, Any], junk: str) -> None:
-    """Changing or deleting something that does not exist is a 404, not a silent success."""
+    """Changing or deleting something that does not exist is a 404, not a silent success; a
+    malformed id in the path is a 400 instead (a NUL matches no route: 404), one in the body
+    still a 404."""
     wrong = []
-    for method, template, body in [
-        ("DELETE", "/posts/{id}", None),
-        ("PUT", "/posts/{id}/patch", {"message": "x"}),
-        ("PUT", "/posts/{id}", {"message": "x"}),
-        ("POST", "/teams/{id}/members", {"user_id": admin.user["id"]}),
-        ("POST", "/channels/{id}/members", {"user_id": admin.user["id"]}),
-        ("DELETE", "/channels/{id}/members/me", None),
-        ("POST", "/channels", {"team_id": "{id}", "name": "abc", "display_name": "A"}),
-        ("POST", "/posts", {"channel_id": "{id}", "message": "x"}),
-        ("PUT", "/users/{id}/patch", {"nickname": "x"}),
-        ("PUT", "/users/{id}/password", {"new_password": "a-long-password-9"}),
-        ("PUT", "/users/{id}/roles", {"roles": "system_user"}),
-        ("PUT", "/users/{id}/active", {"active": False}),
-        ("POST", f"/teams/{team['id']}/members", {"user_id": "{id}"}),
-    ]:
+    for method, template, body in CHANGES:
+        in_path = "{id}" in template
         in_body = "junk" if junk == "%00" else junk  # a NUL in a body is malformed: a 400
-        raw = json.dumps(body).replace("{id}", in_body).encode() if body else None
-        response = admin.request(method, template.replace("{id}", junk), content=raw)
-        if response.status_code != 404:
+        raw = None
+        if body:
+            text = json.dumps(body).replace("{id}", in_body).replace("{me}", admin.user["id"])
+            raw = text.encode()
+        path = template.replace("{id}", junk).replace("{team}", team["id"])
+        response = admin.request(method, path, content=raw)
+        expected = 400 if in_path and junk == "junk" else 404
+        if response.status_code != expected:
             wrong.append((method, template, response.status_code))
+        elif expected == 400:
+            assert_bad_url_param(response)
         else:
             assert_app_error(response, 404)
     assert not wrong

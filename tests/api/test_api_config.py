@@ -82,8 +82,6 @@ def test_unknown_keys_and_sections_are_ignored(admin: Api, restore_config: None)
         {"ServiceSettings": {"SiteURL": 5}},
         {"ServiceSettings": {"OutgoingWebhookRetryScheduleSeconds": [5, "30"]}},
         {"ServiceSettings": {"OutgoingWebhookRetryScheduleSeconds": 5}},
-        {"ServiceSettings": None},
-        {"TeamSettings": {"EnableOpenServer": None}},
         [],
         None,
     ],
@@ -94,6 +92,26 @@ def test_a_wrong_type_is_a_400_and_changes_nothing(admin: Api, patch: object) ->
     response = admin.request("PUT", "/config/patch", patch)
     assert_app_error(response, 400)
     assert admin.get("/config") == before
+
+
+def test_null_in_a_patch_changes_nothing(admin: Api, restore_config: None) -> None:
+    """``null`` is an unset Go pointer in Mattermost's config: the setting keeps its value."""
+    before = admin.get("/config")
+    after = admin.put(
+        "/config/patch",
+        {
+            "ServiceSettings": {
+                "SiteURL": None,
+                "EnableDeveloper": not before["ServiceSettings"]["EnableDeveloper"],
+            },
+            "TeamSettings": None,
+        },
+    )
+    assert after["ServiceSettings"]["SiteURL"] == before["ServiceSettings"]["SiteURL"]
+    assert (
+        after["ServiceSettings"]["EnableDeveloper"] != before["ServiceSettings"]["EnableDeveloper"]
+    )
+    assert after["TeamSettings"] == before["TeamSettings"]
 
 
 def test_a_partly_invalid_patch_applies_nothing(admin: Api, restore_config: None) -> None:

@@ -107,8 +107,40 @@ def test_typed_errors_reach_the_driver(server: ServerThread, factory: Factory, m
         driver.posts.get_post("x" * 26)
     with pytest.raises(ResourceNotFound):
         driver.system.reload_configuration()
-    with pytest.raises(MethodNotAllowed):
+    with pytest.raises(NotEnoughPermissions):
         driver.system.update_configuration({})
+    with pytest.raises(MethodNotAllowed):
+        driver.client.make_request("delete", "/config")
+
+
+def test_the_driver_replaces_the_whole_configuration(server: ServerThread) -> None:
+    """``update_configuration`` (PUT /config) replaces the document: what the body leaves out
+    goes back to its default, unknown keys are ignored, and a bad value changes nothing."""
+    driver = _driver(server, "admin")
+    driver.login()
+    before = driver.system.get_configuration()
+    try:
+        changed = json.loads(json.dumps(before))
+        changed["TeamSettings"]["SiteName"] = "Driven Site"
+        changed["TeamSettings"]["NotASetting"] = 1
+        changed["NoSuchSection"] = {"X": 1}
+        after = driver.system.update_configuration(changed)
+        assert after["TeamSettings"]["SiteName"] == "Driven Site"
+        assert "NotASetting" not in after["TeamSettings"]
+        assert "NoSuchSection" not in after
+        assert after["ServiceSettings"] == before["ServiceSettings"]
+        assert driver.system.get_configuration() == after
+
+        changed["TeamSettings"].pop("SiteName")
+        reset = driver.system.update_configuration(changed)
+        assert reset["TeamSettings"]["SiteName"] == "Tidings"  # left out → the default
+
+        with pytest.raises(InvalidOrMissingParameters):
+            driver.system.update_configuration({"TeamSettings": {"MaxUsersPerTeam": "many"}})
+        assert driver.system.get_configuration() == reset
+    finally:
+        driver.system.update_configuration(before)
+    assert driver.system.get_configuration() == before
 
 
 def test_the_driver_websocket_hears_hello_and_posted(

@@ -10,13 +10,15 @@ numbers, lone surrogates, NUL characters (PostgreSQL text refuses them) and absu
 import json
 import math
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, get_args
 
 from fastapi import Depends, Request
 from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
 from starlette.responses import JSONResponse
 
-from tidings.errors import Unauthorized, invalid_body_param
+from tidings.errors import Unauthorized, invalid_body_param, invalid_url_param
+from tidings.ids import is_valid_id
 from tidings.services import users as user_service
 from tidings.services.runtime import Runtime
 from tidings.services.users import LoginLimiter, Session
@@ -75,6 +77,27 @@ async def optional_session(request: Request) -> Session | None:
     if not token:
         return None
     return await current_session(request)
+
+
+# Path parameters where Mattermost accepts ``me`` for the caller beside a real id.
+ME_ALLOWED = frozenset({"user_id"})
+
+
+async def valid_path_ids(request: Request) -> None:
+    """Every ``…_id`` in the URL path is a well-formed id (or ``me`` where Mattermost allows it).
+
+    Mattermost answers a malformed one with 400 ``api.context.invalid_url_param.app_error``
+    before looking anything up; a well-formed id that matches nothing stays a 404. Installed once
+    on every API router, so no route can forget it. Every route with an id in its path needs a
+    session, and Mattermost checks the session first: so a caller without one hears 401, not 400
+    (authenticating here costs nothing on the well-formed path, which skips it).
+    """
+    for name, value in request.path_params.items():
+        if not name.endswith("_id") or (value == "me" and name in ME_ALLOWED):
+            continue
+        if not isinstance(value, str) or not is_valid_id(value):
+            await current_session(request)
+            raise invalid_url_param(name)
 
 
 SessionDep = Annotated[Session, Depends(current_session)]
@@ -164,12 +187,32 @@ async def read_json(request: Request, name: str) -> Any:
     return data
 
 
+def _nullable(field: FieldInfo) -> bool:
+    return field.annotation is None or type(None) in get_args(field.annotation)
+
+
+def without_nulls(data: dict[str, Any], model: type[BaseModel]) -> dict[str, Any]:
+    """Drop ``null`` for every field whose model has no use for it.
+
+    Mattermost decodes bodies into Go structs, where ``null`` leaves a field at its zero value:
+    ``"root_id": null`` is no root, exactly as if the key were absent (the ``mattermost`` PyPI
+    client sends that on every post). A field typed ``X | None`` keeps its ``null``, because
+    its model gives ``None`` a meaning of its own.
+    """
+    fields = model.model_fields
+    return {
+        key: value
+        for key, value in data.items()
+        if value is not None or (key in fields and _nullable(fields[key]))
+    }
+
+
 async def parse_body(request: Request, model: type[ModelT], name: str) -> ModelT:
     data = await read_json(request, name)
     if not isinstance(data, dict):
         raise invalid_body_param(name, "expected a JSON object")
     try:
-        return model.model_validate(data)
+        return model.model_validate(without_nulls(data, model))
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or name

@@ -16,7 +16,11 @@ from tidings.services.deliveries import queue_stats
 router = APIRouter(tags=["system"])
 
 
-@router.get("/metrics", include_in_schema=True)
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
 async def prometheus_metrics(request: Request, rt: RuntimeDep) -> Response:
     token, _ = token_from(request)
     scraper = bool(rt.settings.metrics_token) and hmac.compare_digest(

@@ -22,13 +22,24 @@ async def get_config(rt: RuntimeDep, session: SessionDep) -> JSONResponse:
     return ok(await service.get_config(rt, session.user))
 
 
+@router.put("/config")
+async def update_config(request: Request, rt: RuntimeDep, session: SessionDep) -> JSONResponse:
+    document = await read_json(request, "config")
+    return ok(await service.replace_config(rt, session.user, document))
+
+
 @router.put("/config/patch")
 async def patch_config(request: Request, rt: RuntimeDep, session: SessionDep) -> JSONResponse:
     patch = await read_json(request, "config")
     return ok(await service.patch_config(rt, session.user, patch))
 
 
-@router.get("/config/client")
+FORMAT_OLD = {
+    "parameters": [{"name": "format", "in": "query", "required": True, "schema": {"enum": ["old"]}}]
+}
+
+
+@router.get("/config/client", openapi_extra=FORMAT_OLD)
 async def client_config(request: Request, rt: RuntimeDep) -> JSONResponse:
     # Mattermost only ever implemented the "old" format, and says so with these two errors.
     format_ = request.query_params.get("format", "")

@@ -193,7 +193,9 @@ async def view_channel(
     body = await read_json(request, "channel_view")
     if body is not None and not isinstance(body, dict):
         raise invalid_body_param("channel_view", "expected a JSON object")
-    channel_id = (body or {}).get("channel_id", "")
+    channel_id = (body or {}).get("channel_id")
+    if channel_id is None:  # absent or null: no channel, as in Mattermost
+        channel_id = ""
     if not isinstance(channel_id, str):
         raise invalid_body_param("channel_id")
     if channel_id:

@@ -97,7 +97,8 @@ def defaults() -> ConfigDocument:
 def merge(base: ConfigDocument, patch: object) -> ConfigDocument:
     """Apply a partial document onto ``base`` and validate the result.
 
-    Unknown sections and keys are ignored, as Mattermost ignores fields it does not know.
+    Unknown sections and keys are ignored, as Mattermost ignores fields it does not know, and
+    so is ``null``: Mattermost's settings are Go pointers, which ``null`` leaves unset.
     """
     if not isinstance(patch, dict):
         raise BadRequest(
@@ -105,15 +106,26 @@ def merge(base: ConfigDocument, patch: object) -> ConfigDocument:
         )
     result = copy.deepcopy(base)
     for section, values in patch.items():
-        if section not in DEFAULTS:
+        if section not in DEFAULTS or values is None:
             continue
         if not isinstance(values, dict):
             raise _invalid(section, "must be an object")
         for key, value in values.items():
-            if key in DEFAULTS[section]:
+            if key in DEFAULTS[section] and value is not None:
                 result[section][key] = value
     validate(result)
     return result
+
+
+def replace(patch: object) -> ConfigDocument:
+    """A whole new document (``PUT /api/v4/config``): what the body names, defaults for the rest.
+
+    Mattermost fills every setting a full update leaves out with its default, not with the
+    current value; unknown sections and keys are ignored as in :func:`merge`.
+    """
+    if not isinstance(patch, dict):
+        raise BadRequest("api.config.update_config.app_error", "The config must be a JSON object.")
+    return merge(defaults(), patch)
 
 
 def with_defaults(stored: object) -> ConfigDocument:

@@ -1,6 +1,7 @@
 """Reading and changing the System Console configuration."""
 
 import copy
+from collections.abc import Callable
 
 from sqlalchemy.exc import IntegrityError
 
@@ -21,20 +22,33 @@ async def get_config(rt: Runtime, actor: User) -> ConfigDocument:
 
 async def patch_config(rt: Runtime, actor: User | None, patch: object) -> ConfigDocument:
     """Merge, validate, save. ``actor`` None means the local CLI, which is trusted."""
+    return await _change(rt, actor, lambda current: server_config.merge(current, patch))
+
+
+async def replace_config(rt: Runtime, actor: User | None, document: object) -> ConfigDocument:
+    """The full update: every setting the document leaves out goes back to its default."""
+    return await _change(rt, actor, lambda _current: server_config.replace(document))
+
+
+async def _change(
+    rt: Runtime, actor: User | None, change: Callable[[ConfigDocument], ConfigDocument]
+) -> ConfigDocument:
     if actor is not None and not can_manage_system(actor):
         raise permission_error(actor.id, MANAGE_SYSTEM)
     try:
-        merged = await _merge_and_save(rt, patch)
+        changed = await _change_and_save(rt, change)
     except IntegrityError:
-        # The very first save raced another one; the document exists now, so merge into it.
-        merged = await _merge_and_save(rt, patch)
+        # The very first save raced another one; the document exists now, so change that.
+        changed = await _change_and_save(rt, change)
     rt.forget_config()
-    return merged
+    return changed
 
 
-async def _merge_and_save(rt: Runtime, patch: object) -> ConfigDocument:
+async def _change_and_save(
+    rt: Runtime, change: Callable[[ConfigDocument], ConfigDocument]
+) -> ConfigDocument:
     async with rt.db.transaction() as conn:
         current = server_config.with_defaults(await load_config(conn, for_update=True))
-        merged = server_config.merge(current, patch)
-        await save_config(conn, merged, rt.clock.now_ms())
-    return merged
+        changed = change(current)
+        await save_config(conn, changed, rt.clock.now_ms())
+    return changed

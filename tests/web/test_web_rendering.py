@@ -1,12 +1,16 @@
 """The rendering module: Markdown, emoji, Slack attachments, the author line, and sanitising."""
 
 import re
+import threading
 import time
 from collections.abc import Callable
 from html.parser import HTMLParser
 
+import httpx
 import pytest
+from web_support import page_client
 
+from support import Factory, ServerThread
 from tidings.web.rendering import (
     MARKDOWN_BUDGET_CHARS,
     Author,
@@ -483,3 +487,48 @@ def test_many_tiny_pieces_each_cost_the_budget() -> None:
     rendered = body.count("<em>a</em>")
     assert 0 < rendered <= MARKDOWN_BUDGET_CHARS // 64
     assert body.count("*a*") == 100_000 - rendered
+
+
+def test_hostile_posts_do_not_stall_the_server(server: ServerThread, factory: Factory) -> None:
+    """Through the real server: a channel member posts the reported 290 KB attachment and the
+    worst Markdown within the budget; the channel page still renders promptly, and
+    ``/api/v4/system/ping`` keeps answering quickly while it does."""
+    team = factory.team()
+    member = factory.user()
+    factory.join(team, member)
+    channel = factory.channel(team)
+    member.post(f"/channels/{channel['id']}/members", {"user_id": member.user["id"]}, expect=201)
+    hostile = [
+        ("", {"attachments": [{"text": "see http://example.com/" + ")" * 290_000}]}),
+        (_repeated("![", 16_000), {"attachments": [{"text": _repeated("![", 16_000)}]}),
+        (_repeated("[a](", 16_000), {"attachments": [{"text": _repeated("*a", 250_000)}]}),
+    ]
+    for message, props in hostile:
+        body = {"channel_id": channel["id"], "message": message, "props": props}
+        member.post("/posts", body, expect=201)
+    pages = page_client(server.url, member.user["username"])
+    latencies: list[float] = []
+    done = threading.Event()
+
+    def ping() -> None:
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            while not done.is_set():
+                started = time.perf_counter()
+                client.get("/api/v4/system/ping").raise_for_status()
+                latencies.append(time.perf_counter() - started)
+                time.sleep(0.01)
+
+    pinger = threading.Thread(target=ping)
+    pinger.start()
+    try:
+        started = time.perf_counter()
+        response = pages.get(f"/{team['name']}/channels/{channel['name']}")
+        took = time.perf_counter() - started
+    finally:
+        done.set()
+        pinger.join()
+    assert response.status_code == 200
+    assert "http://example.com/" in response.text
+    assert took < 5.0, f"the channel page took {took:.2f}s"
+    assert latencies
+    assert max(latencies) < 0.25, f"ping took up to {max(latencies):.3f}s: {latencies}"

@@ -532,3 +532,13 @@ def test_hostile_posts_do_not_stall_the_server(server: ServerThread, factory: Fa
     assert took < 5.0, f"the channel page took {took:.2f}s"
     assert latencies
     assert max(latencies) < 0.25, f"ping took up to {max(latencies):.3f}s: {latencies}"
+
+
+@pytest.mark.parametrize("unit", [":", "::", ":a", ":a:", ":smile:", ":white_check_mark:x", ":+1"])
+def test_emoji_shortcodes_are_linear(unit: str) -> None:
+    """The shortcode pass scales linearly (it only ever sees text within the Markdown budget,
+    so 256 KiB, eight times the budget, is plenty)."""
+    small = _best_seconds(lambda: emojize(_repeated(unit, MIB // 16)))
+    large = _best_seconds(lambda: emojize(_repeated(unit, MIB // 4)))
+    assert large < 8 * small + 0.01, f"{small:.4f}s at n, {large:.4f}s at 4n"
+    assert large < 1.0

@@ -1,11 +1,18 @@
 """The rendering module: Markdown, emoji, Slack attachments, the author line, and sanitising."""
 
 import re
+import threading
+import time
+from collections.abc import Callable
 from html.parser import HTMLParser
 
+import httpx
 import pytest
+from web_support import page_client
 
+from support import Factory, ServerThread
 from tidings.web.rendering import (
+    MARKDOWN_BUDGET_CHARS,
     Author,
     attachment_colour,
     emojize,
@@ -17,6 +24,7 @@ from tidings.web.rendering import (
     sanitise,
 )
 
+MIB = 1 << 20
 SEED_TABLE = """
 ---
 ##### Build Break - Project X - December 12, 2015 - 15:32 GMT +0
@@ -342,3 +350,195 @@ def test_post_views_read_oldest_first() -> None:
     posts = {i: {"id": i, "user_id": "", "message": i, "props": {}} for i in ("a", "b", "c")}
     views = post_views(posts, ["c", "b", "a", "missing"], {})
     assert [v.id for v in views] == ["a", "b", "c"]
+
+
+# --- bounded time ----------------------------------------------------------------------------
+
+# Hostile Markdown: long runs of the characters the parser's rules scan for (emphasis, links,
+# images, code spans, entities, autolinks, tables, nesting) and bare URLs for our own linker.
+MARKDOWN_HOSTILE_UNITS = [
+    ">",
+    "> ",
+    "- ",
+    "1. ",
+    "*",
+    "_",
+    "*a",
+    "**a ",
+    "*_",
+    "~~a",
+    "[",
+    "]",
+    "[a](",
+    "![",
+    "[[[]]]",
+    "[a][b]",
+    "[a]: b\n",
+    "`",
+    "a``",
+    "<",
+    "<a",
+    "<http://a",
+    "&#",
+    "\\",
+    "|",
+    "|a\n",
+    "#",
+    "a\n",
+    ":a:",
+    ":smile",
+    "http://a.b/ ",
+    "http://a.b/(",
+    "www.a.b)",
+    ")",
+]
+
+
+def _best_seconds(work: Callable[[], object]) -> float:
+    """CPU seconds of this thread, best of three (load on the machine does not count)."""
+    best = float("inf")
+    for _ in range(3):
+        started = time.thread_time()
+        work()
+        best = min(best, time.thread_time() - started)
+    return best
+
+
+def _repeated(unit: str, size: int) -> str:
+    return (unit * (size // len(unit) + 1))[:size]
+
+
+def _nested(size: int, line: Callable[[int], str]) -> str:
+    text, depth = "", 0
+    while len(text) < size:
+        text += line(depth)
+        depth += 1
+    return text[:size]
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        *(lambda size, unit=unit: _repeated(unit, size) for unit in MARKDOWN_HOSTILE_UNITS),
+        lambda size: "http://example.com/" + ")" * size,
+        lambda size: _nested(size, lambda depth: "  " * depth + "- a\n"),
+        lambda size: _nested(size, lambda depth: ">" * depth + " a\n"),
+        lambda size: _nested(
+            size, lambda depth: "|a" * 50 + "|\n" + ("|-" * 50 + "|\n" if depth == 0 else "")
+        ),
+    ],
+    ids=[
+        *(repr(unit) for unit in MARKDOWN_HOSTILE_UNITS),
+        "url-parens",
+        "lists",
+        "quotes",
+        "table",
+    ],
+)
+def test_a_message_renders_in_linear_time(make: Callable[[int], str]) -> None:
+    """A message of hostile Markdown 4× as long costs at most 8× the time (quadratic: 16×), and a
+    message of Mattermost's full 16,383 characters renders in under a second."""
+    small = _best_seconds(lambda: post_body_html(make(4000), {}))
+    large = _best_seconds(lambda: post_body_html(make(16000), {}))
+    assert large < 8 * small + 0.01, f"{small:.4f}s at 4,000 characters, {large:.4f}s at 16,000"
+    assert large < 1.0
+
+
+def test_reported_attachment_of_parenthesised_urls_renders_at_once() -> None:
+    """The reported case: 290 KB of URLs and ``)`` in an attachment froze the server for 59 s
+    on every view of the channel; now it renders in well under a second."""
+    text = "see http://example.com/" + ")" * 290_000
+    props = {"attachments": [{"text": text}]}
+    assert _best_seconds(lambda: post_body_html("", props)) < 0.5
+    text = ("http://example.com/a_(b) " + ")" * 1000 + " ") * 280
+    props = {"attachments": [{"text": text}]}
+    assert _best_seconds(lambda: post_body_html("", props)) < 0.5
+
+
+@pytest.mark.parametrize("unit", ["![", "*a", "[a](", "<", "a\n", ")", "http://a.b/ ", ":a:"])
+def test_a_mebibyte_of_hostile_attachments_renders_in_bounded_time(unit: str) -> None:
+    """1 MiB of hostile text in one attachment, or spread over 4,096 fields, renders in under
+    two seconds: Markdown stops at the post's budget, the rest is escaped text."""
+    one = {"attachments": [{"text": _repeated(unit, MIB)}]}
+    assert _best_seconds(lambda: post_body_html("", one)) < 2.0
+    field = _repeated(unit, MIB // 4096)
+    many = {"attachments": [{"fields": [{"title": "f", "value": field}] * 4096}]}
+    assert _best_seconds(lambda: post_body_html("", many)) < 2.0
+
+
+def test_text_past_the_markdown_budget_is_shown_escaped() -> None:
+    """A message of the full length still renders as Markdown; attachment text past the post's
+    budget is shown as plain text, escaped, with its line breaks."""
+    message = "**bold** " * (16383 // 9)
+    long_text = "**big** <b>x</b>\nnext " * (MARKDOWN_BUDGET_CHARS // 20)
+    body = post_body_html(message, {"attachments": [{"text": long_text}, {"text": "**small**"}]})
+    assert body.count("<strong>bold</strong>") == 16383 // 9
+    assert "<strong>big</strong>" not in body
+    assert "**big** &lt;b&gt;x&lt;/b&gt;<br>" in body
+    # What is left of the budget still serves a short piece after the long one.
+    assert "<strong>small</strong>" in body
+
+
+def test_many_tiny_pieces_each_cost_the_budget() -> None:
+    """Each Markdown call costs the budget at least a minimum, so 100,000 one-letter fields are
+    mostly shown as plain text instead of starting the parser 100,000 times."""
+    fields = [{"title": "", "value": "*a*"}] * 100_000
+    body = post_body_html("", {"attachments": [{"fields": fields}]})
+    rendered = body.count("<em>a</em>")
+    assert 0 < rendered <= MARKDOWN_BUDGET_CHARS // 64
+    assert body.count("*a*") == 100_000 - rendered
+
+
+def test_hostile_posts_do_not_stall_the_server(server: ServerThread, factory: Factory) -> None:
+    """Through the real server: a channel member posts the reported 290 KB attachment and the
+    worst Markdown within the budget; the channel page still renders promptly, and
+    ``/api/v4/system/ping`` keeps answering quickly while it does."""
+    team = factory.team()
+    member = factory.user()
+    factory.join(team, member)
+    channel = factory.channel(team)
+    member.post(f"/channels/{channel['id']}/members", {"user_id": member.user["id"]}, expect=201)
+    hostile = [
+        ("", {"attachments": [{"text": "see http://example.com/" + ")" * 290_000}]}),
+        (_repeated("![", 16_000), {"attachments": [{"text": _repeated("![", 16_000)}]}),
+        (_repeated("[a](", 16_000), {"attachments": [{"text": _repeated("*a", 250_000)}]}),
+    ]
+    for message, props in hostile:
+        body = {"channel_id": channel["id"], "message": message, "props": props}
+        member.post("/posts", body, expect=201)
+    pages = page_client(server.url, member.user["username"])
+    latencies: list[float] = []
+    done = threading.Event()
+
+    def ping() -> None:
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            while not done.is_set():
+                started = time.perf_counter()
+                client.get("/api/v4/system/ping").raise_for_status()
+                latencies.append(time.perf_counter() - started)
+                time.sleep(0.01)
+
+    pinger = threading.Thread(target=ping)
+    pinger.start()
+    try:
+        started = time.perf_counter()
+        response = pages.get(f"/{team['name']}/channels/{channel['name']}")
+        took = time.perf_counter() - started
+    finally:
+        done.set()
+        pinger.join()
+    assert response.status_code == 200
+    assert "http://example.com/" in response.text
+    assert took < 5.0, f"the channel page took {took:.2f}s"
+    assert latencies
+    assert max(latencies) < 0.25, f"ping took up to {max(latencies):.3f}s: {latencies}"
+
+
+@pytest.mark.parametrize("unit", [":", "::", ":a", ":a:", ":smile:", ":white_check_mark:x", ":+1"])
+def test_emoji_shortcodes_are_linear(unit: str) -> None:
+    """The shortcode pass scales linearly (it only ever sees text within the Markdown budget,
+    so 256 KiB, eight times the budget, is plenty)."""
+    small = _best_seconds(lambda: emojize(_repeated(unit, MIB // 16)))
+    large = _best_seconds(lambda: emojize(_repeated(unit, MIB // 4)))
+    assert large < 8 * small + 0.01, f"{small:.4f}s at n, {large:.4f}s at 4n"
+    assert large < 1.0

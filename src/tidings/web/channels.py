@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, Response
 
 from tidings.domain.teams import Channel, Team
@@ -43,7 +44,8 @@ async def _thread(request: Request, me: User, post_id: str) -> list[PostView]:
     """The root first, then its replies oldest first."""
     thread = await post_service.get_thread(runtime(request), me, post_id)
     authors = await authors_of(request, thread["posts"])
-    return [post_view(thread["posts"][i], authors) for i in thread["order"]]
+    posts = [thread["posts"][i] for i in thread["order"]]
+    return await run_in_threadpool(lambda: [post_view(post, authors) for post in posts])
 
 
 async def _channel_page(
@@ -64,8 +66,10 @@ async def _channel_page(
     member = channel.id in {c.id for c in await team_service.list_my_channels(rt, me, team.id)}
     before = request.query_params.get("before", "")
     listing = await post_service.list_channel_posts(rt, me, channel.id, 0, PAGE_SIZE, before=before)
-    posts = post_views(
-        listing["posts"], listing["order"], await authors_of(request, listing["posts"])
+    # Rendering is CPU work (up to ~0.5 s for a hostile post): off the event loop, so the
+    # server keeps answering everyone else while a page of such posts renders.
+    posts = await run_in_threadpool(
+        post_views, listing["posts"], listing["order"], await authors_of(request, listing["posts"])
     )
     thread: list[PostView] = []
     thread_id = request.query_params.get("thread", "")
@@ -214,7 +218,7 @@ async def post_fragment(request: Request, post_id: str) -> Response:
     # The thread call reads the post with its reply count, and checks the caller may see it.
     thread = await post_service.get_thread(runtime(request), session.user, post_id)
     found = {post_id: thread["posts"][post_id]}
-    view = post_view(found[post_id], await authors_of(request, found))
+    view = await run_in_threadpool(post_view, found[post_id], await authors_of(request, found))
     in_thread = request.query_params.get("view") == "thread"
     return fragment("_post_fragment.html", post=view, in_thread=in_thread)
 
@@ -235,8 +239,8 @@ async def posts_fragment(request: Request, channel_id: str) -> Response:
         before=query.get("before", ""),
         after=query.get("after", ""),
     )
-    views = post_views(
-        listing["posts"], listing["order"], await authors_of(request, listing["posts"])
+    views = await run_in_threadpool(
+        post_views, listing["posts"], listing["order"], await authors_of(request, listing["posts"])
     )
     response = fragment("_posts_fragment.html", posts=views)
     response.headers["X-Tidings-Has-More"] = (

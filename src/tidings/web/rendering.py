@@ -30,6 +30,17 @@ _HEX_COLOUR = re.compile(r"^#?([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
 _BARE_URL = re.compile(r"(?<![\w/@.:-])((?:https?://|www\.)[^\s<>\"'`]+)", re.IGNORECASE)
 _TRAILING = ".,:;!?*_~'\""
 _SHORTCODE = re.compile(r":[a-zA-Z0-9_+-]+:")
+MARKDOWN_BUDGET_CHARS = 32_768
+"""How much of one post's text is rendered as Markdown; the rest is shown as plain text.
+
+markdown-it-py is linear but slow on hostile input (about 15 µs a character for ``'![' * n``),
+and attachments may hold 800,000 characters, so without a budget one post could hold a page for
+seconds. Twice Mattermost's 16,383-character message limit: a full message and as much again of
+attachments render as before; past that a post costs only escaping, at most ~0.5 s of Markdown.
+"""
+_MARKDOWN_CALL_CHARS = 64
+"""What one Markdown call costs the budget at least, so 100,000 one-letter fields cannot run
+the parser's fixed cost per call 100,000 times."""
 
 _ATTACHMENT_CLASSES = {
     "attachment",
@@ -124,14 +135,21 @@ def _bare_links(state: StateCore) -> None:
 
 
 def _trim_url(url: str) -> str:
-    """Leave trailing punctuation (and an unbalanced closing parenthesis) outside the link."""
-    while url:
-        unbalanced = url[-1] == ")" and url.count("(") < url.count(")")
-        if url[-1] in _TRAILING or unbalanced:
-            url = url[:-1]
-        else:
+    """Leave trailing punctuation (and an unbalanced closing parenthesis) outside the link.
+
+    One pass from the end with running counts: recounting the parentheses for each character
+    cut made a URL ending in many ``)`` quadratic (a 290 KB post froze the server for a minute).
+    """
+    opening, closing = url.count("("), url.count(")")
+    end = len(url)
+    while end:
+        last = url[end - 1]
+        if last == ")" and opening < closing:
+            closing -= 1
+        elif last not in _TRAILING:
             break
-    return url
+        end -= 1
+    return url[:end]
 
 
 def _split_links(state: StateCore, token: Token) -> list[Token]:
@@ -199,15 +217,35 @@ def sanitise(markup: str) -> str:
     return _CLEANER.clean(markup)
 
 
-def _markdown(text: str) -> str:
-    """Markdown to HTML, not yet sanitised (callers sanitise the whole post once)."""
+class _Budget:
+    """The characters of Markdown a post may still render (see MARKDOWN_BUDGET_CHARS)."""
+
+    __slots__ = ("remaining",)
+
+    def __init__(self, chars: int = MARKDOWN_BUDGET_CHARS) -> None:
+        self.remaining = chars
+
+
+def _plain_text(text: str) -> str:
+    """Text over the Markdown budget: escaped, line breaks kept, in linear time."""
+    escaped = html.escape(text).replace("\n", "<br>\n")
+    return f"<p>{escaped}</p>\n"
+
+
+def _markdown(text: str, budget: _Budget) -> str:
+    """Markdown to HTML within the post's budget, not yet sanitised (callers sanitise the whole
+    post once); a text longer than what is left of the budget is shown as plain text."""
+    cost = max(len(text), _MARKDOWN_CALL_CHARS)
+    if cost > budget.remaining:
+        return _plain_text(text)
+    budget.remaining -= cost
     rendered: str = _MARKDOWN.render(text)
     return rendered
 
 
 def render_markdown(text: str) -> str:
     """A message's Markdown as sanitised HTML."""
-    return sanitise(_markdown(text))
+    return sanitise(_markdown(text, _Budget()))
 
 
 # --- Slack attachments ---------------------------------------------------------------------
@@ -251,7 +289,7 @@ def _icon(url: str) -> str:
     return f'<img class="attachment-icon" src="{html.escape(url)}" alt="">' if url else ""
 
 
-def _field(item: Any) -> str:
+def _field(item: Any, budget: _Budget) -> str:
     if not isinstance(item, Mapping):
         return ""
     title = html.escape(_string(item.get("title")))
@@ -261,11 +299,11 @@ def _field(item: Any) -> str:
     return (
         f'<div class="attachment-field{short}">'
         f'<div class="attachment-field-title">{title}</div>'
-        f'<div class="attachment-field-value">{_markdown(value_text)}</div></div>'
+        f'<div class="attachment-field-value">{_markdown(value_text, budget)}</div></div>'
     )
 
 
-def _attachment(item: Mapping[str, Any]) -> str:
+def _attachment(item: Mapping[str, Any], budget: _Budget) -> str:
     parts: list[str] = []
     author = html.escape(_string(item.get("author_name")))
     if author:
@@ -282,10 +320,12 @@ def _attachment(item: Mapping[str, Any]) -> str:
         parts.append(f'<div class="attachment-title">{shown}</div>')
     text = _string(item.get("text"))
     if text:
-        parts.append(f'<div class="attachment-text">{_markdown(text)}</div>')
+        parts.append(f'<div class="attachment-text">{_markdown(text, budget)}</div>')
     fields = item.get("fields")
     if isinstance(fields, list) and fields:
-        parts.append(f'<div class="attachment-fields">{"".join(_field(f) for f in fields)}</div>')
+        parts.append(
+            f'<div class="attachment-fields">{"".join(_field(f, budget) for f in fields)}</div>'
+        )
     image = _web_url(item.get("image_url"))
     if image:
         parts.append(f'<img class="attachment-image" src="{html.escape(image)}" alt="">')
@@ -308,22 +348,24 @@ def _attachment(item: Mapping[str, Any]) -> str:
     colour = attachment_colour(item.get("color"))
     style = f' style="border-left-color:{colour}"' if colour else ""
     pretext = _string(item.get("pretext"))
-    pretext_html = f'<div class="attachment-pretext">{_markdown(pretext)}</div>' if pretext else ""
+    pretext_html = (
+        f'<div class="attachment-pretext">{_markdown(pretext, budget)}</div>' if pretext else ""
+    )
     return (
         f'<div class="attachment">{pretext_html}'
         f'<div class="attachment-body"{style}>{"".join(parts)}</div></div>'
     )
 
 
-def _attachments(value: Any) -> str:
+def _attachments(value: Any, budget: _Budget) -> str:
     if not isinstance(value, list):
         return ""
-    return "".join(_attachment(item) for item in value if isinstance(item, Mapping))
+    return "".join(_attachment(item, budget) for item in value if isinstance(item, Mapping))
 
 
 def render_attachments(value: Any) -> str:
     """``props.attachments`` (any JSON; wrong shapes are skipped) as sanitised HTML."""
-    return sanitise(_attachments(value))
+    return sanitise(_attachments(value, _Budget()))
 
 
 # --- posts ---------------------------------------------------------------------------------
@@ -384,9 +426,11 @@ def _int(value: Any) -> int:
 
 
 def post_body_html(message: str, props: Mapping[str, Any]) -> str:
-    """The message and its attachments, sanitised together."""
-    body = _markdown(message) if message.strip() else ""
-    return sanitise(body + _attachments(props.get("attachments")))
+    """The message and its attachments, sanitised together, in time bounded by their length
+    (Markdown for at most MARKDOWN_BUDGET_CHARS of it, linear escaping for the rest)."""
+    budget = _Budget()
+    body = _markdown(message, budget) if message.strip() else ""
+    return sanitise(body + _attachments(props.get("attachments"), budget))
 
 
 def post_view(post: Mapping[str, Any], authors: Mapping[str, Author]) -> PostView:

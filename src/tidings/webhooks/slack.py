@@ -16,6 +16,15 @@ _ANNOUNCEMENTS = (("<!channel>", "@channel"), ("<!here>", "@here"), ("<!all>", "
 _USER_MENTION = re.compile(r"<@([a-zA-Z0-9]+)>")
 # The message pattern refuses newlines and a second "|" so code such as `a < b || c > d` stays
 # as written; attachment text keeps Mattermost's older, looser pattern.
+#
+# Both run in linear time here (tests/webhooks/test_text_linearity.py measures it). Each part is
+# one character class that cannot hold the character ending it, so an attempt at a "<" reads its
+# url part up to the next "<" or "|" (never into another attempt's url part), and a label part
+# either ends in ">" (a match, which consumes what was read) or stops at a character no later
+# label can cross. The message pattern is linear as written: its label stops at "|" and "\n"
+# too. The attachment label stops only at ">", so from every "<" it would read on to the end of
+# a text with no ">" left (quadratic: '<a|' * 40000 took half a minute); it is therefore only
+# run up to the last ">", past which it cannot match, see :func:`convert_attachment_links`.
 _MESSAGE_LINK = re.compile(r"<([^\n<|>]+)\|([^|\n>]+)>")
 _ATTACHMENT_LINK = re.compile(r"<([^<|]+)\|([^>]+)>")
 _LINK_REPLACEMENT = r"[\2](\1)"
@@ -103,6 +112,10 @@ def convert_message_links(text: str) -> str:
 
 def convert_attachment_links(text: str) -> str:
     """``<url|label>`` → ``[label](url)`` with the looser pattern used inside attachments."""
-    if "<" not in text:
+    # Every match ends with a ">", so none lies past the last one; cutting the text there leaves
+    # each label a ">" to stop at, which keeps the scan linear (see _ATTACHMENT_LINK).
+    last_close = text.rfind(">")
+    if last_close == -1 or "<" not in text:
         return text
-    return _ATTACHMENT_LINK.sub(_LINK_REPLACEMENT, text)
+    end = last_close + 1
+    return _ATTACHMENT_LINK.sub(_LINK_REPLACEMENT, text[:end]) + text[end:]

@@ -63,6 +63,8 @@ CLAIM_AHEAD = 8
 BACKLOG_PER_SLOT = 4
 LEASE_MARGIN_SECONDS = 5
 FLUSH_WAIT_SECONDS = 0.002
+FLUSH_RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+"""Waits between write-back tries while the database fails (the last one repeats)."""
 HOUSEKEEPING_EVERY_SECONDS = 600.0
 
 
@@ -170,8 +172,14 @@ class Worker:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await self._flush()
-        await self.client.close()
+        try:
+            await self._flush()
+        except Exception:
+            # The database is failing: stop anyway. What was not written stays in_flight and
+            # is retried with the same delivery id once its lease expires.
+            logger.exception("could not record %d results while stopping", len(self._pending))
+        finally:
+            await self.client.close()
 
     # --- claiming ------------------------------------------------------------------------------
 
@@ -459,6 +467,7 @@ class Worker:
     # --- writing back --------------------------------------------------------------------------
 
     async def _flusher(self) -> None:
+        failures = 0
         while True:
             await self._flush_wanted.wait()
             self._flush_wanted.clear()
@@ -466,28 +475,47 @@ class Worker:
                 await asyncio.sleep(FLUSH_WAIT_SECONDS)  # let a few more results join this batch
             try:
                 await self._flush()
+                failures = 0
             except Exception:
-                logger.exception("recording delivery results failed; will retry")
-                await asyncio.sleep(0.5)
+                # Poison rows are isolated inside _flush, so this is the database failing: wait
+                # longer each time, and log each wait once rather than twice a second.
+                wait = FLUSH_RETRY_SECONDS[min(failures, len(FLUSH_RETRY_SECONDS) - 1)]
+                failures += 1
+                logger.exception(
+                    "recording %d delivery results failed; retrying in %.1f s",
+                    len(self._pending),
+                    wait,
+                )
+                await asyncio.sleep(wait)
                 self._flush_wanted.set()
 
     async def _flush(self) -> None:
+        """Write pending results back; a row that cannot be stored fails alone (see
+        ``queue.finish_isolating``). Raises only when the database itself fails, leaving the
+        results not yet written pending for the next try."""
         if not self._pending:
             return
         batch, self._pending = self._pending, []
+        failure: queue.StorageUnavailable | None = None
         try:
-            inserted = await queue.finish(
+            inserted, written = await queue.finish_isolating(
                 self.deps.db, [r.finish for r in batch], self.deps.clock.now_ms()
             )
+        except queue.StorageUnavailable as error:
+            inserted, written, failure = error.inserted, error.written, error
         except Exception:
             self._pending = batch + self._pending
             raise
-        self._held -= len(batch)
+        self._pending = batch[len(written) :] + self._pending
+        self._held -= len(written)
         self._room.set()
+        done = [dataclasses.replace(r, finish=f) for r, f in zip(batch, written, strict=False)]
         await self._announce(
-            [(p, r.sender_name) for r, posts in zip(batch, inserted, strict=True) for p in posts]
+            [(p, r.sender_name) for r, posts in zip(done, inserted, strict=True) for p in posts]
         )
-        await self._watch_failures(batch)
+        await self._watch_failures(done)
+        if failure is not None:
+            raise failure
 
     async def _announce(self, posts: list[tuple[Post, str]]) -> None:
         """Tell channel members about reply posts: here, and through servers in other processes.

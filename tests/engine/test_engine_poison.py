@@ -5,13 +5,34 @@ made the whole write-back fail, over and over, and the healthy hooks beside it n
 replies posted.
 """
 
+import asyncio
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from sqlalchemy import select, text
 
 from hooks.hooks_support import attempt_rows, delivery_rows, make_hook, send, webhook_posts
-from support import Api, Factory, Receiver, ServerThread, wait_until
+from support import (
+    Api,
+    Factory,
+    Receiver,
+    ServerThread,
+    fresh_database,
+    seed_channel_hook,
+    wait_until,
+)
+from tidings.config import Settings
+from tidings.domain.deliveries import Attempt, DeliveryStatus
+from tidings.domain.posts import Post
+from tidings.ids import new_id
+from tidings.services import posts as post_service
+from tidings.services.runtime import Runtime
+from tidings.store.database import Database
+from tidings.store.schema import deliveries, delivery_attempts, posts
+from tidings.webhooks import queue
+from tidings.webhooks.worker import STOP_GRACE_SECONDS, Worker
 
 pytestmark = pytest.mark.db
 
@@ -94,3 +115,115 @@ def test_the_next_batch_after_a_poison_reply_still_flows(
         _finished(server, post["id"], count=len(hooks))
     healthy = [p for p in webhook_posts(admin, channel["id"]) if p["message"] == "all good"]
     assert len(healthy) == 3
+
+
+def test_a_batch_that_cannot_be_written_fails_only_its_bad_row() -> None:
+    """If a row still fails the write, the batch is split: that row is recorded failed, the rest commit."""
+
+    async def work(url: str) -> None:
+        rt = Runtime(settings=Settings(database_url=url), db=Database.from_url(url))
+        try:
+            seeded = await seed_channel_hook(rt, "boss", "http://127.0.0.1:9/hook")
+            triggers = [
+                await post_service.create_post(rt, seeded.admin, seeded.channel.id, f"go {i}")
+                for i in range(5)
+            ]
+            now = rt.clock.now_ms()
+            claimed = await queue.claim(rt.db, 10, 60_000, now)
+            assert len(claimed) == 5
+            results = []
+            for i, delivery in enumerate(sorted(claimed, key=lambda d: d.post_id)):
+                # Row 3's reply reuses an existing post's id: no sanitising can save that write.
+                post_id = triggers[0].id if i == 3 else new_id()
+                reply = Post(
+                    id=post_id,
+                    create_at=now,
+                    update_at=now,
+                    edit_at=0,
+                    delete_at=0,
+                    user_id=seeded.admin.id,
+                    channel_id=seeded.channel.id,
+                    root_id="",
+                    message=f"reply {i}",
+                    props={"from_webhook": "true"},
+                )
+                attempt = Attempt(
+                    id=new_id(),
+                    delivery_id=delivery.id,
+                    number=1,
+                    started_at=now,
+                    duration_ms=3,
+                    status_code=200,
+                    error_kind="",
+                    error_message="",
+                    request_headers={},
+                    response_headers={"X-A": "b"},
+                    response_excerpt='{"text":"reply"}',
+                )
+                results.append(
+                    queue.Finish(
+                        delivery=delivery,
+                        status=DeliveryStatus.SUCCEEDED,
+                        attempt=attempt,
+                        reply_posts=(reply,),
+                    )
+                )
+            inserted, written = await queue.finish_isolating(rt.db, results, now)
+            assert [len(posts) for posts in inserted] == [1, 1, 1, 0, 1]
+            assert written[3].status == DeliveryStatus.FAILED
+            async with rt.db.transaction() as conn:
+                rows = {r.id: r for r in (await conn.execute(select(deliveries))).all()}
+                attempts = {
+                    r.delivery_id: r for r in (await conn.execute(select(delivery_attempts))).all()
+                }
+                replies = (
+                    (
+                        await conn.execute(
+                            select(posts.c.message).where(posts.c.message.like("reply%"))
+                        )
+                    )
+                    .scalars()
+                    .all()
+                )
+            bad = results[3].delivery.id
+            assert rows[bad].status == "failed"
+            assert rows[bad].last_error_kind == "unstorable"
+            assert attempts[bad].error_kind == "unstorable"
+            assert "could not be stored" in attempts[bad].error_message
+            others = [r.delivery.id for i, r in enumerate(results) if i != 3]
+            assert all(rows[d].status == "succeeded" and rows[d].reply_posted for d in others)
+            assert all(attempts[d].response_headers == {"X-A": "b"} for d in others)
+            assert sorted(replies) == ["reply 0", "reply 1", "reply 2", "reply 4"]
+        finally:
+            await rt.db.dispose()
+
+    with fresh_database() as url:
+        asyncio.run(work(url))
+
+
+def test_stopping_finishes_while_results_cannot_be_stored(receiver: Receiver) -> None:
+    """With every write-back failing (the attempts table is gone), stop() still returns."""
+
+    async def work(url: str) -> None:
+        rt = Runtime(settings=Settings(database_url=url), db=Database.from_url(url))
+        try:
+            seeded = await seed_channel_hook(rt, "boss", receiver.url)
+            await post_service.create_post(rt, seeded.admin, seeded.channel.id, "go")
+            async with rt.db.transaction() as conn:
+                await conn.execute(text("DROP TABLE delivery_attempts"))
+            worker = Worker(rt)
+            await worker.start()
+            await asyncio.to_thread(receiver.wait_for, 1)
+            await asyncio.sleep(1.0)  # the flusher fails, backs off and tries again
+            started = time.monotonic()
+            await asyncio.wait_for(worker.stop(), 30)
+            assert time.monotonic() - started < STOP_GRACE_SECONDS + 5
+            async with rt.db.transaction() as conn:
+                status = (await conn.execute(select(deliveries.c.status))).scalar_one()
+            assert status == "in_flight"  # not lost: retried once its lease expires
+            assert len(receiver.requests) == 1  # and not re-sent in a loop meanwhile
+        finally:
+            await rt.db.dispose()
+
+    with fresh_database() as url:
+        asyncio.run(work(url))

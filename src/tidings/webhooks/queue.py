@@ -135,22 +135,33 @@ def destination(url: str) -> str:
 
 
 async def claim(
-    db: Database, limit: int, lease_ms: int, now_ms: int, skip: Collection[str] = ()
+    db: Database,
+    limit: int,
+    lease_ms: int,
+    now_ms: int,
+    skip: Collection[str] = (),
+    skip_hooks: Collection[str] = (),
 ) -> list[Delivery]:
     """Take up to ``limit`` due pending deliveries, oldest due first.
 
-    ``skip`` names destinations the worker already holds enough for, so one hanging receiver's
-    queue cannot crowd everyone else's out of the claim. Expired leases are put back to pending
-    by :func:`release_expired`, which keeps this query an index range scan.
+    ``skip`` names destinations, and ``skip_hooks`` hooks (of an owner or team at its cap), the
+    worker already holds enough for, so one hanging receiver's queue, or one user's many, cannot
+    crowd everyone else's out of the claim. Expired leases are put back to pending by
+    :func:`release_expired`, which keeps this query an index range scan.
     """
+    skip, skip_hooks = list(skip)[:_IDS_PER_STATEMENT], list(skip_hooks)[:_IDS_PER_STATEMENT]
     if db.has_sqlite_batches:
-        return await db.sqlite_batch(partial(_claim_raw, limit, now_ms + lease_ms, now_ms, skip))
+        return await db.sqlite_batch(
+            partial(_claim_raw, limit, now_ms + lease_ms, now_ms, skip, skip_hooks)
+        )
     conditions = [
         deliveries.c.status == DeliveryStatus.PENDING.value,
         deliveries.c.next_attempt_at <= now_ms,
     ]
     if skip:
-        conditions.append(deliveries.c.destination.not_in(list(skip)))
+        conditions.append(deliveries.c.destination.not_in(skip))
+    if skip_hooks:
+        conditions.append(deliveries.c.hook_id.not_in(skip_hooks))
     due_ids = (
         select(deliveries.c.id)
         .where(*conditions)
@@ -180,17 +191,25 @@ _DeliveryRow = namedtuple("_DeliveryRow", [c.name for c in deliveries.c])  # typ
 _CLAIM_RAW = (
     "UPDATE deliveries SET status = ?, lease_expires_at = ?, attempt_count = attempt_count + 1,"  # noqa: S608
     " update_at = ? WHERE id IN (SELECT id FROM deliveries WHERE status = ?"
-    " AND next_attempt_at <= ?{skip} ORDER BY next_attempt_at LIMIT ?)"
+    " AND next_attempt_at <= ?{skip}{skip_hooks} ORDER BY next_attempt_at LIMIT ?)"
     f" RETURNING {', '.join(_DeliveryRow._fields)}"
 )
 
 
 def _claim_raw(
-    limit: int, lease_until: int, now_ms: int, skip: Collection[str], conn: sqlite3.Connection
+    limit: int,
+    lease_until: int,
+    now_ms: int,
+    skip: Collection[str],
+    skip_hooks: Collection[str],
+    conn: sqlite3.Connection,
 ) -> list[Delivery]:
     """:func:`claim` as one SQLite statement (the index range scan of ``ix_deliveries_due``)."""
     sql = _CLAIM_RAW.format(
-        skip=f" AND destination NOT IN ({', '.join('?' * len(skip))})" if skip else ""
+        skip=f" AND destination NOT IN ({', '.join('?' * len(skip))})" if skip else "",
+        skip_hooks=f" AND hook_id NOT IN ({', '.join('?' * len(skip_hooks))})"
+        if skip_hooks
+        else "",
     )
     parameters = (
         DeliveryStatus.IN_FLIGHT.value,
@@ -199,6 +218,7 @@ def _claim_raw(
         DeliveryStatus.PENDING.value,
         now_ms,
         *skip,
+        *skip_hooks,
         limit,
     )
     rows = conn.execute(sql, parameters).fetchall()

@@ -1,6 +1,7 @@
 """One user's (or one team's) many hanging receivers hold only their share of the senders, so
 another owner's or team's healthy delivery starts at once."""
 
+import asyncio
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -8,7 +9,22 @@ from typing import Any
 import pytest
 
 from hooks.hooks_support import make_hook, send
-from support import Api, Factory, Receiver, ServerThread, fresh_database, start_server
+from support import (
+    Api,
+    Factory,
+    Receiver,
+    ServerThread,
+    fresh_database,
+    seed_channel_hook,
+    start_server,
+)
+from tidings.config import Settings
+from tidings.services import hooks as hook_service
+from tidings.services import posts as post_service
+from tidings.services.hooks import HookInput
+from tidings.services.runtime import Runtime
+from tidings.store.database import Database
+from tidings.webhooks import queue
 
 pytestmark = pytest.mark.db
 
@@ -145,3 +161,34 @@ def test_the_owner_and_team_caps_are_system_console_settings(
     )
     assert response.status_code == 400
     assert response.json()["id"] == "model.config.is_valid.app_error"
+
+
+def test_the_claim_passes_over_the_hooks_of_a_saturated_owner() -> None:
+    """``skip_hooks`` leaves those hooks' deliveries pending and claims everyone else's."""
+
+    async def work(url: str) -> None:
+        rt = Runtime(settings=Settings(database_url=url), db=Database.from_url(url))
+        try:
+            seeded = await seed_channel_hook(rt, "boss", "http://127.0.0.1:9/a")
+            other = await hook_service.create_hook(
+                rt,
+                seeded.admin,
+                HookInput(
+                    team_id=seeded.channel.team_id,
+                    channel_id=seeded.channel.id,
+                    callback_urls=("http://127.0.0.1:9/b",),
+                ),
+            )
+            for i in range(3):
+                await post_service.create_post(rt, seeded.admin, seeded.channel.id, f"go {i}")
+            now = rt.clock.now_ms()
+            claimed = await queue.claim(rt.db, 100, 60_000, now, skip_hooks=[seeded.hook.id])
+            assert {d.hook_id for d in claimed} == {other.id}
+            assert len(claimed) == 3
+            rest = await queue.claim(rt.db, 100, 60_000, now)
+            assert {d.hook_id for d in rest} == {seeded.hook.id}
+        finally:
+            await rt.db.dispose()
+
+    with fresh_database() as url:
+        asyncio.run(work(url))

@@ -230,6 +230,8 @@ def test_system_console_saves_service_settings(admin_pages: httpx.Client, admin:
         "ServiceSettings.AllowedUntrustedInternalConnections": "127.0.0.1 10.0.0.0/8",
         "ServiceSettings.OutgoingWebhookRetryScheduleSeconds": "5, 30, 120.5",
         "ServiceSettings.OutgoingWebhookMaxConcurrencyPerDestination": "8",
+        "ServiceSettings.OutgoingWebhookMaxConcurrencyPerOwner": "0",
+        "ServiceSettings.OutgoingWebhookMaxConcurrencyPerTeam": "0",
         "ServiceSettings.OutgoingWebhookDeliveryRetentionDays": "30",
         "ServiceSettings.OutgoingWebhookAutoDisableHours": "24",
         "ServiceSettings.OutgoingWebhookAutoDisableMinFailures": "10",

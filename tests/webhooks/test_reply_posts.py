@@ -453,3 +453,53 @@ def test_end_to_end_reply_from_bytes() -> None:
             },
         )
     ]
+
+
+def test_nul_bytes_in_a_reply_are_dropped_everywhere() -> None:
+    """NULs in text, username, props and attachments never reach a post (as Mattermost)."""
+    reply = parse_reply(
+        json.dumps(
+            {
+                "text": "a\u0000b",
+                "username": "bo\u0000t",
+                "props": {"k\u0000": "v\u0000"},
+                "attachments": [
+                    {"text": "t\u0000x", "fields": [{"title": "f", "value": "\u0000v"}]}
+                ],
+            }
+        ).encode()
+    )
+    assert reply is not None
+    assert reply.text == "ab"
+    assert reply.username == "bot"
+    (spec,) = build_reply_posts(
+        reply,
+        make_hook(),
+        make_post(),
+        username_override_enabled=True,
+        icon_override_enabled=False,
+        usernames_by_id={},
+    )
+    assert spec.message == "ab"
+    assert spec.props["k"] == "v"
+    assert spec.props["override_username"] == "bot"
+    assert spec.props["attachments"][0]["text"] == "tx"
+    assert spec.props["attachments"][0]["fields"][0]["value"] == "v"
+    assert "\x00" not in json.dumps(spec.props)
+
+
+def test_a_type_longer_than_mattermost_allows_is_refused() -> None:
+    """Post types are at most 26 characters (Mattermost's Post.IsValid); longer ones post nothing."""
+    ok = parse_reply(json.dumps({"text": "x", "type": "custom_" + "y" * 19}).encode())
+    too_long = parse_reply(json.dumps({"text": "x", "type": "custom_" + "y" * 20}).encode())
+    assert ok is not None
+    assert too_long is not None
+    kwargs: dict[str, Any] = {
+        "username_override_enabled": False,
+        "icon_override_enabled": False,
+        "usernames_by_id": {},
+    }
+    assert build_reply_posts(ok, make_hook(), make_post(), **kwargs)[0].type == ok.type
+    with pytest.raises(ReplyError) as refused:
+        build_reply_posts(too_long, make_hook(), make_post(), **kwargs)
+    assert refused.value.error_id == "model.post.is_valid.type.app_error"

@@ -40,6 +40,7 @@ class ErrorKind(StrEnum):
     REPLY_REJECTED = "reply_rejected"
     PROTOCOL = "protocol"
     INTERRUPTED = "interrupted"
+    UNSTORABLE = "unstorable"
 
 
 @value_object

@@ -28,6 +28,9 @@ DEFAULTS: ConfigDocument = {
         # Tidings delivery engine knobs, beside Mattermost's.
         "OutgoingWebhookRetryScheduleSeconds": [5, 30, 120, 600, 1800],
         "OutgoingWebhookMaxConcurrencyPerDestination": 8,
+        # 0: automatic, a quarter (owner) or half (team) of the worker's senders.
+        "OutgoingWebhookMaxConcurrencyPerOwner": 0,
+        "OutgoingWebhookMaxConcurrencyPerTeam": 0,
         "OutgoingWebhookDeliveryRetentionDays": 30,
         "OutgoingWebhookAutoDisableHours": 24,
         "OutgoingWebhookAutoDisableMinFailures": 10,
@@ -84,6 +87,8 @@ class WebhookSettings:
     allowlist: str
     retry_schedule_seconds: tuple[float, ...]
     per_destination_cap: int
+    per_owner_cap: int  # 0: automatic (see ``webhooks/slots.py``)
+    per_team_cap: int
     retention_days: int
     auto_disable_hours: int
     auto_disable_min_failures: int
@@ -187,6 +192,9 @@ def validate(config: ConfigDocument) -> None:
         raise _invalid(
             "ServiceSettings.OutgoingWebhookMaxConcurrencyPerDestination", "must be 1–256"
         )
+    for name in ("OutgoingWebhookMaxConcurrencyPerOwner", "OutgoingWebhookMaxConcurrencyPerTeam"):
+        if not 0 <= service[name] <= 4096:
+            raise _invalid(f"ServiceSettings.{name}", "must be 0 (automatic) to 4096")
     if service["OutgoingWebhookDeliveryRetentionDays"] < 1:
         raise _invalid("ServiceSettings.OutgoingWebhookDeliveryRetentionDays", "must be at least 1")
     if service["OutgoingWebhookAutoDisableHours"] < 1:
@@ -225,6 +233,8 @@ def webhook_settings(config: ConfigDocument) -> WebhookSettings:
             float(v) for v in service["OutgoingWebhookRetryScheduleSeconds"]
         ),
         per_destination_cap=service["OutgoingWebhookMaxConcurrencyPerDestination"],
+        per_owner_cap=service["OutgoingWebhookMaxConcurrencyPerOwner"],
+        per_team_cap=service["OutgoingWebhookMaxConcurrencyPerTeam"],
         retention_days=service["OutgoingWebhookDeliveryRetentionDays"],
         auto_disable_hours=service["OutgoingWebhookAutoDisableHours"],
         auto_disable_min_failures=service["OutgoingWebhookAutoDisableMinFailures"],

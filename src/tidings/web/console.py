@@ -108,6 +108,22 @@ SETTINGS = (
     ),
     Setting(
         "ServiceSettings",
+        "OutgoingWebhookMaxConcurrencyPerOwner",
+        "Concurrent requests per hook owner",
+        "At most this many requests run at once for the hooks of one user, so one user's slow "
+        "receivers cannot hold every sender. 0: a quarter of the worker's senders.",
+        "int",
+    ),
+    Setting(
+        "ServiceSettings",
+        "OutgoingWebhookMaxConcurrencyPerTeam",
+        "Concurrent requests per team",
+        "At most this many requests run at once for the hooks of one team. 0: half of the "
+        "worker's senders.",
+        "int",
+    ),
+    Setting(
+        "ServiceSettings",
         "OutgoingWebhookDeliveryRetentionDays",
         "Keep the delivery log for (days)",
         "Deliveries and their attempts older than this are removed.",

@@ -14,6 +14,7 @@ from tidings.domain import server_config
 from tidings.domain.deliveries import Attempt
 from tidings.domain.hooks import OutgoingHook
 from tidings.domain.server_config import ConfigDocument
+from tidings.domain.storable import storable_text
 from tidings.store import deliveries as delivery_store
 from tidings.store import hooks as hook_store
 from tidings.store import teams as team_store
@@ -103,7 +104,8 @@ class FailureWatch:
         async with self._db.transaction() as conn:
             allowed = await hook_store.claim_failure_notice(conn, hook.id, now, NOTICE_EVERY_MS)
         if allowed:
-            why = attempt.error_message or f"HTTP {attempt.status_code}"
+            # The message may quote what a receiver sent; the notice is a post, so store-safe.
+            why = storable_text(attempt.error_message, 1024) or f"HTTP {attempt.status_code}"
             await self._send(
                 hook,
                 f"Deliveries of your outgoing webhook **{_name(hook)}** are failing. "

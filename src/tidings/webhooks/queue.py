@@ -16,7 +16,9 @@ SQL is the same either way; :func:`_plan` decides what a batch writes for both b
 Imports ``tidings.store`` and ``tidings.domain``; never services, api or web.
 """
 
+import dataclasses
 import functools
+import logging
 import sqlite3
 from collections import namedtuple
 from collections.abc import Collection, Mapping, Sequence
@@ -30,14 +32,30 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tidings.domain.deliveries import Attempt, Delivery, DeliveryStatus, ErrorKind
 from tidings.domain.posts import Post
+from tidings.domain.storable import storable_headers, storable_json, storable_text
 from tidings.domain.values import value_object
 from tidings.ids import new_id
 from tidings.store.compiled import CompiledStatement
 from tidings.store.database import Database
 from tidings.store.deliveries import delivery_from_row
 from tidings.store.posts import insert_posts, insert_posts_raw
-from tidings.store.schema import deliveries, delivery_attempts
+from tidings.store.schema import deliveries, delivery_attempts, posts
 from tidings.store.teams import touch_channel, touch_channels_raw
+
+logger = logging.getLogger(__name__)
+
+
+def _length(column: Any) -> int:
+    length = column.type.length
+    assert isinstance(length, int)
+    return length
+
+
+# Every string the worker stores is bounded by its column, read from the schema.
+_ERROR_CHARS = _length(delivery_attempts.c.error_message)
+_KIND_CHARS = _length(delivery_attempts.c.error_kind)
+_LAST_ERROR_CHARS = _length(deliveries.c.last_error)
+_POST_TYPE_CHARS = _length(posts.c.type)
 
 
 @value_object
@@ -117,22 +135,33 @@ def destination(url: str) -> str:
 
 
 async def claim(
-    db: Database, limit: int, lease_ms: int, now_ms: int, skip: Collection[str] = ()
+    db: Database,
+    limit: int,
+    lease_ms: int,
+    now_ms: int,
+    skip: Collection[str] = (),
+    skip_hooks: Collection[str] = (),
 ) -> list[Delivery]:
     """Take up to ``limit`` due pending deliveries, oldest due first.
 
-    ``skip`` names destinations the worker already holds enough for, so one hanging receiver's
-    queue cannot crowd everyone else's out of the claim. Expired leases are put back to pending
-    by :func:`release_expired`, which keeps this query an index range scan.
+    ``skip`` names destinations, and ``skip_hooks`` hooks (of an owner or team at its cap), the
+    worker already holds enough for, so one hanging receiver's queue, or one user's many, cannot
+    crowd everyone else's out of the claim. Expired leases are put back to pending by
+    :func:`release_expired`, which keeps this query an index range scan.
     """
+    skip, skip_hooks = list(skip)[:_IDS_PER_STATEMENT], list(skip_hooks)[:_IDS_PER_STATEMENT]
     if db.has_sqlite_batches:
-        return await db.sqlite_batch(partial(_claim_raw, limit, now_ms + lease_ms, now_ms, skip))
+        return await db.sqlite_batch(
+            partial(_claim_raw, limit, now_ms + lease_ms, now_ms, skip, skip_hooks)
+        )
     conditions = [
         deliveries.c.status == DeliveryStatus.PENDING.value,
         deliveries.c.next_attempt_at <= now_ms,
     ]
     if skip:
-        conditions.append(deliveries.c.destination.not_in(list(skip)))
+        conditions.append(deliveries.c.destination.not_in(skip))
+    if skip_hooks:
+        conditions.append(deliveries.c.hook_id.not_in(skip_hooks))
     due_ids = (
         select(deliveries.c.id)
         .where(*conditions)
@@ -162,17 +191,25 @@ _DeliveryRow = namedtuple("_DeliveryRow", [c.name for c in deliveries.c])  # typ
 _CLAIM_RAW = (
     "UPDATE deliveries SET status = ?, lease_expires_at = ?, attempt_count = attempt_count + 1,"  # noqa: S608
     " update_at = ? WHERE id IN (SELECT id FROM deliveries WHERE status = ?"
-    " AND next_attempt_at <= ?{skip} ORDER BY next_attempt_at LIMIT ?)"
+    " AND next_attempt_at <= ?{skip}{skip_hooks} ORDER BY next_attempt_at LIMIT ?)"
     f" RETURNING {', '.join(_DeliveryRow._fields)}"
 )
 
 
 def _claim_raw(
-    limit: int, lease_until: int, now_ms: int, skip: Collection[str], conn: sqlite3.Connection
+    limit: int,
+    lease_until: int,
+    now_ms: int,
+    skip: Collection[str],
+    skip_hooks: Collection[str],
+    conn: sqlite3.Connection,
 ) -> list[Delivery]:
     """:func:`claim` as one SQLite statement (the index range scan of ``ix_deliveries_due``)."""
     sql = _CLAIM_RAW.format(
-        skip=f" AND destination NOT IN ({', '.join('?' * len(skip))})" if skip else ""
+        skip=f" AND destination NOT IN ({', '.join('?' * len(skip))})" if skip else "",
+        skip_hooks=f" AND hook_id NOT IN ({', '.join('?' * len(skip_hooks))})"
+        if skip_hooks
+        else "",
     )
     parameters = (
         DeliveryStatus.IN_FLIGHT.value,
@@ -181,6 +218,7 @@ def _claim_raw(
         DeliveryStatus.PENDING.value,
         now_ms,
         *skip,
+        *skip_hooks,
         limit,
     )
     rows = conn.execute(sql, parameters).fetchall()
@@ -195,6 +233,7 @@ async def finish(db: Database, results: Sequence[Finish], now_ms: int) -> list[l
     """
     if not results:
         return []
+    results = [_storable_finish(r) for r in results]
     attempts = [_attempt_row(r.attempt) for r in results if r.attempt is not None]
     if db.has_sqlite_batches:
         return await db.sqlite_batch(partial(_finish_raw, results, attempts, now_ms))
@@ -283,8 +322,12 @@ def _plan(
                 "b_next": r.next_attempt_at,
                 "b_uncount": 0 if attempt else 1,
                 "b_code": attempt.status_code if attempt else d.last_status_code,
-                "b_kind": attempt.error_kind if attempt else d.last_error_kind,
-                "b_error": (attempt.error_message if attempt else d.last_error)[:1024],
+                "b_kind": storable_text(
+                    attempt.error_kind if attempt else d.last_error_kind, _KIND_CHARS
+                ),
+                "b_error": storable_text(
+                    attempt.error_message if attempt else d.last_error, _LAST_ERROR_CHARS
+                ),
                 "b_reply": bool(replied or posts_now),
                 "b_now": now_ms,
             }
@@ -319,12 +362,109 @@ def _attempt_row(attempt: Attempt) -> dict[str, Any]:
         "started_at": attempt.started_at,
         "duration_ms": attempt.duration_ms,
         "status_code": attempt.status_code,
-        "error_kind": attempt.error_kind,
-        "error_message": attempt.error_message[:1024],
-        "request_headers": attempt.request_headers,
-        "response_headers": attempt.response_headers,
-        "response_excerpt": attempt.response_excerpt,
+        "error_kind": storable_text(attempt.error_kind, _KIND_CHARS),
+        "error_message": storable_text(attempt.error_message, _ERROR_CHARS),
+        "request_headers": storable_headers(attempt.request_headers),
+        "response_headers": storable_headers(attempt.response_headers),
+        "response_excerpt": storable_text(attempt.response_excerpt),
     }
+
+
+def _storable_post(post: Post) -> Post:
+    """A reply post made storable: the last-resort check behind ``webhooks/replies.py``, which
+    already strips NULs and refuses over-long types, so this seldom changes anything."""
+    message = storable_text(post.message)
+    post_type = storable_text(post.type, _POST_TYPE_CHARS)
+    props = storable_json(post.props)
+    if message == post.message and post_type == post.type and props == post.props:
+        return post
+    return dataclasses.replace(post, message=message, type=post_type, props=props)
+
+
+def _storable_finish(result: Finish) -> Finish:
+    if not result.reply_posts:
+        return result
+    return dataclasses.replace(
+        result, reply_posts=tuple(_storable_post(p) for p in result.reply_posts)
+    )
+
+
+class StorageUnavailable(Exception):
+    """Not even one delivery's reduced result could be written: the database itself is failing.
+
+    ``inserted`` and ``written`` cover the results before the failing one, which did commit.
+    """
+
+    def __init__(self, inserted: list[list[Post]], written: list[Finish]) -> None:
+        super().__init__(f"stored {len(written)} results, then the database failed")
+        self.inserted = inserted
+        self.written = written
+
+
+UNSTORABLE_MESSAGE = "the result of this attempt could not be stored ({error}); nothing was posted"
+
+
+def unstorable(result: Finish, error: BaseException) -> Finish:
+    """``result`` reduced to what can always be stored: failed, no reply posts, no headers or
+    excerpt, an ``unstorable`` attempt saying why. Not retried: the receiver was reached, and
+    a retry would most likely bring the same poison back."""
+    message = UNSTORABLE_MESSAGE.format(error=type(error).__name__)
+    attempt = result.attempt
+    if attempt is not None:
+        attempt = dataclasses.replace(
+            attempt,
+            error_kind=ErrorKind.UNSTORABLE.value,
+            error_message=message,
+            request_headers={},
+            response_headers={},
+            response_excerpt="",
+        )
+    return dataclasses.replace(
+        result,
+        status=DeliveryStatus.FAILED if attempt is not None else result.status,
+        attempt=attempt,
+        next_attempt_at=0 if attempt is not None else result.next_attempt_at,
+        reply_posts=(),
+    )
+
+
+async def finish_isolating(
+    db: Database, results: Sequence[Finish], now_ms: int
+) -> tuple[list[list[Post]], list[Finish]]:
+    """:func:`finish`, and when a batch cannot be written, the bad rows fail on their own.
+
+    A failing batch is split in halves until the rows that fail are alone; each of those is
+    written once more in its :func:`unstorable` form, so the others commit and nothing spins.
+    Results are written in order. Returns (reply posts inserted per result, the results as
+    written). Raises :class:`StorageUnavailable` when even the reduced form of one row fails,
+    which means the database is down rather than one value being poison.
+    """
+    inserted: list[list[Post]] = []
+    written: list[Finish] = []
+    chunks = [list(results)]  # a stack: the next chunk to write is on top
+    while chunks:
+        chunk = chunks.pop()
+        try:
+            inserted += await finish(db, chunk, now_ms)
+            written += chunk
+            continue
+        except Exception as error:
+            if len(chunk) > 1:
+                middle = len(chunk) // 2
+                chunks += (chunk[middle:], chunk[:middle])
+                continue
+            reduced = unstorable(chunk[0], error)
+        logger.warning(
+            "the result of delivery %s could not be stored; recording it as failed",
+            reduced.delivery.id,
+            exc_info=True,
+        )
+        try:
+            inserted += await finish(db, [reduced], now_ms)
+        except Exception as again:
+            raise StorageUnavailable(inserted, written) from again
+        written.append(reduced)
+    return inserted, written
 
 
 def _latest_by_channel(posts: Sequence[Post]) -> dict[str, tuple[int, int]]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, replace
 from dataclasses import fields as dataclass_fields
@@ -25,6 +24,7 @@ from typing import Any
 
 from tidings.domain.hooks import OutgoingHook
 from tidings.domain.posts import MAX_MESSAGE_RUNES, MAX_USER_PROPS_RUNES, Post, strip_reserved_props
+from tidings.domain.storable import storable_text
 from tidings.domain.values import value_object
 from tidings.webhooks.slack import (
     convert_attachment_links,
@@ -60,11 +60,12 @@ UNMARSHAL_ERROR = "api.unmarshal_error"
 INVALID_PARAM_ERROR = "api.context.invalid_param.app_error"
 INVALID_TYPE_ERROR = "model.post.is_valid.type.app_error"
 SPLIT_PROPS_ERROR = "web.incoming_webhook.split_props_length.app_error"
+MAX_POST_TYPE_RUNES = 26
+"""Mattermost's ``Post.IsValid`` refuses a longer type (the same type error id)."""
 
 # Counting needs the encoding only, so one encoder serves every call (``json.dumps`` with options
 # builds a new one each time, and reply building measures props JSON for every reply).
 _COMPACT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _JSON_WHITESPACE = " \t\n\r"
 
 
@@ -201,8 +202,10 @@ def _type_error(what: str, expected: str) -> ReplyError:
 
 
 def _valid_text(value: str) -> str:
-    # Go decodes a lone surrogate escape to U+FFFD; Python keeps it, and it would not encode.
-    return _LONE_SURROGATE.sub("\ufffd", value)
+    # Every string of a reply passes here. Go decodes a lone surrogate escape to U+FFFD (Python
+    # keeps it, and it would not encode); NULs are dropped, as Mattermost does, because
+    # PostgreSQL cannot store them. Done at decoding, so lengths and splits count what is stored.
+    return storable_text(value)
 
 
 def _plain(value: Any, depth: int = 0) -> Any:
@@ -503,6 +506,10 @@ def _reply_props(
 def _check_type(post_type: str) -> None:
     if post_type.startswith("system_"):
         raise ReplyError(INVALID_PARAM_ERROR, "Invalid post.type parameter.")
+    if len(post_type) > MAX_POST_TYPE_RUNES:
+        raise ReplyError(
+            INVALID_TYPE_ERROR, f"Invalid type: longer than {MAX_POST_TYPE_RUNES} characters."
+        )
     if post_type not in ("", SLACK_ATTACHMENT_TYPE) and not post_type.startswith("custom_"):
         raise ReplyError(INVALID_TYPE_ERROR, f"Invalid type {post_type!r}.")
 

@@ -9,11 +9,13 @@ bottleneck: one claim fetches a batch and the hooks, trigger posts and hook crea
 one flusher writes results back many at a time, then announces reply posts and looks after
 failing hooks (owner notices, auto-disable). Housekeeping prunes old log rows.
 
-Concurrency: ``worker_concurrency`` sender tasks pull claimed deliveries from one ready queue,
-and at most ``OutgoingWebhookMaxConcurrencyPerDestination`` requests go to one
-scheme+host+port. A delivery whose destination is busy waits in that destination's backlog
-instead of holding a sender, and while a backlog is long, claims pass that destination over, so
-a hanging receiver holds only its own slots and never the pool or the claims.
+Concurrency: ``worker_concurrency`` sender tasks pull claimed deliveries from one ready queue.
+A delivery holds a slot under its destination (scheme+host+port), its hook's owner and its
+hook's team, each capped (``OutgoingWebhookMaxConcurrencyPer{Destination,Owner,Team}``; the rule
+is ``webhooks/slots.py``). A delivery whose key is at its cap waits in that key's backlog
+instead of holding a sender, and while a backlog is long, claims pass that destination (or
+those hooks) over, so a hanging receiver holds only its own slots, one user's or one team's
+many hanging receivers only their share, and never the pool or the claims.
 
 Imports ``tidings.webhooks.*``, ``tidings.store``, ``tidings.domain``, ``tidings.events`` and
 ``tidings.metrics``; the owner-notice callback is injected by whoever starts the worker.
@@ -44,7 +46,7 @@ from tidings.ids import new_id
 from tidings.store import deliveries as delivery_store
 from tidings.store import users as user_store
 from tidings.store.database import Database
-from tidings.webhooks import queue, relay
+from tidings.webhooks import queue, relay, slots
 from tidings.webhooks.announcements import announce_posts
 from tidings.webhooks.client import HttpOutcome, WebhookClient
 from tidings.webhooks.failures import Failure, FailureWatch, Notify
@@ -63,6 +65,8 @@ CLAIM_AHEAD = 8
 BACKLOG_PER_SLOT = 4
 LEASE_MARGIN_SECONDS = 5
 FLUSH_WAIT_SECONDS = 0.002
+FLUSH_RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+"""Waits between write-back tries while the database fails (the last one repeats)."""
 HOUSEKEEPING_EVERY_SECONDS = 600.0
 
 
@@ -83,6 +87,7 @@ class _Batch:
     """What one claimed batch shares: the settings of the moment and the rows it refers to."""
 
     settings: WebhookSettings
+    caps: slots.SlotCaps
     hooks: dict[str, OutgoingHook]
     creators: dict[str, User]
 
@@ -170,8 +175,14 @@ class Worker:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await self._flush()
-        await self.client.close()
+        try:
+            await self._flush()
+        except Exception:
+            # The database is failing: stop anyway. What was not written stays in_flight and
+            # is retried with the same delivery id once its lease expires.
+            logger.exception("could not record %d results while stopping", len(self._pending))
+        finally:
+            await self.client.close()
 
     # --- claiming ------------------------------------------------------------------------------
 
@@ -204,12 +215,14 @@ class Worker:
             return 1
         hook_settings = server_config.webhook_settings(await self.deps.config())
         self.client.set_allowlist(hook_settings.allowlist)
+        skip_destinations, skip_hooks = self._saturated(self._caps(hook_settings))
         claimed = await queue.claim(
             self.deps.db,
             min(free, settings.worker_batch_size),
             int(settings.worker_lease_seconds * 1000),
             self.deps.clock.now_ms(),
-            skip=self._saturated(hook_settings.per_destination_cap),
+            skip=skip_destinations,
+            skip_hooks=skip_hooks,
         )
         if not claimed:
             return 0
@@ -221,7 +234,15 @@ class Worker:
 
     async def _load_batch(self, claimed: list[Delivery], settings: WebhookSettings) -> _Batch:
         hooks, creators = await self._hook_cache.load(self.deps.db, {d.hook_id for d in claimed})
-        return _Batch(settings=settings, hooks=hooks, creators=creators)
+        return _Batch(settings=settings, caps=self._caps(settings), hooks=hooks, creators=creators)
+
+    def _caps(self, settings: WebhookSettings) -> slots.SlotCaps:
+        return slots.slot_caps(
+            settings.per_destination_cap,
+            settings.per_owner_cap,
+            settings.per_team_cap,
+            self.deps.settings.worker_concurrency,
+        )
 
     # --- one delivery --------------------------------------------------------------------------
 
@@ -229,27 +250,35 @@ class Worker:
         """One of ``worker_concurrency`` tasks: take the next ready delivery and send it."""
         while True:
             delivery, batch = await self._ready.get()
-            key = queue.destination(delivery.url)
-            if self._active[key] >= batch.settings.per_destination_cap:
-                # Wait here, not in a sender: claims skip this destination while it is full.
-                self._backlog[key].append((delivery, batch))
+            hook = batch.hooks.get(delivery.hook_id)
+            keys = slots.slot_keys(
+                queue.destination(delivery.url),
+                hook.creator_id if hook else "",
+                hook.team_id if hook else "",
+            )
+            blocked = slots.blocking_key(keys, batch.caps, self._active)
+            if blocked is not None:
+                # Wait here, not in a sender: claims pass this key over while its backlog is long.
+                self._backlog[blocked].append((delivery, batch))
                 continue
             if self._lease_too_short(delivery, batch):
-                # It waited so long for its destination that the lease could run out mid-request
-                # and another worker would send it too: hand it back unsent instead.
+                # It waited so long for a slot that the lease could run out mid-request and
+                # another worker would send it too: hand it back unsent instead.
                 self._give_back(delivery, delay_ms=0)
                 continue
-            self._active[key] += 1
+            for key in keys:
+                self._active[key] += 1
             try:
                 await self._deliver(delivery, batch)
             finally:
-                self._active[key] -= 1
-                waiting = self._backlog.get(key)
-                if waiting:
-                    self._ready.put_nowait(waiting.popleft())
-                elif not self._active[key]:
-                    self._active.pop(key, None)
-                    self._backlog.pop(key, None)
+                for key in keys:
+                    self._active[key] -= 1
+                    waiting = self._backlog.get(key)
+                    if waiting:
+                        self._ready.put_nowait(waiting.popleft())
+                    elif not self._active[key]:
+                        self._active.pop(key, None)
+                        self._backlog.pop(key, None)
 
     def _lease_too_short(self, delivery: Delivery, batch: _Batch) -> bool:
         """True when waiting used up so much of the lease that the request could outlive it.
@@ -264,11 +293,19 @@ class Worker:
         needed_ms = (timeout_s + LEASE_MARGIN_SECONDS) * 1000
         return remaining_ms < needed_ms and waited_ms > remaining_ms
 
-    def _saturated(self, cap: int) -> list[str]:
-        """Destinations with enough deliveries already waiting here; claims pass them over."""
-        return [
-            key for key, waiting in self._backlog.items() if len(waiting) >= cap * BACKLOG_PER_SLOT
-        ]
+    def _saturated(self, caps: slots.SlotCaps) -> tuple[list[str], list[str]]:
+        """(destinations, hook ids) with enough deliveries already waiting here; claims pass
+        them over. A saturated owner or team is passed over through the hooks waiting for it."""
+        destinations: list[str] = []
+        hooks: set[str] = set()
+        for key, waiting in self._backlog.items():
+            if len(waiting) < slots.cap_of(key, caps) * BACKLOG_PER_SLOT:
+                continue
+            if key.startswith("destination "):
+                destinations.append(key.removeprefix("destination "))
+            else:
+                hooks.update(delivery.hook_id for delivery, _batch in waiting)
+        return destinations, sorted(hooks)
 
     def _give_back(self, delivery: Delivery, delay_ms: int) -> None:
         """Return a claimed delivery unsent; the claim is not counted as an attempt."""
@@ -459,6 +496,7 @@ class Worker:
     # --- writing back --------------------------------------------------------------------------
 
     async def _flusher(self) -> None:
+        failures = 0
         while True:
             await self._flush_wanted.wait()
             self._flush_wanted.clear()
@@ -466,28 +504,47 @@ class Worker:
                 await asyncio.sleep(FLUSH_WAIT_SECONDS)  # let a few more results join this batch
             try:
                 await self._flush()
+                failures = 0
             except Exception:
-                logger.exception("recording delivery results failed; will retry")
-                await asyncio.sleep(0.5)
+                # Poison rows are isolated inside _flush, so this is the database failing: wait
+                # longer each time, and log each wait once rather than twice a second.
+                wait = FLUSH_RETRY_SECONDS[min(failures, len(FLUSH_RETRY_SECONDS) - 1)]
+                failures += 1
+                logger.exception(
+                    "recording %d delivery results failed; retrying in %.1f s",
+                    len(self._pending),
+                    wait,
+                )
+                await asyncio.sleep(wait)
                 self._flush_wanted.set()
 
     async def _flush(self) -> None:
+        """Write pending results back; a row that cannot be stored fails alone (see
+        ``queue.finish_isolating``). Raises only when the database itself fails, leaving the
+        results not yet written pending for the next try."""
         if not self._pending:
             return
         batch, self._pending = self._pending, []
+        failure: queue.StorageUnavailable | None = None
         try:
-            inserted = await queue.finish(
+            inserted, written = await queue.finish_isolating(
                 self.deps.db, [r.finish for r in batch], self.deps.clock.now_ms()
             )
+        except queue.StorageUnavailable as error:
+            inserted, written, failure = error.inserted, error.written, error
         except Exception:
             self._pending = batch + self._pending
             raise
-        self._held -= len(batch)
+        self._pending = batch[len(written) :] + self._pending
+        self._held -= len(written)
         self._room.set()
+        done = [dataclasses.replace(r, finish=f) for r, f in zip(batch, written, strict=False)]
         await self._announce(
-            [(p, r.sender_name) for r, posts in zip(batch, inserted, strict=True) for p in posts]
+            [(p, r.sender_name) for r, posts in zip(done, inserted, strict=True) for p in posts]
         )
-        await self._watch_failures(batch)
+        await self._watch_failures(done)
+        if failure is not None:
+            raise failure
 
     async def _announce(self, posts: list[tuple[Post, str]]) -> None:
         """Tell channel members about reply posts: here, and through servers in other processes.

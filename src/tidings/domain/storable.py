@@ -1,0 +1,65 @@
+"""Values a receiver controls, made fit to store: no NUL, no lone surrogate, within the column.
+
+PostgreSQL refuses a NUL byte in text and JSON, refuses strings longer than a ``VARCHAR``'s
+length, and a Python string holding a lone surrogate cannot be encoded at all. A receiver can
+put any of these in a reply's text, props or attachments, or in its response body and headers;
+one such value used to make the write-back of a whole batch fail. Everything the worker stores
+passes through these functions on its way to the database (``webhooks/queue.py``), so the whole
+class of poison values is handled in one place. NULs are dropped, as Mattermost does; a lone
+surrogate becomes U+FFFD, as Go's decoder makes it.
+
+Linear in the size of the value, and cheap for clean ASCII (the usual case). Pure; no I/O.
+"""
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _fix(match: re.Match[str]) -> str:
+    return "" if match.group() == "\x00" else "\ufffd"
+
+
+def storable_text(value: str, limit: int | None = None) -> str:
+    """``value`` without NULs or lone surrogates, cut to ``limit`` code points if given."""
+    if not (value.isascii() and "\x00" not in value):
+        value = _UNSTORABLE.sub(_fix, value)
+    return value if limit is None else value[:limit]
+
+
+def storable_json(value: Any) -> Any:
+    """A decoded JSON value with every string (keys too) made storable; others left as they are.
+
+    Iterative, so a deeply nested value cannot exhaust the stack.
+    """
+    if isinstance(value, str):
+        return storable_text(value)
+    if not isinstance(value, dict | list):
+        return value
+    root: list[Any] = [None]
+    work: list[tuple[Any, Any, Any]] = [(value, root, 0)]
+    while work:
+        source, parent, slot = work.pop()
+        if isinstance(source, dict):
+            target_dict: dict[str, Any] = {}
+            parent[slot] = target_dict
+            for key, item in source.items():
+                clean_key = storable_text(key) if isinstance(key, str) else key
+                target_dict[clean_key] = None
+                work.append((item, target_dict, clean_key))
+        elif isinstance(source, list):
+            target_list: list[Any] = [None] * len(source)
+            parent[slot] = target_list
+            work.extend((item, target_list, i) for i, item in enumerate(source))
+        elif isinstance(source, str):
+            parent[slot] = storable_text(source)
+        else:
+            parent[slot] = source
+    return root[0]
+
+
+def storable_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """Header names and values made storable (a JSON column: NUL is refused there too)."""
+    return {storable_text(name): storable_text(value) for name, value in headers.items()}

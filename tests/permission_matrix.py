@@ -469,9 +469,13 @@ def send(world: World, client: httpx.Client, case: Case, role: str, ghost: bool,
     client.cookies.clear()
     for name, value in cookies.items():
         client.cookies.set(name, value)
+    if case.method == "MOUNT":  # a file under a mounted folder
+        method, url = "GET", f"{case.path}/{req.params['file']}"
+    else:
+        method, url = case.method, _fill(case.path, req.params)
     response = client.request(
-        case.method,
-        _fill(case.path, req.params),
+        method,
+        url,
         json=req.json,
         data=form,
         params=req.query,
@@ -481,13 +485,13 @@ def send(world: World, client: httpx.Client, case: Case, role: str, ghost: bool,
     return Sent(response, head + "\n\n" + response.text)
 
 
-def check_no_leak(world: World, role: str, sent: Sent, where: str) -> None:
-    for marker in world.markers:
+def check_no_leak(markers: list[Marker], role: str, text: str, where: str) -> None:
+    """No marker the role must not see is anywhere in ``text`` (a body with its headers)."""
+    for marker in markers:
         if role in marker.visible_to:
             continue
-        assert marker.value not in sent.text, (
-            f"{where}: the {marker.name} leaked to {role} "
-            f"(status {sent.response.status_code}): {sent.text[:600]}"
+        assert marker.value not in text, (
+            f"{where}: the {marker.name} leaked to {role}: {text[:600]}"
         )
 
 
@@ -510,12 +514,12 @@ def run_cell(world: World, client: httpx.Client, case: Case, role: str, *, web: 
     expected = case.expect[role]
     sent = send(world, client, case, role, False, web)
     status = sent.response.status_code
-    check_no_leak(world, role, sent, where)
+    check_no_leak(world.markers, role, sent.text, where)
     if not web and case.path.startswith("/api/v4"):
         check_error_shape(sent, where)
     if isinstance(expected, Oracle):
         twin = send(world, client, case, role, True, web)
-        check_no_leak(world, role, twin, where + " (for a missing target)")
+        check_no_leak(world.markers, role, twin.text, where + " (for a missing target)")
         assert status in (403, 404), f"{where}: {status} {sent.response.text[:300]}"
         assert twin.response.status_code == status, (
             f"{where}: existence oracle — {status} for the real target, "

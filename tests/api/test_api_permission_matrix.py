@@ -46,13 +46,14 @@ def fixed(make: Callable[[World], Req]) -> Callable[[World, str, bool], Req]:
     return lambda w, role, ghost: make(w)
 
 
-def target(make: Callable[[World, str], Req]) -> Callable[[World, str, bool], Req]:
-    """A request about one object: the real one, or (for an oracle cell) a missing one."""
-    return lambda w, role, ghost: make(w, w.ghost if ghost else "")
+def target(make: Callable[[World, bool], Req]) -> Callable[[World, str, bool], Req]:
+    """A request about one object: the real one, or (for an oracle cell's twin) a missing one."""
+    return lambda w, role, ghost: make(w, ghost)
 
 
-def _or(ghost: str, real: str) -> str:
-    return ghost or real
+def _id(w: World, ghost: bool, real: str) -> str:
+    """The real object's id, or (for an oracle cell's twin request) one nothing has."""
+    return w.ghost if ghost else real
 
 
 def channel_cases(method: str, path: str, ok: int = 200) -> list[Case]:
@@ -62,21 +63,21 @@ def channel_cases(method: str, path: str, ok: int = 200) -> list[Case]:
             method,
             path,
             "public",
-            target(lambda w, g: Req({"channel_id": _or(g, w.public["id"])})),
+            target(lambda w, g: Req({"channel_id": _id(w, g, w.public["id"])})),
             rule(TEAM_AND_ADMIN, ok),
         ),
         Case(
             method,
             path,
             "private",
-            target(lambda w, g: Req({"channel_id": _or(g, w.private["id"])})),
+            target(lambda w, g: Req({"channel_id": _id(w, g, w.private["id"])})),
             rule(PRIVATE_READERS, ok, ORACLE),
         ),
         Case(
             method,
             path,
             "direct",
-            target(lambda w, g: Req({"channel_id": _or(g, w.direct["id"])})),
+            target(lambda w, g: Req({"channel_id": _id(w, g, w.direct["id"])})),
             rule(DM_READERS, ok, ORACLE),
         ),
     ]
@@ -299,7 +300,7 @@ CASES: list[Case] = [
         "GET",
         "/api/v4/teams/{team_id}",
         "invite-only team",
-        target(lambda w, g: Req({"team_id": _or(g, w.closed_team["id"])})),
+        target(lambda w, g: Req({"team_id": _id(w, g, w.closed_team["id"])})),
         rule(TEAM_ADMINS, 200, ORACLE),
     ),
     Case(
@@ -313,7 +314,7 @@ CASES: list[Case] = [
         "GET",
         "/api/v4/teams/{team_id}/members",
         "invite-only team",
-        target(lambda w, g: Req({"team_id": _or(g, w.closed_team["id"])})),
+        target(lambda w, g: Req({"team_id": _id(w, g, w.closed_team["id"])})),
         rule(TEAM_ADMINS, 200, ORACLE),
     ),
     Case(
@@ -329,7 +330,7 @@ CASES: list[Case] = [
         "someone else, invite-only team",
         target(
             lambda w, g: Req(
-                {"team_id": _or(g, w.closed_team["id"])}, json={"user_id": w.bystander.id}
+                {"team_id": _id(w, g, w.closed_team["id"])}, json={"user_id": w.bystander.id}
             )
         ),
         rule(TEAM_ADMINS, 201, ORACLE),
@@ -347,7 +348,7 @@ CASES: list[Case] = [
         "invite-only team",
         target(
             lambda w, g: Req(
-                {"team_id": _or(g, w.closed_team["id"]), "user_id": w.actors["team_admin"].id}
+                {"team_id": _id(w, g, w.closed_team["id"]), "user_id": w.actors["team_admin"].id}
             )
         ),
         rule(TEAM_ADMINS, 200, ORACLE),
@@ -363,7 +364,7 @@ CASES: list[Case] = [
         "GET",
         "/api/v4/teams/{team_id}/channels",
         "invite-only team",
-        target(lambda w, g: Req({"team_id": _or(g, w.closed_team["id"])})),
+        target(lambda w, g: Req({"team_id": _id(w, g, w.closed_team["id"])})),
         rule(TEAM_ADMINS, 200, ORACLE),
     ),
     Case(
@@ -403,7 +404,7 @@ CASES: list[Case] = [
         target(
             lambda w, g: Req(
                 json={
-                    "team_id": _or(g, w.closed_team["id"]),
+                    "team_id": _id(w, g, w.closed_team["id"]),
                     "name": w.unique("c"),
                     "display_name": "C",
                 }
@@ -433,7 +434,9 @@ CASES: list[Case] = [
         "/api/v4/channels/{channel_id}/members",
         "someone else, private",
         target(
-            lambda w, g: Req({"channel_id": _or(g, w.private["id"])}, json={"user_id": w.victim.id})
+            lambda w, g: Req(
+                {"channel_id": _id(w, g, w.private["id"])}, json={"user_id": w.victim.id}
+            )
         ),
         rule({"channel_member", "team_admin", "system_admin"}, 201, ORACLE),
     ),
@@ -442,7 +445,9 @@ CASES: list[Case] = [
         "/api/v4/channels/{channel_id}/members",
         "someone else, direct",
         target(
-            lambda w, g: Req({"channel_id": _or(g, w.direct["id"])}, json={"user_id": w.victim.id})
+            lambda w, g: Req(
+                {"channel_id": _id(w, g, w.direct["id"])}, json={"user_id": w.victim.id}
+            )
         ),
         rule(DM_READERS, 400, ORACLE),
     ),
@@ -458,7 +463,7 @@ CASES: list[Case] = [
         "/api/v4/channels/{channel_id}/members/{user_id}",
         "someone not in it, private",
         target(
-            lambda w, g: Req({"channel_id": _or(g, w.private["id"]), "user_id": w.bystander.id})
+            lambda w, g: Req({"channel_id": _id(w, g, w.private["id"]), "user_id": w.bystander.id})
         ),
         rule({"channel_member", "team_admin", "system_admin"}, 200, ORACLE),
     ),
@@ -468,7 +473,7 @@ CASES: list[Case] = [
         "leave a private channel one is not in",
         lambda w, role, g: Req(
             {
-                "channel_id": _or(g, w.private["id"]),
+                "channel_id": _id(w, g, w.private["id"]),
                 # The channel member would really leave; they remove someone not in it instead.
                 "user_id": w.bystander.id if role == "channel_member" else "me",
             }
@@ -494,14 +499,14 @@ CASES: list[Case] = [
         "POST",
         "/api/v4/posts",
         "private",
-        target(lambda w, g: Req(json={"channel_id": _or(g, w.private["id"]), "message": "m"})),
+        target(lambda w, g: Req(json={"channel_id": _id(w, g, w.private["id"]), "message": "m"})),
         rule(PRIVATE_READERS, 201, ORACLE),
     ),
     Case(
         "POST",
         "/api/v4/posts",
         "direct",
-        target(lambda w, g: Req(json={"channel_id": _or(g, w.direct["id"]), "message": "m"})),
+        target(lambda w, g: Req(json={"channel_id": _id(w, g, w.direct["id"]), "message": "m"})),
         rule({"channel_member", "hook_owner"}, 201, ORACLE, system_admin=403),
     ),
     *post_cases("GET", "/api/v4/posts/{post_id}"),

@@ -161,6 +161,9 @@ class World:
     receiver: Receiver
     markers: list[Marker]
     ghost: str = field(default_factory=new_id)
+    # Markers some cell showed to a role allowed to see them: proof the leak checks look at
+    # answers that would carry the secret.
+    seen: set[str] = field(default_factory=set)
     _n: int = 0
 
     @property
@@ -402,6 +405,22 @@ def seeded_world() -> Iterator[World]:
             server.stop()
 
 
+# Markers the matrix must show to someone allowed, or its leak checks could not fail.
+SHOWN_SOMEWHERE = (
+    "private post",
+    "private reply",
+    "private channel",
+    "direct message",
+    "public post",
+    "hook reply",
+    "hook token",
+    "hook signing secret",
+    "team invite id",
+    "closed team invite id",
+    "closed team",
+)
+
+
 # --- which routes each matrix owns -------------------------------------------------------------
 
 
@@ -514,6 +533,9 @@ def run_cell(world: World, client: httpx.Client, case: Case, role: str, *, web: 
     expected = case.expect[role]
     sent = send(world, client, case, role, False, web)
     status = sent.response.status_code
+    world.seen.update(
+        m.name for m in world.markers if m.value in sent.text and role in m.visible_to
+    )
     check_no_leak(world.markers, role, sent.text, where)
     if not web and case.path.startswith("/api/v4"):
         check_error_shape(sent, where)

@@ -19,6 +19,7 @@ from permission_matrix import (
     ORACLE,
     PRIVATE_READERS,
     ROLES,
+    SHOWN_SOMEWHERE,
     SIGNED_IN,
     TEAM,
     TEAM_ADMINS,
@@ -720,6 +721,11 @@ def test_every_api_route_has_an_expectation(world: World) -> None:
 def test_api_cell(world: World, client: httpx.Client, case: Case, role: str) -> None:
     """The role gets the status the matrix allows, and nothing it must not see."""
     run_cell(world, client, case, role, web=False)
+
+
+def test_the_matrix_showed_every_secret_to_someone_allowed(world: World) -> None:
+    """Each marker reached a role allowed to see it, so the leak checks searched real answers."""
+    assert set(SHOWN_SOMEWHERE) - world.seen == set()
 
 
 def test_the_world_is_intact_after_the_matrix(world: World) -> None:

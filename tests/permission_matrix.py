@@ -13,6 +13,7 @@ them every route has an expectation, so a new route without one fails the suite.
 """
 
 import contextlib
+import re
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -158,6 +159,8 @@ class World:
     delivery: dict[str, Any]
     victim: Actor
     bystander: Actor
+    # Signs in during the matrix; none of its details is a marker.
+    signin: Actor
     receiver: Receiver
     markers: list[Marker]
     ghost: str = field(default_factory=new_id)
@@ -387,6 +390,7 @@ def _seed(server: ServerThread, receiver: Receiver) -> World:
         delivery=delivery,
         victim=victim,
         bystander=bystander,
+        signin=_user(admin, url, "signin"),
         receiver=receiver,
         markers=markers,
     )
@@ -514,6 +518,24 @@ def check_no_leak(markers: list[Marker], role: str, text: str, where: str) -> No
         )
 
 
+SECRETS = ("hook token", "hook signing secret")
+
+
+def check_not_cached(world: World, sent: Sent, where: str) -> None:
+    """An answer carrying a session token or a hook's secrets says ``Cache-Control: no-store``
+    (issue #10 item 14), so no shared or browser cache keeps a copy."""
+    carried = [m.name for m in world.markers if m.name in SECRETS and m.value in sent.text]
+    if re.search(r'"signing_secret":\s*"[^"]', sent.response.text):
+        carried.append("a signing secret")
+    if "token" in sent.response.headers:
+        carried.append("a session token")
+    if carried:
+        cache = sent.response.headers.get("cache-control", "")
+        assert "no-store" in cache, (
+            f"{where}: {', '.join(carried)} sent with Cache-Control {cache!r}"
+        )
+
+
 ERROR_KEYS = {"id", "message", "detailed_error", "request_id", "status_code"}
 
 
@@ -537,6 +559,7 @@ def run_cell(world: World, client: httpx.Client, case: Case, role: str, *, web: 
         m.name for m in world.markers if m.value in sent.text and role in m.visible_to
     )
     check_no_leak(world.markers, role, sent.text, where)
+    check_not_cached(world, sent, where)
     if not web and case.path.startswith("/api/v4"):
         check_error_shape(sent, where)
     if isinstance(expected, Oracle):

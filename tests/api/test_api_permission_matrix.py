@@ -165,6 +165,13 @@ CASES: list[Case] = [
     ),
     Case(
         "POST",
+        "/api/v4/users/login",
+        "the right password",
+        fixed(lambda w: Req(json={"login_id": w.signin.user["username"], "password": PASSWORD})),
+        everyone(200),
+    ),
+    Case(
+        "POST",
         "/api/v4/users/logout",
         "a second session",
         fixed(lambda w: Req(fresh_session=True)),

@@ -233,8 +233,10 @@ def body_doc(model: type[BaseModel]) -> dict[str, Any]:
     }
 
 
-def ok(data: Any, status: int = 200) -> JSONResponse:
-    return JSONResponse(data, status_code=status)
+def ok(data: Any, status: int = 200, *, secret: bool = False) -> JSONResponse:
+    """``secret``: the answer carries a token or signing secret, which no cache may keep."""
+    headers = {"Cache-Control": "no-store"} if secret else None
+    return JSONResponse(data, status_code=status, headers=headers)
 
 
 STATUS_OK = {"status": "OK"}

@@ -32,7 +32,7 @@ async def get_delivery(
 ) -> JSONResponse:
     """One delivery with its request body and every attempt (secrets masked in headers)."""
     detail = await service.get_delivery(rt, session.user, hook_id, delivery_id)
-    return ok(delivery_json(detail.delivery, detail.attempts))
+    return ok(delivery_json(detail.delivery, detail.attempts), secret=True)
 
 
 @router.post("/hooks/outgoing/{hook_id}/deliveries/{delivery_id}/redeliver")
@@ -47,4 +47,4 @@ async def redeliver(
 async def ping(hook_id: str, rt: RuntimeDep, session: SessionDep) -> JSONResponse:
     """Send a test event to every callback URL and answer with the results."""
     details = await service.ping_and_wait(rt, session.user, hook_id)
-    return ok([delivery_json(d.delivery, d.attempts) for d in details])
+    return ok([delivery_json(d.delivery, d.attempts) for d in details], secret=True)

@@ -68,7 +68,7 @@ class HookBody(BaseModel):
 async def create_hook(request: Request, rt: RuntimeDep, session: SessionDep) -> JSONResponse:
     body = await parse_body(request, HookBody, "outgoing_webhook")
     hook = await service.create_hook(rt, session.user, body.to_input())
-    return ok(hook_json(hook, show_secrets=True), 201)
+    return ok(hook_json(hook, show_secrets=True), 201, secret=True)
 
 
 @router.get("/hooks/outgoing")
@@ -83,12 +83,15 @@ async def list_hooks(
         page=paging.page,
         per_page=paging.per_page,
     )
-    return ok([hook_json(h, show_secrets=True) for h in hooks])
+    return ok([hook_json(h, show_secrets=True) for h in hooks], secret=True)
 
 
 @router.get("/hooks/outgoing/{hook_id}")
 async def get_hook(hook_id: str, rt: RuntimeDep, session: SessionDep) -> JSONResponse:
-    return ok(hook_json(await service.get_hook(rt, session.user, hook_id), show_secrets=True))
+    return ok(
+        hook_json(await service.get_hook(rt, session.user, hook_id), show_secrets=True),
+        secret=True,
+    )
 
 
 @router.put("/hooks/outgoing/{hook_id}", openapi_extra=body_doc(HookBody))
@@ -97,7 +100,7 @@ async def update_hook(
 ) -> JSONResponse:
     body = await parse_body(request, HookBody, "outgoing_webhook")
     hook = await service.update_hook(rt, session.user, hook_id, body.to_input())
-    return ok(hook_json(hook, show_secrets=True))
+    return ok(hook_json(hook, show_secrets=True), secret=True)
 
 
 @router.delete("/hooks/outgoing/{hook_id}")
@@ -112,7 +115,8 @@ async def delete_hook(hook_id: str, rt: RuntimeDep, session: SessionDep) -> JSON
 @router.put("/hooks/outgoing/{hook_id}/regen_token")
 async def regen_token(hook_id: str, rt: RuntimeDep, session: SessionDep) -> JSONResponse:
     return ok(
-        hook_json(await service.regenerate_token(rt, session.user, hook_id), show_secrets=True)
+        hook_json(await service.regenerate_token(rt, session.user, hook_id), show_secrets=True),
+        secret=True,
     )
 
 
@@ -122,5 +126,6 @@ async def enable_hook(hook_id: str, rt: RuntimeDep, session: SessionDep) -> JSON
     return ok(
         hook_json(
             await service.set_hook_enabled(rt, session.user, hook_id, True), show_secrets=True
-        )
+        ),
+        secret=True,
     )

@@ -88,7 +88,7 @@ async def login(request: Request, rt: RuntimeDep) -> JSONResponse:
     user, token, csrf = await service.login(
         rt, login_limiter(request), body.login_id, body.password
     )
-    response = ok(user_json(user))
+    response = ok(user_json(user), secret=True)
     response.headers["Token"] = token
     secure = request.url.scheme == "https"
     max_age = rt.settings.session_lifetime_seconds

@@ -182,8 +182,18 @@ async def list_user_teams(rt: Runtime, actor: User, user_id: str) -> list[Team]:
         return await _seen_teams(conn, actor, await store.list_user_teams(conn, found.id))
 
 
-async def get_team_member(rt: Runtime, actor: User, team_id: str, user_id: str) -> TeamMember:
+async def _require_team_view(rt: Runtime, actor: User, team_id: str) -> None:
+    """Who belongs to a team is for its members and system admins (Mattermost's ``view_team``),
+    even when the team itself is open for anyone to see and join."""
     await get_team(rt, actor, team_id)
+    async with rt.db.transaction() as conn:
+        member = await store.find_team_member(conn, team_id, actor.id)
+    if not perm.can_view_team(actor, member):
+        raise permission_error(actor.id, "view_team")
+
+
+async def get_team_member(rt: Runtime, actor: User, team_id: str, user_id: str) -> TeamMember:
+    await _require_team_view(rt, actor, team_id)
     async with rt.db.transaction() as conn:
         member = await store.find_team_member(conn, team_id, user_id)
     if member is None:
@@ -197,7 +207,7 @@ async def get_team_member(rt: Runtime, actor: User, team_id: str, user_id: str) 
 async def list_team_members(
     rt: Runtime, actor: User, team_id: str, page: int, per_page: int
 ) -> list[TeamMember]:
-    await get_team(rt, actor, team_id)
+    await _require_team_view(rt, actor, team_id)
     async with rt.db.transaction() as conn:
         return await store.list_team_members(conn, team_id, page * per_page, per_page)
 

@@ -166,7 +166,12 @@ async def change_password(
 ) -> JSONResponse:
     body = await parse_body(request, PasswordBody, "password")
     await service.change_password(
-        rt, session.user, _me(user_id, session.user.id), body.current_password, body.new_password
+        rt,
+        session.user,
+        _me(user_id, session.user.id),
+        body.current_password,
+        body.new_password,
+        keep_session=session.token_hash,
     )
     return ok(STATUS_OK)
 

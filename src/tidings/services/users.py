@@ -35,6 +35,7 @@ from tidings.errors import (
 )
 from tidings.ids import is_valid_id, new_id
 from tidings.services.runtime import Runtime
+from tidings.store import hooks as hook_store
 from tidings.store import teams as team_store
 from tidings.store import users as store
 
@@ -56,11 +57,12 @@ def _hasher(rt: Runtime) -> PasswordHasher:
 
 @dataclass(frozen=True, slots=True)
 class Session:
-    """An authenticated caller: the user and the session's CSRF token."""
+    """An authenticated caller: the user, the session's CSRF token and when it expires."""
 
     user: User
     token_hash: str
     csrf_token: str
+    expires_at: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,13 +369,37 @@ async def authenticate(rt: Runtime, token: str) -> Session:
             "api.context.session_expired.app_error",
             "Invalid or expired session, please login again.",
         )
-    user, csrf_token, _ = found
-    return Session(user=user, token_hash=token_hash, csrf_token=csrf_token)
+    user, csrf_token, expires_at = found
+    return Session(user=user, token_hash=token_hash, csrf_token=csrf_token, expires_at=expires_at)
+
+
+async def check_session(rt: Runtime, session: Session) -> bool:
+    """Is ``session`` still valid: stored, unexpired, its user active? (Long-lived connections
+    ask this now and then, so a session ended by another process or by time stops too.)"""
+    if session.expires_at and session.expires_at < rt.clock.now_ms():
+        return False
+    async with rt.db.transaction() as conn:
+        found = await store.find_session_user(conn, session.token_hash)
+    return found is not None and found[0].is_active and found[2] >= rt.clock.now_ms()
+
+
+def sessions_ended(rt: Runtime, user_id: str, token_hashes: list[str]) -> None:
+    """The one place that says "these sessions ended", called after the deleting commit.
+
+    Everything that holds on to a session in this process reacts here: today the websockets
+    opened with them are closed at once. A session cache (issue #11) forgets them here, and
+    cross-process invalidation (issue #12) announces them from here; until then other
+    processes notice within their websockets' periodic session check.
+    """
+    if token_hashes:
+        rt.events.end_sessions(user_id, token_hashes)
 
 
 async def logout(rt: Runtime, session: Session) -> None:
+    """End this session (only this one, as Mattermost's logout does)."""
     async with rt.db.transaction() as conn:
-        await store.delete_session(conn, session.token_hash)
+        ended = await store.delete_session(conn, session.token_hash)
+    sessions_ended(rt, session.user.id, ended)
 
 
 async def get_user(rt: Runtime, user_id: str) -> User:
@@ -430,8 +456,14 @@ async def patch_user(rt: Runtime, actor: User, user_id: str, changes: dict[str, 
     return replace(user, update_at=now, **allowed)
 
 
-async def change_password(rt: Runtime, actor: User, user_id: str, current: str, new: str) -> None:
-    """Users change their own with the current password; admins reset anyone's."""
+async def change_password(
+    rt: Runtime, actor: User, user_id: str, current: str, new: str, *, keep_session: str = ""
+) -> None:
+    """Users change their own with the current password; admins reset anyone's.
+
+    Either way the account's sessions end, as Mattermost's do: all but the caller's own
+    (``keep_session``, a token hash) when users change their own, all of them on a reset.
+    """
     if actor.id != user_id and not can_manage_system(actor):
         raise permission_error(actor.id, "edit_other_users")
     _check_password(new)
@@ -446,10 +478,13 @@ async def change_password(rt: Runtime, actor: User, user_id: str, current: str, 
             )
     password_hash = await hash_password(rt, new)
     now = rt.clock.now_ms()
+    keep = keep_session if actor.id == user_id else ""
     async with rt.db.transaction() as conn:
         await store.update_user(
             conn, user_id, password_hash=password_hash, last_password_update=now, update_at=now
         )
+        ended = await store.delete_user_sessions(conn, user_id, keep=keep)
+    sessions_ended(rt, user_id, ended)
 
 
 async def set_roles(rt: Runtime, actor: User | None, user_id: str, roles: str) -> User:
@@ -471,7 +506,13 @@ async def set_roles(rt: Runtime, actor: User | None, user_id: str, roles: str) -
 
 
 async def set_active(rt: Runtime, actor: User | None, user_id: str, active: bool) -> User:
-    """Deactivate (and sign out everywhere) or reactivate an account."""
+    """Deactivate (and sign out everywhere) or reactivate an account.
+
+    The account's outgoing hooks stop matching posts while it is deactivated and match again
+    once it is back: the match indexes of the teams holding its hooks are marked stale in the
+    same transaction. Deliveries already queued for those hooks are not sent (the worker
+    records them failed, "the hook's owner is deactivated").
+    """
     if actor is not None and not can_manage_system(actor):
         raise permission_error(actor.id, MANAGE_SYSTEM)
     user = await get_user(rt, user_id)
@@ -479,6 +520,8 @@ async def set_active(rt: Runtime, actor: User | None, user_id: str, active: bool
     delete_at = 0 if active else now
     async with rt.db.transaction() as conn:
         await store.update_user(conn, user_id, delete_at=delete_at, update_at=now)
-        if not active:
-            await store.delete_user_sessions(conn, user_id)
+        for team_id in await hook_store.list_creator_team_ids(conn, user_id):
+            await team_store.bump_hooks_version(conn, team_id)
+        ended = [] if active else await store.delete_user_sessions(conn, user_id)
+    sessions_ended(rt, user_id, ended)
     return replace(user, delete_at=delete_at, update_at=now)

@@ -219,7 +219,12 @@ async def save_password(request: Request) -> Response:
         return await _account_page(request, session, password_error=mismatch, status=400)
     try:
         await user_service.change_password(
-            runtime(request), session.user, session.user.id, form.text("current_password"), new
+            runtime(request),
+            session.user,
+            session.user.id,
+            form.text("current_password"),
+            new,
+            keep_session=session.token_hash,
         )
     except AppError as error:
         return await _account_page(

@@ -96,7 +96,11 @@ async def login(request: Request, rt: RuntimeDep) -> JSONResponse:
     _require_json(request, "login_id")
     body = await parse_body(request, LoginBody, "login_id")
     user, token, csrf = await service.login(
-        rt, login_limiter(request), body.login_id, body.password
+        rt,
+        login_limiter(request),
+        body.login_id,
+        body.password,
+        address=request.client.host if request.client else "",
     )
     response = ok(user_json(user))
     response.headers["Token"] = token

@@ -75,55 +75,86 @@ class NewUser:
     last_name: str = ""
 
 
-class LoginLimiter:
-    """Failed logins per login id in a sliding minute; an attacker cannot guess at full speed.
-
-    Ids whose failures are all older than the window are forgotten once a minute, so trying
-    many different login ids cannot make the table grow without bound.
-    """
+class _Windows:
+    """Failure times per key in a sliding minute; keys quiet for a minute are swept."""
 
     WINDOW_SECONDS = 60.0
 
-    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
-        self.per_minute = per_minute
+    def __init__(self, clock: Callable[[], float]) -> None:
         self._clock = clock
-        self._failures: dict[str, deque[float]] = defaultdict(deque)
+        self._failures: dict[Any, deque[float]] = defaultdict(deque)
         self._next_sweep = clock() + self.WINDOW_SECONDS
 
     def __len__(self) -> int:
-        """How many login ids are remembered."""
         return len(self._failures)
 
-    def check(self, key: str) -> None:
+    def count(self, key: Any) -> int:
+        """Failures of ``key`` in the last minute (forgetting older ones)."""
         window = self._failures.get(key)
         if window is None:
-            return
+            return 0
         cutoff = self._clock() - self.WINDOW_SECONDS
         while window and window[0] < cutoff:
             window.popleft()
         if not window:
             del self._failures[key]
-            return
-        if len(window) >= self.per_minute:
+        return len(window)
+
+    def add(self, key: Any) -> None:
+        now = self._clock()
+        if now >= self._next_sweep:
+            cutoff = now - self.WINDOW_SECONDS
+            stale = [k for k, window in self._failures.items() if not window or window[-1] < cutoff]
+            for k in stale:
+                del self._failures[k]
+            self._next_sweep = now + self.WINDOW_SECONDS
+        self._failures[key].append(now)
+
+    def forget(self, key: Any) -> None:
+        self._failures.pop(key, None)
+
+
+class LoginLimiter:
+    """Failed logins in a sliding minute, counted per (client address, account) pair.
+
+    Keying by the pair means an attacker failing from one address cannot lock the owner out
+    from another. Each address also has a budget of failures over all login ids
+    (``ADDRESS_BUDGET_FACTOR`` times the per-account limit), so guessing with random login
+    ids cannot buy unbounded password hashing; that budget is not cleared by a success, as the
+    hashing was spent. Both tables forget keys quiet for a minute, swept once a minute, and an
+    address over its budget adds no keys, so memory stays bounded.
+    """
+
+    WINDOW_SECONDS = _Windows.WINDOW_SECONDS
+    ADDRESS_BUDGET_FACTOR = 10
+
+    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_minute = per_minute
+        self.per_address = per_minute * self.ADDRESS_BUDGET_FACTOR
+        self._pairs = _Windows(clock)
+        self._addresses = _Windows(clock)
+
+    def __len__(self) -> int:
+        """How many (address, login id) pairs are remembered."""
+        return len(self._pairs)
+
+    def check(self, address: str, key: str) -> None:
+        """Raise 429 if this pair, or this address over all ids, failed too often."""
+        if (
+            self._pairs.count((address, key)) >= self.per_minute
+            or self._addresses.count(address) >= self.per_address
+        ):
             raise TooManyRequests(
                 "api.user.login.rate_limited.app_error",
                 "Too many failed login attempts. Please wait a minute and try again.",
             )
 
-    def failed(self, key: str) -> None:
-        now = self._clock()
-        if now >= self._next_sweep:
-            self._sweep(now - self.WINDOW_SECONDS)
-            self._next_sweep = now + self.WINDOW_SECONDS
-        self._failures[key].append(now)
+    def failed(self, address: str, key: str) -> None:
+        self._pairs.add((address, key))
+        self._addresses.add(address)
 
-    def succeeded(self, key: str) -> None:
-        self._failures.pop(key, None)
-
-    def _sweep(self, cutoff: float) -> None:
-        stale = [key for key, window in self._failures.items() if not window or window[-1] < cutoff]
-        for key in stale:
-            del self._failures[key]
+    def succeeded(self, address: str, key: str) -> None:
+        self._pairs.forget((address, key))
 
 
 def hash_token(token: str) -> str:
@@ -323,27 +354,30 @@ async def _find_or_create_bot(rt: Runtime) -> User:
 
 
 async def login(
-    rt: Runtime, limiter: LoginLimiter, login_id: str, password: str
+    rt: Runtime, limiter: LoginLimiter, login_id: str, password: str, *, address: str
 ) -> tuple[User, str, str]:
-    """Check credentials and open a session: (user, bearer token, CSRF token)."""
+    """Check credentials and open a session: (user, bearer token, CSRF token).
+
+    ``address`` is the client's network address: failures are limited per address and account.
+    """
     key = login_id.strip().lower()
     async with rt.db.transaction() as conn:
         found = await store.find_login(conn, key)
     # One budget per account, so its username and its email do not each get their own.
     key = found[0].id if found is not None else key
-    limiter.check(key)
+    limiter.check(address, key)
     ok = found is not None and found[0].is_active and not found[0].is_bot
     if found is not None and ok:
         ok = await _verify_password(found[1], password)
     else:
         await hash_password(rt, "timing-equaliser")  # do not reveal which accounts exist by timing
     if not ok or found is None:
-        limiter.failed(key)
+        limiter.failed(address, key)
         raise Unauthorized(
             "api.user.login.invalid_credentials_email_username",
             "Enter a valid email or username and/or password.",
         )
-    limiter.succeeded(key)
+    limiter.succeeded(address, key)
     user = found[0]
     token, csrf = new_id(), new_id()
     now = rt.clock.now_ms()

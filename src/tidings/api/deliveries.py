@@ -32,7 +32,9 @@ async def get_delivery(
 ) -> JSONResponse:
     """One delivery with its request body and every attempt (secrets masked in headers)."""
     detail = await service.get_delivery(rt, session.user, hook_id, delivery_id)
-    return ok(delivery_json(detail.delivery, detail.attempts))
+    response = ok(delivery_json(detail.delivery, detail.attempts))
+    response.headers["Cache-Control"] = "no-store"  # the request body carries the hook's token
+    return response
 
 
 @router.post("/hooks/outgoing/{hook_id}/deliveries/{delivery_id}/redeliver")
@@ -47,4 +49,6 @@ async def redeliver(
 async def ping(hook_id: str, rt: RuntimeDep, session: SessionDep) -> JSONResponse:
     """Send a test event to every callback URL and answer with the results."""
     details = await service.ping_and_wait(rt, session.user, hook_id)
-    return ok([delivery_json(d.delivery, d.attempts) for d in details])
+    response = ok([delivery_json(d.delivery, d.attempts) for d in details])
+    response.headers["Cache-Control"] = "no-store"  # the request bodies carry the hook's token
+    return response

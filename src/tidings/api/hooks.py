@@ -3,6 +3,8 @@
 Clients send either a minimal body or the whole hook on update; missing keys keep their values.
 """
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict
 from starlette.responses import JSONResponse
@@ -64,11 +66,18 @@ class HookBody(BaseModel):
         )
 
 
+def _with_secrets(data: Any, status: int = 200) -> JSONResponse:
+    """A response carrying hook tokens or signing secrets: no cache may keep a copy."""
+    response = ok(data, status)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 @router.post("/hooks/outgoing", status_code=201, openapi_extra=body_doc(HookBody))
 async def create_hook(request: Request, rt: RuntimeDep, session: SessionDep) -> JSONResponse:
     body = await parse_body(request, HookBody, "outgoing_webhook")
     hook = await service.create_hook(rt, session.user, body.to_input())
-    return ok(hook_json(hook, show_secrets=True), 201)
+    return _with_secrets(hook_json(hook, show_secrets=True), 201)
 
 
 @router.get("/hooks/outgoing")
@@ -83,12 +92,14 @@ async def list_hooks(
         page=paging.page,
         per_page=paging.per_page,
     )
-    return ok([hook_json(h, show_secrets=True) for h in hooks])
+    return _with_secrets([hook_json(h, show_secrets=True) for h in hooks])
 
 
 @router.get("/hooks/outgoing/{hook_id}")
 async def get_hook(hook_id: str, rt: RuntimeDep, session: SessionDep) -> JSONResponse:
-    return ok(hook_json(await service.get_hook(rt, session.user, hook_id), show_secrets=True))
+    return _with_secrets(
+        hook_json(await service.get_hook(rt, session.user, hook_id), show_secrets=True)
+    )
 
 
 @router.put("/hooks/outgoing/{hook_id}", openapi_extra=body_doc(HookBody))
@@ -97,7 +108,7 @@ async def update_hook(
 ) -> JSONResponse:
     body = await parse_body(request, HookBody, "outgoing_webhook")
     hook = await service.update_hook(rt, session.user, hook_id, body.to_input())
-    return ok(hook_json(hook, show_secrets=True))
+    return _with_secrets(hook_json(hook, show_secrets=True))
 
 
 @router.delete("/hooks/outgoing/{hook_id}")
@@ -111,7 +122,7 @@ async def delete_hook(hook_id: str, rt: RuntimeDep, session: SessionDep) -> JSON
 @router.post("/hooks/outgoing/{hook_id}/regen_token")
 @router.put("/hooks/outgoing/{hook_id}/regen_token")
 async def regen_token(hook_id: str, rt: RuntimeDep, session: SessionDep) -> JSONResponse:
-    return ok(
+    return _with_secrets(
         hook_json(await service.regenerate_token(rt, session.user, hook_id), show_secrets=True)
     )
 
@@ -119,7 +130,7 @@ async def regen_token(hook_id: str, rt: RuntimeDep, session: SessionDep) -> JSON
 @router.post("/hooks/outgoing/{hook_id}/enable")
 async def enable_hook(hook_id: str, rt: RuntimeDep, session: SessionDep) -> JSONResponse:
     """Tidings extension: re-enable a hook the engine disabled after sustained failure."""
-    return ok(
+    return _with_secrets(
         hook_json(
             await service.set_hook_enabled(rt, session.user, hook_id, True), show_secrets=True
         )

@@ -132,6 +132,10 @@ async def websocket_endpoint(ws: WebSocket) -> None:
         return
     listener = rt.events.subscribe(session.user.id, session.token_hash)
     try:
+        # A session ended between authenticating and subscribing was announced to no listener.
+        if not await user_service.check_session(rt, session):
+            await ws.close(code=1008)
+            return
         hello = Event(
             "hello",
             {"server_version": __version__, "connection_id": ""},

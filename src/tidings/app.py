@@ -5,7 +5,11 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import swagger_ui_bundle
 from fastapi import Depends, FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from starlette.responses import HTMLResponse
+from starlette.staticfiles import StaticFiles
 
 from tidings import __version__
 from tidings.api import deliveries, hooks, metrics, posts, system, teams, users
@@ -52,7 +56,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         version=__version__,
         description="A Mattermost API v4 subset plus Tidings' webhook delivery extensions.",
         openapi_url="/api/v4/openapi.json",
-        docs_url="/api/v4/docs",
+        # Served below from packaged assets: FastAPI's own page loads Swagger UI from a CDN.
+        docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
     )
@@ -70,6 +75,28 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         app.include_router(module.router, prefix="/api/v4", dependencies=[Depends(valid_path_ids)])
     app.include_router(metrics.router)
     app.include_router(websocket.router)
+    _install_docs(app)
     app.mount("/static", pages.static_files(), name="static")
     app.include_router(pages.router)
     return app
+
+
+DOCS_ASSETS = "/api/v4/docs/assets"
+
+
+def _install_docs(app: FastAPI) -> None:
+    """``/api/v4/docs``: Swagger UI from the swagger-ui-bundle package, so the page works
+    offline and no third party learns who reads our API documentation."""
+    app.mount(
+        DOCS_ASSETS, StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-assets"
+    )
+
+    @app.get("/api/v4/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/api/v4/openapi.json",
+            title="Tidings API",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png",
+        )

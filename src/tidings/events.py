@@ -2,7 +2,8 @@
 
 Publishing never blocks: each listener has a bounded queue, and a listener that falls too far
 behind is dropped (its websocket is closed and the client reconnects), so one slow client never
-slows posting. Imports nothing from the rest of the package.
+slows posting. A listener belongs to one session: when sessions end, :meth:`EventHub.end_sessions`
+closes their listeners at once. Imports nothing from the rest of the package.
 """
 
 import asyncio
@@ -26,13 +27,45 @@ class Event:
     broadcast: dict[str, Any] = field(default_factory=dict)
 
 
-class Listener:
-    """One websocket connection's inbox."""
+# Websocket close codes a listener can end with.
+CLOSE_FELL_BEHIND = 1013  # "try again later": the client reconnects and catches up
+CLOSE_SESSION_ENDED = 1008  # policy violation: the session is over, reconnecting will not help
 
-    def __init__(self, user_id: str) -> None:
+
+class Listener:
+    """One websocket connection's inbox, and the session it was opened with.
+
+    ``next_event`` returns None once the listener is closed, however full its queue was, so a
+    revoked session gets no further event even if many were already queued for it.
+    """
+
+    def __init__(self, user_id: str, token_hash: str = "") -> None:
         self.user_id = user_id
-        self.queue: asyncio.Queue[Event] = asyncio.Queue(QUEUE_SIZE)
-        self.dropped = False
+        self.token_hash = token_hash
+        self.queue: asyncio.Queue[Event | None] = asyncio.Queue(QUEUE_SIZE)
+        self.close_code: int | None = None
+
+    @property
+    def dropped(self) -> bool:
+        return self.close_code is not None
+
+    def close(self, code: int) -> None:
+        """Stop delivering: queued events are discarded and the waiting reader wakes at once."""
+        if self.close_code is not None:
+            return
+        self.close_code = code
+        while not self.queue.empty():
+            self.queue.get_nowait()
+        self.queue.put_nowait(None)
+
+    async def next_event(self, wait_seconds: float) -> Event | None:
+        """The next event, or None when closed or when ``wait_seconds`` pass without one."""
+        if self.close_code is not None:
+            return None
+        try:
+            return await asyncio.wait_for(self.queue.get(), wait_seconds)
+        except TimeoutError:
+            return None
 
 
 class EventHub:
@@ -41,8 +74,8 @@ class EventHub:
     def __init__(self) -> None:
         self._listeners: dict[str, set[Listener]] = defaultdict(set)
 
-    def subscribe(self, user_id: str) -> Listener:
-        listener = Listener(user_id)
+    def subscribe(self, user_id: str, token_hash: str = "") -> Listener:
+        listener = Listener(user_id, token_hash)
         self._listeners[user_id].add(listener)
         return listener
 
@@ -63,8 +96,19 @@ class EventHub:
                     logger.warning(
                         "dropping a websocket listener that fell behind", extra={"user_id": user_id}
                     )
-                    listener.dropped = True
+                    listener.close(CLOSE_FELL_BEHIND)
                     self.unsubscribe(listener)
+
+    def end_sessions(self, user_id: str, token_hashes: Iterable[str]) -> int:
+        """Close the listeners of ``user_id`` opened with one of ``token_hashes``; how many."""
+        ended = set(token_hashes)
+        closed = 0
+        for listener in list(self._listeners.get(user_id, ())):
+            if listener.token_hash in ended:
+                listener.close(CLOSE_SESSION_ENDED)
+                self.unsubscribe(listener)
+                closed += 1
+        return closed
 
     def listener_count(self) -> int:
         return sum(len(v) for v in self._listeners.values())

@@ -396,19 +396,38 @@ def test_stray_bodies_on_get_and_delete_are_harmless(
 def test_bodies_are_json_whatever_the_content_type(
     admin: Api, factory: Factory, content_type: str | None
 ) -> None:
-    """A JSON body without a Content-Type, or with the wrong one, is still read as JSON."""
+    """A JSON body without a Content-Type, or with the wrong one, is still read as JSON
+    (except by login, which a cross-site form must not reach: see the next test)."""
     channel = factory.channel(factory.team())
     headers = {"Content-Type": content_type} if content_type else {}
     raw = json.dumps({"channel_id": channel["id"], "message": "plain"}).encode()
     created = admin.request("POST", "/posts", content=raw, headers=dict(headers))
     assert created.status_code == 201, created.text
     assert created.json()["message"] == "plain"
-    login = json.dumps({"login_id": "admin", "password": "correct-horse-9"}).encode()
-    response = admin.request("POST", "/users/login", content=login, headers=dict(headers))
-    assert response.status_code == 200
-    assert response.headers["Token"]
     bad = admin.request("POST", "/posts", content=b"{oops", headers=dict(headers))
     assert_app_error(bad, 400, BAD_BODY)
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [None, "text/plain", "text/plain; charset=utf-8", "application/x-www-form-urlencoded"],
+)
+def test_login_reads_only_json_bodies(anonymous: Api, content_type: str | None) -> None:
+    """Login refuses a body not declared application/json (a cross-site ``text/plain`` form
+    must not sign anyone in) with Mattermost's 400; declared JSON, any case or charset, works."""
+    login = json.dumps({"login_id": "admin", "password": "correct-horse-9"}).encode()
+    headers = {"Content-Type": content_type} if content_type else {}
+    refused = anonymous.request("POST", "/users/login", content=login, headers=headers)
+    assert_app_error(refused, 400, BAD_BODY)
+    assert "Token" not in refused.headers
+    assert "set-cookie" not in refused.headers
+    for declared in ("application/json", "Application/JSON; charset=utf-8"):
+        response = anonymous.request(
+            "POST", "/users/login", content=login, headers={"Content-Type": declared}
+        )
+        assert response.status_code == 200, response.text
+        assert response.headers["Token"]
+        assert response.headers["Cache-Control"] == "no-store"
 
 
 def test_unknown_routes_are_json_404(anonymous: Api, admin: Api) -> None:

@@ -144,6 +144,35 @@ def test_failed_logins_are_rate_limited_per_account(database_url: str, factory: 
         server.stop()
 
 
+def test_failures_from_one_address_do_not_lock_out_another(
+    database_url: str, factory: Factory
+) -> None:
+    """An attacker at 127.0.0.2 failing for an account gets 429s; its owner at 127.0.0.1 still
+    logs in (real source addresses on the loopback, no forwarded headers trusted)."""
+    settings = Settings(
+        database_url=database_url,
+        listen=f"127.0.0.1:{free_port()}",
+        run_worker=False,
+        login_failures_per_minute=3,
+    )
+    server = ServerThread(settings).start()
+    try:
+        victim = factory.user()
+        body = {"login_id": victim.user["username"], "password": "wrong-password"}
+        url = f"{server.url}/api/v4/users/login"
+        attacker = httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.2"))
+        with attacker:
+            for _ in range(3):
+                assert_app_error(attacker.post(url, json=body), 401)
+            body["password"] = PASSWORD
+            assert_app_error(attacker.post(url, json=body), 429)
+            spoofed = attacker.post(url, json=body, headers={"X-Forwarded-For": "127.0.0.1"})
+            assert_app_error(spoofed, 429)
+        assert _login(Api(server.url), victim.user["username"]).status_code == 200
+    finally:
+        server.stop()
+
+
 def test_deactivated_users_cannot_log_in(admin: Api, anonymous: Api, factory: Factory) -> None:
     """Deactivating a user ends their sessions and refuses logins; reactivating restores them."""
     user = factory.user()

@@ -1,16 +1,20 @@
 """``/api/v4/websocket`` spoken to directly: both ways to authenticate, ``hello`` and sequence
 numbers, the ``posted`` event's fields, privacy of private channels, and client pings."""
 
+import hashlib
 import json
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from websockets.exceptions import ConnectionClosed
+from sqlalchemy import update
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from support import Api, Factory
+from support import Api, Factory, ServerThread
+from tidings.store.schema import sessions
 
 pytestmark = pytest.mark.db
 
@@ -203,3 +207,83 @@ def test_each_connection_has_its_own_sequence(
             admin.post("/posts", {"channel_id": channel["id"], "message": "two"})
             assert _next_event(two, "posted")["seq"] == 1
             assert _next_event(one, "posted")["seq"] == 2
+
+
+def _refused_upgrade(url: str, **headers: str) -> int:
+    """The HTTP status of an upgrade the server refuses."""
+    with pytest.raises(InvalidStatus) as refused, connect(url, additional_headers=headers):
+        pass
+    return refused.value.response.status_code
+
+
+@pytest.fixture
+def cors_settings(admin: Api) -> Iterator[Api]:
+    """Put SiteURL and AllowCorsFrom back after the test."""
+    yield admin
+    admin.put("/config/patch", {"ServiceSettings": {"SiteURL": "", "AllowCorsFrom": ""}})
+
+
+def test_a_cookie_upgrade_from_another_origin_is_refused(ws_url: str, member: Api) -> None:
+    """Another site's page cannot open a socket with the visitor's session cookie (403)."""
+    cookie = f"MMAUTHTOKEN={member.token}"
+    assert _refused_upgrade(ws_url, Cookie=cookie, Origin="http://evil.example.test") == 403
+    assert _refused_upgrade(ws_url, Cookie=cookie, Origin="null") == 403
+
+
+def test_a_cookie_upgrade_from_the_sites_own_origin_is_accepted(
+    ws_url: str, server: ServerThread, member: Api, cors_settings: Api
+) -> None:
+    """Without SiteURL the site's own origin is the request's Host; with it, SiteURL's."""
+    cookie = f"MMAUTHTOKEN={member.token}"
+    own = f"http://{server.settings.listen}"
+    with _socket(ws_url, Cookie=cookie, Origin=own) as ws:
+        _assert_hello(_receive(ws), member.user["id"])
+    cors_settings.put(
+        "/config/patch", {"ServiceSettings": {"SiteURL": "https://chat.example.test/"}}
+    )
+    with _socket(ws_url, Cookie=cookie, Origin="https://CHAT.example.test:443") as ws:
+        _assert_hello(_receive(ws), member.user["id"])
+    assert _refused_upgrade(ws_url, Cookie=cookie, Origin=own) == 403
+
+
+def test_an_allow_listed_origin_may_use_the_cookie(
+    ws_url: str, member: Api, cors_settings: Api
+) -> None:
+    """Origins in ServiceSettings.AllowCorsFrom (space-separated) are accepted too."""
+    cookie = f"MMAUTHTOKEN={member.token}"
+    allowed = "https://one.example.test http://two.example.test:8080"
+    cors_settings.put("/config/patch", {"ServiceSettings": {"AllowCorsFrom": allowed}})
+    with _socket(ws_url, Cookie=cookie, Origin="http://two.example.test:8080") as ws:
+        _assert_hello(_receive(ws), member.user["id"])
+    assert _refused_upgrade(ws_url, Cookie=cookie, Origin="http://two.example.test") == 403
+
+
+def test_token_upgrades_are_not_origin_checked(ws_url: str, member: Api) -> None:
+    """A bearer token or an authentication challenge cannot be sent by another site: no
+    Origin check applies."""
+    with _socket(ws_url, member.token, Origin="http://elsewhere.example.test") as ws:
+        _assert_hello(_receive(ws), member.user["id"])
+
+
+def test_the_socket_closes_when_its_session_expires(
+    ws_url: str, server: ServerThread, factory: Factory
+) -> None:
+    """A session's socket is closed (1008) when the session's time is up, not left streaming."""
+    user = factory.user()
+    token_hash = hashlib.sha256(user.token.encode()).hexdigest()
+
+    async def expire_soon() -> None:
+        async with server.runtime.db.transaction() as conn:
+            await conn.execute(
+                update(sessions)
+                .where(sessions.c.id == token_hash)
+                .values(expires_at=int(time.time() * 1000) + 1000)
+            )
+
+    server.run(expire_soon())
+    with _socket(ws_url, user.token) as ws:
+        _assert_hello(_receive(ws), user.user["id"])
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=3)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 1008

@@ -1,9 +1,12 @@
-"""The login limiter: a minute's failures per login id, and a table that forgets old ids."""
+"""The login limiter: a minute's failures per (client address, login id), a per-address budget
+over all login ids, and tables that forget old keys."""
 
 import pytest
 
 from tidings.errors import TooManyRequests
 from tidings.services.users import LoginLimiter
+
+HOME, ATTACKER = "192.0.2.10", "198.51.100.7"
 
 
 class Clock:
@@ -18,36 +21,63 @@ def test_failures_beyond_the_limit_are_refused_for_a_minute() -> None:
     clock = Clock()
     limiter = LoginLimiter(3, clock)
     for _ in range(3):
-        limiter.check("alice")
-        limiter.failed("alice")
+        limiter.check(ATTACKER, "alice")
+        limiter.failed(ATTACKER, "alice")
     with pytest.raises(TooManyRequests):
-        limiter.check("alice")
-    limiter.check("bob")  # other ids are not affected
+        limiter.check(ATTACKER, "alice")
+    limiter.check(ATTACKER, "bob")  # other ids are not affected
     clock.now += 61
-    limiter.check("alice")
+    limiter.check(ATTACKER, "alice")
+
+
+def test_failures_from_one_address_do_not_lock_out_another() -> None:
+    """An attacker failing for alice from elsewhere cannot stop alice logging in from home."""
+    limiter = LoginLimiter(3, Clock())
+    for _ in range(3):
+        limiter.failed(ATTACKER, "alice")
+    with pytest.raises(TooManyRequests):
+        limiter.check(ATTACKER, "alice")
+    limiter.check(HOME, "alice")
+
+
+def test_an_address_has_a_budget_over_all_login_ids() -> None:
+    """Random login ids from one address are refused once its budget is spent (bounding the
+    password hashing they cost); other addresses are unaffected, and the budget refills."""
+    clock = Clock()
+    limiter = LoginLimiter(3, clock)
+    budget = 3 * LoginLimiter.ADDRESS_BUDGET_FACTOR
+    for i in range(budget):
+        limiter.check(ATTACKER, f"random{i}")
+        limiter.failed(ATTACKER, f"random{i}")
+    with pytest.raises(TooManyRequests):
+        limiter.check(ATTACKER, "never-tried")
+    limiter.check(HOME, "never-tried")
+    assert len(limiter) == budget  # refused attempts remember nothing
+    clock.now += 61
+    limiter.check(ATTACKER, "never-tried")
 
 
 def test_many_distinct_ids_are_forgotten_once_their_minute_is_over() -> None:
-    """Guessing with a new login id each time must not grow the table without bound."""
+    """Guessing with new login ids and addresses must not grow the tables without bound."""
     clock = Clock()
     limiter = LoginLimiter(3, clock)
     for i in range(5_000):
-        limiter.failed(f"user{i}")
+        limiter.failed(f"10.0.{i // 250}.{i % 250}", f"user{i}")
     assert len(limiter) == 5_000
     clock.now += 121
-    limiter.failed("latecomer")
+    limiter.failed(ATTACKER, "latecomer")
     assert len(limiter) == 1
-    limiter.failed("latecomer")
-    limiter.failed("latecomer")
-    with pytest.raises(TooManyRequests):  # the sweep kept the id that is still failing
-        limiter.check("latecomer")
+    limiter.failed(ATTACKER, "latecomer")
+    limiter.failed(ATTACKER, "latecomer")
+    with pytest.raises(TooManyRequests):  # the sweep kept the pair that is still failing
+        limiter.check(ATTACKER, "latecomer")
 
 
-def test_a_success_clears_the_id() -> None:
+def test_a_success_clears_the_pair() -> None:
     clock = Clock()
     limiter = LoginLimiter(2, clock)
-    limiter.failed("carol")
-    limiter.failed("carol")
-    limiter.succeeded("carol")
-    limiter.check("carol")
+    limiter.failed(HOME, "carol")
+    limiter.failed(HOME, "carol")
+    limiter.succeeded(HOME, "carol")
+    limiter.check(HOME, "carol")
     assert len(limiter) == 0

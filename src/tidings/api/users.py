@@ -82,11 +82,25 @@ async def create_user(
     return ok(user_json(user), 201)
 
 
+def _require_json(request: Request, name: str) -> None:
+    """Refuse a body not declared JSON. A cross-site form can send ``text/plain`` (or form
+    encodings) without a CORS preflight, but never ``application/json``."""
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type != "application/json":
+        raise invalid_body_param(name, "the body must be sent as application/json")
+
+
 @router.post("/users/login", openapi_extra=body_doc(LoginBody))
 async def login(request: Request, rt: RuntimeDep) -> JSONResponse:
+    await request.body()  # read (and size-capped, 413) first, as every other body is
+    _require_json(request, "login_id")
     body = await parse_body(request, LoginBody, "login_id")
     user, token, csrf = await service.login(
-        rt, login_limiter(request), body.login_id, body.password
+        rt,
+        login_limiter(request),
+        body.login_id,
+        body.password,
+        address=request.client.host if request.client else "",
     )
     response = ok(user_json(user), secret=True)
     response.headers["Token"] = token
@@ -166,7 +180,12 @@ async def change_password(
 ) -> JSONResponse:
     body = await parse_body(request, PasswordBody, "password")
     await service.change_password(
-        rt, session.user, _me(user_id, session.user.id), body.current_password, body.new_password
+        rt,
+        session.user,
+        _me(user_id, session.user.id),
+        body.current_password,
+        body.new_password,
+        keep_session=session.token_hash,
     )
     return ok(STATUS_OK)
 

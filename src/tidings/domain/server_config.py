@@ -16,6 +16,9 @@ ConfigDocument = dict[str, dict[str, Any]]
 DEFAULTS: ConfigDocument = {
     "ServiceSettings": {
         "SiteURL": "",
+        # Space-separated origins (scheme://host[:port]) besides the site's own that may open a
+        # cookie-authenticated websocket; "*" allows any.
+        "AllowCorsFrom": "",
         "EnableOutgoingWebhooks": True,
         "EnablePostUsernameOverride": False,
         "EnablePostIconOverride": False,
@@ -239,6 +242,36 @@ def webhook_settings(config: ConfigDocument) -> WebhookSettings:
         auto_disable_hours=service["OutgoingWebhookAutoDisableHours"],
         auto_disable_min_failures=service["OutgoingWebhookAutoDisableMinFailures"],
     )
+
+
+def _origin_of(url: str) -> str:
+    """``scheme://host[:port]`` of a URL, lower-cased, default ports dropped; "" if malformed."""
+    scheme, sep, rest = url.strip().partition("://")
+    if not sep or not scheme or not rest:
+        return ""
+    netloc = rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0].lower()
+    scheme = scheme.lower()
+    default = {"http": ":80", "https": ":443", "ws": ":80", "wss": ":443"}.get(scheme)
+    if default and netloc.endswith(default):
+        netloc = netloc[: -len(default)]
+    return f"{scheme}://{netloc}" if netloc and "@" not in netloc else ""
+
+
+def origin_allowed(config: ConfigDocument, origin: str, host: str, scheme: str) -> bool:
+    """May a browser page from ``origin`` use this site's cookies over a websocket?
+
+    The site's own origin is ``SiteURL`` when set, else the request's own ``host`` (with the
+    request's ``scheme``); ``AllowCorsFrom`` adds more, space-separated, or ``*`` for any.
+    """
+    wanted = _origin_of(origin)
+    if not wanted:
+        return False
+    service = config["ServiceSettings"]
+    allowed = service["AllowCorsFrom"].split()
+    if "*" in allowed:
+        return True
+    own = _origin_of(service["SiteURL"]) if service["SiteURL"] else _origin_of(f"{scheme}://{host}")
+    return wanted in {own, *(_origin_of(a) for a in allowed)} - {""}
 
 
 def client_config(config: ConfigDocument, version: str) -> dict[str, str]:

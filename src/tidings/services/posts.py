@@ -53,12 +53,13 @@ def _check_props(props: dict[str, Any]) -> None:
 
 
 async def _hook_index(rt: Runtime, conn: AsyncConnection, team_id: str, version: int) -> HookIndex:
-    """The team's match index, rebuilt only when one of its hooks changed (``version``)."""
+    """The team's match index, rebuilt only when one of its hooks, or a hook creator's
+    activity, changed (``version``): a deactivated creator's hooks are left out."""
     cached = rt.hook_indexes.get(team_id)
     if cached is not None and cached[0] == version:
         index: HookIndex = cached[1]
         return index
-    index = HookIndex.build(await hook_store.list_hooks(conn, team_id=team_id))
+    index = HookIndex.build(await hook_store.list_matchable_hooks(conn, team_id))
     rt.hook_indexes[team_id] = (version, index)
     return index
 

@@ -37,6 +37,7 @@ from tidings.errors import (
 )
 from tidings.ids import is_valid_id, new_id
 from tidings.services.runtime import Runtime
+from tidings.store import hooks as hook_store
 from tidings.store import teams as team_store
 from tidings.store import users as store
 
@@ -55,11 +56,12 @@ def _hasher(rt: Runtime) -> PasswordHasher:
 
 @dataclass(frozen=True, slots=True)
 class Session:
-    """An authenticated caller: the user and the session's CSRF token."""
+    """An authenticated caller: the user, the session's CSRF token and when it expires."""
 
     user: User
     token_hash: str
     csrf_token: str
+    expires_at: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,55 +74,86 @@ class NewUser:
     last_name: str = ""
 
 
-class LoginLimiter:
-    """Failed logins per login id in a sliding minute; an attacker cannot guess at full speed.
-
-    Ids whose failures are all older than the window are forgotten once a minute, so trying
-    many different login ids cannot make the table grow without bound.
-    """
+class _Windows:
+    """Failure times per key in a sliding minute; keys quiet for a minute are swept."""
 
     WINDOW_SECONDS = 60.0
 
-    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
-        self.per_minute = per_minute
+    def __init__(self, clock: Callable[[], float]) -> None:
         self._clock = clock
-        self._failures: dict[str, deque[float]] = defaultdict(deque)
+        self._failures: dict[Any, deque[float]] = defaultdict(deque)
         self._next_sweep = clock() + self.WINDOW_SECONDS
 
     def __len__(self) -> int:
-        """How many login ids are remembered."""
         return len(self._failures)
 
-    def check(self, key: str) -> None:
+    def count(self, key: Any) -> int:
+        """Failures of ``key`` in the last minute (forgetting older ones)."""
         window = self._failures.get(key)
         if window is None:
-            return
+            return 0
         cutoff = self._clock() - self.WINDOW_SECONDS
         while window and window[0] < cutoff:
             window.popleft()
         if not window:
             del self._failures[key]
-            return
-        if len(window) >= self.per_minute:
+        return len(window)
+
+    def add(self, key: Any) -> None:
+        now = self._clock()
+        if now >= self._next_sweep:
+            cutoff = now - self.WINDOW_SECONDS
+            stale = [k for k, window in self._failures.items() if not window or window[-1] < cutoff]
+            for k in stale:
+                del self._failures[k]
+            self._next_sweep = now + self.WINDOW_SECONDS
+        self._failures[key].append(now)
+
+    def forget(self, key: Any) -> None:
+        self._failures.pop(key, None)
+
+
+class LoginLimiter:
+    """Failed logins in a sliding minute, counted per (client address, account) pair.
+
+    Keying by the pair means an attacker failing from one address cannot lock the owner out
+    from another. Each address also has a budget of failures over all login ids
+    (``ADDRESS_BUDGET_FACTOR`` times the per-account limit), so guessing with random login
+    ids cannot buy unbounded password hashing; that budget is not cleared by a success, as the
+    hashing was spent. Both tables forget keys quiet for a minute, swept once a minute, and an
+    address over its budget adds no keys, so memory stays bounded.
+    """
+
+    WINDOW_SECONDS = _Windows.WINDOW_SECONDS
+    ADDRESS_BUDGET_FACTOR = 10
+
+    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_minute = per_minute
+        self.per_address = per_minute * self.ADDRESS_BUDGET_FACTOR
+        self._pairs = _Windows(clock)
+        self._addresses = _Windows(clock)
+
+    def __len__(self) -> int:
+        """How many (address, login id) pairs are remembered."""
+        return len(self._pairs)
+
+    def check(self, address: str, key: str) -> None:
+        """Raise 429 if this pair, or this address over all ids, failed too often."""
+        if (
+            self._pairs.count((address, key)) >= self.per_minute
+            or self._addresses.count(address) >= self.per_address
+        ):
             raise TooManyRequests(
                 "api.user.login.rate_limited.app_error",
                 "Too many failed login attempts. Please wait a minute and try again.",
             )
 
-    def failed(self, key: str) -> None:
-        now = self._clock()
-        if now >= self._next_sweep:
-            self._sweep(now - self.WINDOW_SECONDS)
-            self._next_sweep = now + self.WINDOW_SECONDS
-        self._failures[key].append(now)
+    def failed(self, address: str, key: str) -> None:
+        self._pairs.add((address, key))
+        self._addresses.add(address)
 
-    def succeeded(self, key: str) -> None:
-        self._failures.pop(key, None)
-
-    def _sweep(self, cutoff: float) -> None:
-        stale = [key for key, window in self._failures.items() if not window or window[-1] < cutoff]
-        for key in stale:
-            del self._failures[key]
+    def succeeded(self, address: str, key: str) -> None:
+        self._pairs.forget((address, key))
 
 
 def hash_token(token: str) -> str:
@@ -311,27 +344,30 @@ async def _find_or_create_bot(rt: Runtime) -> User:
 
 
 async def login(
-    rt: Runtime, limiter: LoginLimiter, login_id: str, password: str
+    rt: Runtime, limiter: LoginLimiter, login_id: str, password: str, *, address: str
 ) -> tuple[User, str, str]:
-    """Check credentials and open a session: (user, bearer token, CSRF token)."""
+    """Check credentials and open a session: (user, bearer token, CSRF token).
+
+    ``address`` is the client's network address: failures are limited per address and account.
+    """
     key = login_id.strip().lower()
     async with rt.db.transaction() as conn:
         found = await store.find_login(conn, key)
     # One budget per account, so its username and its email do not each get their own.
     key = found[0].id if found is not None else key
-    limiter.check(key)
+    limiter.check(address, key)
     ok = found is not None and found[0].is_active and not found[0].is_bot
     if found is not None and ok:
         ok = await _verify_password(found[1], password)
     else:
         await hash_password(rt, "timing-equaliser")  # do not reveal which accounts exist by timing
     if not ok or found is None:
-        limiter.failed(key)
+        limiter.failed(address, key)
         raise Unauthorized(
             "api.user.login.invalid_credentials_email_username",
             "Enter a valid email or username and/or password.",
         )
-    limiter.succeeded(key)
+    limiter.succeeded(address, key)
     user = found[0]
     token, csrf = new_id(), new_id()
     now = rt.clock.now_ms()
@@ -357,13 +393,37 @@ async def authenticate(rt: Runtime, token: str) -> Session:
             "api.context.session_expired.app_error",
             "Invalid or expired session, please login again.",
         )
-    user, csrf_token, _ = found
-    return Session(user=user, token_hash=token_hash, csrf_token=csrf_token)
+    user, csrf_token, expires_at = found
+    return Session(user=user, token_hash=token_hash, csrf_token=csrf_token, expires_at=expires_at)
+
+
+async def check_session(rt: Runtime, session: Session) -> bool:
+    """Is ``session`` still valid: stored, unexpired, its user active? (Long-lived connections
+    ask this now and then, so a session ended by another process or by time stops too.)"""
+    if session.expires_at and session.expires_at < rt.clock.now_ms():
+        return False
+    async with rt.db.transaction() as conn:
+        found = await store.find_session_user(conn, session.token_hash)
+    return found is not None and found[0].is_active and found[2] >= rt.clock.now_ms()
+
+
+def sessions_ended(rt: Runtime, user_id: str, token_hashes: list[str]) -> None:
+    """The one place that says "these sessions ended", called after the deleting commit.
+
+    Everything that holds on to a session in this process reacts here: today the websockets
+    opened with them are closed at once. A session cache (issue #11) forgets them here, and
+    cross-process invalidation (issue #12) announces them from here; until then other
+    processes notice within their websockets' periodic session check.
+    """
+    if token_hashes:
+        rt.events.end_sessions(user_id, token_hashes)
 
 
 async def logout(rt: Runtime, session: Session) -> None:
+    """End this session (only this one, as Mattermost's logout does)."""
     async with rt.db.transaction() as conn:
-        await store.delete_session(conn, session.token_hash)
+        ended = await store.delete_session(conn, session.token_hash)
+    sessions_ended(rt, session.user.id, ended)
 
 
 async def get_user(rt: Runtime, user_id: str) -> User:
@@ -420,8 +480,14 @@ async def patch_user(rt: Runtime, actor: User, user_id: str, changes: dict[str, 
     return replace(user, update_at=now, **allowed)
 
 
-async def change_password(rt: Runtime, actor: User, user_id: str, current: str, new: str) -> None:
-    """Users change their own with the current password; admins reset anyone's."""
+async def change_password(
+    rt: Runtime, actor: User, user_id: str, current: str, new: str, *, keep_session: str = ""
+) -> None:
+    """Users change their own with the current password; admins reset anyone's.
+
+    Either way the account's sessions end, as Mattermost's do: all but the caller's own
+    (``keep_session``, a token hash) when users change their own, all of them on a reset.
+    """
     if actor.id != user_id and not can_manage_system(actor):
         raise permission_error(actor.id, "edit_other_users")
     check_password(new, password_rules(await rt.config()))
@@ -436,10 +502,13 @@ async def change_password(rt: Runtime, actor: User, user_id: str, current: str, 
             )
     password_hash = await hash_password(rt, new)
     now = rt.clock.now_ms()
+    keep = keep_session if actor.id == user_id else ""
     async with rt.db.transaction() as conn:
         await store.update_user(
             conn, user_id, password_hash=password_hash, last_password_update=now, update_at=now
         )
+        ended = await store.delete_user_sessions(conn, user_id, keep=keep)
+    sessions_ended(rt, user_id, ended)
 
 
 async def set_roles(rt: Runtime, actor: User | None, user_id: str, roles: str) -> User:
@@ -461,7 +530,13 @@ async def set_roles(rt: Runtime, actor: User | None, user_id: str, roles: str) -
 
 
 async def set_active(rt: Runtime, actor: User | None, user_id: str, active: bool) -> User:
-    """Deactivate (and sign out everywhere) or reactivate an account."""
+    """Deactivate (and sign out everywhere) or reactivate an account.
+
+    The account's outgoing hooks stop matching posts while it is deactivated and match again
+    once it is back: the match indexes of the teams holding its hooks are marked stale in the
+    same transaction. Deliveries already queued for those hooks are not sent (the worker
+    records them failed, "the hook's owner is deactivated").
+    """
     if actor is not None and not can_manage_system(actor):
         raise permission_error(actor.id, MANAGE_SYSTEM)
     user = await get_user(rt, user_id)
@@ -469,6 +544,8 @@ async def set_active(rt: Runtime, actor: User | None, user_id: str, active: bool
     delete_at = 0 if active else now
     async with rt.db.transaction() as conn:
         await store.update_user(conn, user_id, delete_at=delete_at, update_at=now)
-        if not active:
-            await store.delete_user_sessions(conn, user_id)
+        for team_id in await hook_store.list_creator_team_ids(conn, user_id):
+            await team_store.bump_hooks_version(conn, team_id)
+        ended = [] if active else await store.delete_user_sessions(conn, user_id)
+    sessions_ended(rt, user_id, ended)
     return replace(user, delete_at=delete_at, update_at=now)

@@ -7,7 +7,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tidings.domain.hooks import OutgoingHook
-from tidings.store.schema import outgoing_hooks
+from tidings.store.schema import outgoing_hooks, users
 
 
 def _hook(row: Any) -> OutgoingHook:
@@ -119,6 +119,34 @@ async def list_hooks(
     if limit is not None:
         query = query.limit(limit)
     return [_hook(r) for r in (await conn.execute(query)).all()]
+
+
+async def list_matchable_hooks(conn: AsyncConnection, team_id: str) -> list[OutgoingHook]:
+    """The team's live hooks whose creator is an active account: the ones a post may fire.
+
+    A deactivated owner's hooks stay stored (and fire again on reactivation) but match nothing.
+    """
+    query = (
+        select(outgoing_hooks)
+        .select_from(outgoing_hooks.join(users, users.c.id == outgoing_hooks.c.creator_id))
+        .where(
+            outgoing_hooks.c.team_id == team_id,
+            outgoing_hooks.c.delete_at == 0,
+            users.c.delete_at == 0,
+        )
+        .order_by(outgoing_hooks.c.create_at, outgoing_hooks.c.id)
+    )
+    return [_hook(r) for r in (await conn.execute(query)).all()]
+
+
+async def list_creator_team_ids(conn: AsyncConnection, creator_id: str) -> list[str]:
+    """The teams in which ``creator_id`` owns live hooks (their match indexes depend on them)."""
+    rows = await conn.execute(
+        select(outgoing_hooks.c.team_id)
+        .where(outgoing_hooks.c.creator_id == creator_id, outgoing_hooks.c.delete_at == 0)
+        .distinct()
+    )
+    return [r.team_id for r in rows]
 
 
 async def claim_failure_notice(

@@ -161,12 +161,21 @@ async def find_session_user(conn: AsyncConnection, token_hash: str) -> tuple[Use
     return (_user(row), row.csrf_token, row.expires_at) if row else None
 
 
-async def delete_session(conn: AsyncConnection, token_hash: str) -> None:
-    await conn.execute(sessions.delete().where(sessions.c.id == token_hash))
+async def delete_session(conn: AsyncConnection, token_hash: str) -> list[str]:
+    """Delete one session; the token hashes deleted (none if it was already gone)."""
+    result = await conn.execute(
+        sessions.delete().where(sessions.c.id == token_hash).returning(sessions.c.id)
+    )
+    return [row.id for row in result]
 
 
-async def delete_user_sessions(conn: AsyncConnection, user_id: str) -> None:
-    await conn.execute(sessions.delete().where(sessions.c.user_id == user_id))
+async def delete_user_sessions(conn: AsyncConnection, user_id: str, keep: str = "") -> list[str]:
+    """Delete every session of ``user_id`` but the one hashed ``keep``; the hashes deleted."""
+    query = sessions.delete().where(sessions.c.user_id == user_id)
+    if keep:
+        query = query.where(sessions.c.id != keep)
+    result = await conn.execute(query.returning(sessions.c.id))
+    return [row.id for row in result]
 
 
 async def find_users(conn: AsyncConnection, user_ids: set[str]) -> dict[str, User]:

@@ -85,7 +85,11 @@ async def login(request: Request) -> Response:
         form = await anonymous_form(request)
         login_id = form.text("login_id").strip()
         user, token, csrf = await user_service.login(
-            rt, login_limiter(request), login_id, form.text("password")
+            rt,
+            login_limiter(request),
+            login_id,
+            form.text("password"),
+            address=request.client.host if request.client else "",
         )
     except AppError as error:
         return await _login_page(request, error=error.message, status=error.status)
@@ -133,7 +137,11 @@ async def signup(request: Request) -> Response:
         new = NewUser(username=values["username"], email=values["email"], password=password)
         user = await user_service.create_user(rt, None, new, invite_id=invite_id)
         _, token, csrf = await user_service.login(
-            rt, login_limiter(request), user.username, password
+            rt,
+            login_limiter(request),
+            user.username,
+            password,
+            address=request.client.host if request.client else "",
         )
     except AppError as error:
         return await _signup_page(request, error=error.message, values=values, status=error.status)
@@ -219,7 +227,12 @@ async def save_password(request: Request) -> Response:
         return await _account_page(request, session, password_error=mismatch, status=400)
     try:
         await user_service.change_password(
-            runtime(request), session.user, session.user.id, form.text("current_password"), new
+            runtime(request),
+            session.user,
+            session.user.id,
+            form.text("current_password"),
+            new,
+            keep_session=session.token_hash,
         )
     except AppError as error:
         return await _account_page(

@@ -4,6 +4,13 @@ Authentication by the upgrade request (bearer header or session cookie) or by a 
 ``authentication_challenge`` message. Then ``hello`` with ``seq`` 0 and events numbered 1, 2, …
 per connection. Events come from the in-process hub, which only queues them for the channel's
 members; a connection that falls behind is closed rather than allowed to slow posting.
+
+A cookie-authenticated upgrade must come from the site's own origin (or one in
+``ServiceSettings.AllowCorsFrom``): otherwise any page a signed-in user visits could read their
+events. Token-authenticated upgrades need no such check, since another site cannot know the token.
+The connection lives only as long as its session: it is closed (code 1008) the moment the session
+is ended in this process, when it expires, and at the latest ``SESSION_CHECK_SECONDS`` after it
+was ended anywhere else.
 """
 
 import asyncio
@@ -15,8 +22,9 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from tidings import __version__
+from tidings.domain import server_config
 from tidings.errors import AppError
-from tidings.events import Event, Listener
+from tidings.events import CLOSE_SESSION_ENDED, Event, Listener
 from tidings.services import users as user_service
 from tidings.services.runtime import Runtime
 from tidings.services.users import Session
@@ -25,6 +33,7 @@ logger = logging.getLogger(__name__)
 router = APIRouter()
 
 AUTH_TIMEOUT_SECONDS = 10.0
+SESSION_CHECK_SECONDS = 30.0
 
 
 def _runtime(ws: WebSocket) -> Runtime:
@@ -32,15 +41,26 @@ def _runtime(ws: WebSocket) -> Runtime:
     return rt
 
 
-def _upgrade_token(ws: WebSocket) -> str:
+def _upgrade_token(ws: WebSocket) -> tuple[str, bool]:
+    """(token, came from the cookie)."""
     scheme, _, value = ws.headers.get("authorization", "").partition(" ")
     if scheme.lower() in ("bearer", "token") and value.strip():
-        return value.strip()
-    return ws.cookies.get("MMAUTHTOKEN", "")
+        return value.strip(), False
+    cookie = ws.cookies.get("MMAUTHTOKEN", "")
+    return cookie, bool(cookie)
 
 
-async def _authenticate(ws: WebSocket, rt: Runtime) -> Session | None:
-    token = _upgrade_token(ws)
+async def _origin_allowed(ws: WebSocket, rt: Runtime) -> bool:
+    """A browser always sends ``Origin`` on an upgrade; a request without one is no browser's."""
+    origin = ws.headers.get("origin")
+    if origin is None:
+        return True
+    scheme = "https" if ws.url.scheme == "wss" else "http"
+    host = ws.headers.get("host", "")
+    return server_config.origin_allowed(await rt.config(), origin, host, scheme)
+
+
+async def _authenticate(ws: WebSocket, rt: Runtime, token: str) -> Session | None:
     if token:
         try:
             return await user_service.authenticate(rt, token)
@@ -99,30 +119,39 @@ def _broadcast(event: Event) -> dict[str, Any]:
 
 @router.websocket("/api/v4/websocket")
 async def websocket_endpoint(ws: WebSocket) -> None:
-    await ws.accept()
     rt = _runtime(ws)
-    session = await _authenticate(ws, rt)
+    token, via_cookie = _upgrade_token(ws)
+    if via_cookie and not await _origin_allowed(ws, rt):
+        # Closing before accepting refuses the upgrade with 403.
+        await ws.close(code=1008)
+        return
+    await ws.accept()
+    session = await _authenticate(ws, rt, token)
     if session is None:
         await ws.close(code=1008)
         return
-    listener = rt.events.subscribe(session.user.id)
+    listener = rt.events.subscribe(session.user.id, session.token_hash)
     try:
+        # A session ended between authenticating and subscribing was announced to no listener.
+        if not await user_service.check_session(rt, session):
+            await ws.close(code=1008)
+            return
         hello = Event(
             "hello",
             {"server_version": __version__, "connection_id": ""},
             {"user_id": session.user.id},
         )
         await ws.send_text(_frame(hello, 0))
-        await _pump(ws, listener)
+        await _pump(ws, rt, session, listener)
     except WebSocketDisconnect:
         pass
     finally:
         rt.events.unsubscribe(listener)
 
 
-async def _pump(ws: WebSocket, listener: Listener) -> None:
+async def _pump(ws: WebSocket, rt: Runtime, session: Session, listener: Listener) -> None:
     """Send events and answer client messages until either side stops."""
-    sender = asyncio.create_task(_send_events(ws, listener))
+    sender = asyncio.create_task(_send_events(ws, rt, session, listener))
     receiver = asyncio.create_task(_answer_client(ws))
     done, pending = await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
     for task in pending:
@@ -134,16 +163,26 @@ async def _pump(ws: WebSocket, listener: Listener) -> None:
             task.result()
 
 
-async def _send_events(ws: WebSocket, listener: Listener) -> None:
+async def _send_events(ws: WebSocket, rt: Runtime, session: Session, listener: Listener) -> None:
+    """Forward the listener's events; between them, re-check the session now and then."""
     seq = 1
-    while not listener.dropped:
-        try:
-            event = await asyncio.wait_for(listener.queue.get(), 30)
-        except TimeoutError:
+    next_check = rt.clock.monotonic() + SESSION_CHECK_SECONDS
+    while listener.close_code is None:
+        wait = next_check - rt.clock.monotonic()
+        if session.expires_at:
+            wait = min(wait, (session.expires_at - rt.clock.now_ms()) / 1000)
+        event = await listener.next_event(max(wait, 0.0))
+        if event is not None:
+            await ws.send_text(_frame(event, seq))
+            seq += 1
             continue
-        await ws.send_text(_frame(event, seq))
-        seq += 1
-    await ws.close(code=1013)
+        if listener.close_code is None and (
+            rt.clock.monotonic() >= next_check or session.expires_at <= rt.clock.now_ms()
+        ):
+            if not await user_service.check_session(rt, session):
+                listener.close(CLOSE_SESSION_ENDED)
+            next_check = rt.clock.monotonic() + SESSION_CHECK_SECONDS
+    await ws.close(code=listener.close_code)
 
 
 async def _answer_client(ws: WebSocket) -> None:

@@ -343,9 +343,14 @@ class Worker:
                 delivery.body, delivery.content_type, hook.token
             ):
                 delivery = await self._retoken(delivery, hook.token)
-        if hook is None or hook.delete_at or not hook.enabled:
+        creator = batch.creators.get(hook.creator_id) if hook is not None else None
+        if hook is None or hook.delete_at or not hook.enabled or (creator and creator.delete_at):
             why = (
-                "the hook was deleted" if hook is None or hook.delete_at else "the hook is disabled"
+                "the hook was deleted"
+                if hook is None or hook.delete_at
+                else "the hook is disabled"
+                if not hook.enabled
+                else "the hook's owner is deactivated"
             )
             outcome = _outcome_without_request(ErrorKind.INVALID_URL, f"not sent: {why}")
             return self._verdict(delivery, hook, batch, outcome, started_at, {}, [])

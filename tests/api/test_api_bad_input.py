@@ -409,14 +409,21 @@ def test_bodies_are_json_whatever_the_content_type(
 
 
 @pytest.mark.parametrize(
-    "content_type",
-    [None, "text/plain", "text/plain; charset=utf-8", "application/x-www-form-urlencoded"],
+    "headers",
+    [
+        {"Content-Type": "text/plain"},
+        {"Content-Type": "text/plain; charset=utf-8"},
+        {"Content-Type": "application/x-www-form-urlencoded"},
+        {"Content-Type": "multipart/form-data; boundary=x"},
+        {"Origin": "https://attacker.example"},
+        {"Content-Type": "text/plain", "Origin": "https://attacker.example"},
+    ],
 )
-def test_login_reads_only_json_bodies(anonymous: Api, content_type: str | None) -> None:
-    """Login refuses a body not declared application/json (a cross-site ``text/plain`` form
-    must not sign anyone in) with Mattermost's 400; declared JSON, any case or charset, works."""
+def test_login_reads_only_json_bodies(anonymous: Api, headers: dict[str, str]) -> None:
+    """Login refuses a body a cross-site page could send (declared ``text/plain`` or a form type,
+    or undeclared from another site's page) with Mattermost's 400; declared JSON, any case or
+    charset, works."""
     login = json.dumps({"login_id": "admin", "password": "correct-horse-9"}).encode()
-    headers = {"Content-Type": content_type} if content_type else {}
     refused = anonymous.request("POST", "/users/login", content=login, headers=headers)
     assert_app_error(refused, 400, BAD_BODY)
     assert "Token" not in refused.headers
@@ -428,6 +435,18 @@ def test_login_reads_only_json_bodies(anonymous: Api, content_type: str | None) 
         assert response.status_code == 200, response.text
         assert response.headers["Token"]
         assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_login_reads_undeclared_json_from_no_other_site(anonymous: Api) -> None:
+    """The ``mattermost`` client sends its JSON with no Content-Type: that logs in when no other
+    site's page sent it (no ``Origin``, or the site's own)."""
+    login = json.dumps({"login_id": "admin", "password": "correct-horse-9"}).encode()
+    own = anonymous.base_url
+    for headers in ({}, {"Origin": own}):
+        response = anonymous.request("POST", "/users/login", content=login, headers=headers)
+        assert "content-type" not in {k.lower() for k in response.request.headers}
+        assert response.status_code == 200, response.text
+        assert response.headers["Token"]
 
 
 def test_unknown_routes_are_json_404(anonymous: Api, admin: Api) -> None:

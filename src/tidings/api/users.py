@@ -19,10 +19,12 @@ from tidings.api.common import (
     parse_body,
     read_json,
 )
+from tidings.domain import server_config
 from tidings.domain.wire import channel_json, channel_member_json, team_json, user_json
 from tidings.errors import invalid_body_param
 from tidings.services import teams as team_service
 from tidings.services import users as service
+from tidings.services.runtime import Runtime
 
 router = APIRouter(tags=["users"])
 
@@ -82,18 +84,32 @@ async def create_user(
     return ok(user_json(user), 201)
 
 
-def _require_json(request: Request, name: str) -> None:
-    """Refuse a body not declared JSON. A cross-site form can send ``text/plain`` (or form
-    encodings) without a CORS preflight, but never ``application/json``."""
-    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if media_type != "application/json":
-        raise invalid_body_param(name, "the body must be sent as application/json")
+async def _require_json(request: Request, rt: Runtime, name: str) -> None:
+    """Refuse a login body a cross-site page could have sent.
+
+    A cross-site form or ``fetch`` can send ``text/plain`` or a form encoding without a CORS
+    preflight, but never ``application/json``. Some real clients (the ``mattermost`` package)
+    send their JSON with no ``Content-Type`` at all; so can a cross-site ``fetch`` of a typeless
+    blob, but a browser then always sends ``Origin``. So an undeclared body is read as JSON only
+    when no other site's page sent it: no ``Origin``, or our own (or an ``AllowCorsFrom``) one.
+    """
+    declared = request.headers.get("content-type")
+    media_type = (declared or "").split(";", 1)[0].strip().lower()
+    if media_type == "application/json":
+        return
+    if declared is None:
+        origin = request.headers.get("origin")
+        if origin is None or server_config.origin_allowed(
+            await rt.config(), origin, request.headers.get("host", ""), request.url.scheme
+        ):
+            return
+    raise invalid_body_param(name, "the body must be sent as application/json")
 
 
 @router.post("/users/login", openapi_extra=body_doc(LoginBody))
 async def login(request: Request, rt: RuntimeDep) -> JSONResponse:
     await request.body()  # read (and size-capped, 413) first, as every other body is
-    _require_json(request, "login_id")
+    await _require_json(request, rt, "login_id")
     body = await parse_body(request, LoginBody, "login_id")
     user, token, csrf = await service.login(
         rt,

@@ -1,5 +1,7 @@
 """Server policy (issue 10 item 9): the team-creation switch, who sees a team's invite id, no
-existence oracle for invite-only teams, and Mattermost's PasswordSettings."""
+existence oracle for invite-only teams and private channels (but Mattermost's 403 for a public
+channel of an open team), team admins managing private channel members, and Mattermost's
+PasswordSettings."""
 
 from collections.abc import Iterator
 from typing import Any
@@ -76,6 +78,103 @@ def test_an_invite_only_team_is_as_missing_for_outsiders(factory: Factory) -> No
     for existing, missing in pairs:
         found = assert_app_error(outsider.request("GET", existing), 404)
         assert found["id"] == assert_app_error(outsider.request("GET", missing), 404)["id"]
+
+
+def _channel_routes(channel_id: str, post_id: str, user_id: str) -> list[tuple[str, str, Any]]:
+    """Every route about one channel (or a post in it) that a non-reader must be refused."""
+    return [
+        ("GET", f"/channels/{channel_id}", None),
+        ("GET", f"/channels/{channel_id}/members", None),
+        ("GET", f"/channels/{channel_id}/posts", None),
+        ("POST", f"/channels/{channel_id}/members", {"user_id": user_id}),
+        ("DELETE", f"/channels/{channel_id}/members/{user_id}", None),
+        ("POST", "/posts", {"channel_id": channel_id, "message": "let me in"}),
+        ("GET", f"/posts/{post_id}", None),
+        ("GET", f"/posts/{post_id}/thread", None),
+        ("PUT", f"/posts/{post_id}/patch", {"message": "mine now"}),
+        ("PUT", f"/posts/{post_id}", {"id": post_id, "message": "mine now"}),
+        ("DELETE", f"/posts/{post_id}", None),
+    ]
+
+
+def test_a_public_channel_of_an_open_team_refuses_outsiders_with_403(
+    admin: Api, factory: Factory
+) -> None:
+    """An open team and its public channels are no secret (anyone may see the team and join
+    it), so a user outside the team is refused as Mattermost does — 403, read_public_channel
+    missing — not with the 404 of a missing channel; the post stays as it was."""
+    owner, outsider, victim = factory.user(), factory.user(), factory.user()
+    team = factory.team(owner)
+    factory.join(team, victim)
+    channel = factory.channel(team, owner=owner)
+    owner.post(f"/channels/{channel['id']}/members", {"user_id": victim.user["id"]}, expect=201)
+    post = owner.post("/posts", {"channel_id": channel["id"], "message": "public"}, expect=201)
+    for method, path, body in _channel_routes(channel["id"], post["id"], victim.user["id"]):
+        assert_app_error(outsider.request(method, path, body), 403, PERMISSIONS)
+    by_name = [
+        f"/teams/{team['id']}/channels/name/{channel['name']}",
+        f"/teams/name/{team['name']}/channels/name/{channel['name']}",
+    ]
+    for path in by_name:
+        assert_app_error(outsider.request("GET", path), 403, PERMISSIONS)
+    assert owner.get(f"/posts/{post['id']}")["message"] == "public"
+    members = owner.get(f"/channels/{channel['id']}/members")
+    assert victim.user["id"] in {m["user_id"] for m in members}
+
+
+def test_a_public_channel_of_an_invite_only_team_is_as_missing_for_outsiders(
+    factory: Factory,
+) -> None:
+    """The team is a secret, so its public channels are too: the same 404 as for a channel
+    (or post) that does not exist, by id and by name."""
+    owner, outsider = factory.user(), factory.user()
+    team = owner.post(
+        "/teams", {"name": factory._next("t"), "display_name": "Secret", "type": "I"}, expect=201
+    )
+    channel = factory.channel(team, owner=owner)
+    post = owner.post("/posts", {"channel_id": channel["id"], "message": "hidden"}, expect=201)
+    for method, path, body in _channel_routes(channel["id"], post["id"], owner.user["id"]):
+        found = assert_app_error(outsider.request(method, path, body), 404)
+        missing_path = path.replace(channel["id"], RANDOM_ID).replace(post["id"], RANDOM_ID)
+        missing_body = body and {
+            k: (RANDOM_ID if v == channel["id"] else v) for k, v in body.items()
+        }
+        missing = assert_app_error(outsider.request(method, missing_path, missing_body), 404)
+        assert found["id"] == missing["id"], (method, path)
+    named = outsider.request("GET", f"/teams/{team['id']}/channels/name/{channel['name']}")
+    unnamed = outsider.request("GET", f"/teams/{team['id']}/channels/name/nosuchchannel")
+    assert assert_app_error(named, 404)["id"] == assert_app_error(unnamed, 404)["id"]
+
+
+def test_a_team_admin_manages_the_members_of_a_private_channel_they_are_not_in(
+    factory: Factory,
+) -> None:
+    """Mattermost's team admin holds manage_private_channel_members at team scope: they add and
+    remove members of any private channel of the team, without becoming able to read it. An
+    admin of another team gets the 404 of a missing channel."""
+    admin_of_team, creator, newcomer, other_admin = (factory.user() for _ in range(4))
+    team = factory.team(admin_of_team)
+    factory.join(team, creator)
+    factory.join(team, newcomer)
+    other_team = factory.team(other_admin)
+    assert other_team["id"]
+    secret = factory.channel(team, owner=creator, private=True)
+    post = creator.post("/posts", {"channel_id": secret["id"], "message": "secret"}, expect=201)
+    added = admin_of_team.post(
+        f"/channels/{secret['id']}/members", {"user_id": newcomer.user["id"]}, expect=201
+    )
+    assert added["user_id"] == newcomer.user["id"]
+    assert newcomer.get(f"/posts/{post['id']}")["message"] == "secret"
+    admin_of_team.delete(f"/channels/{secret['id']}/members/{newcomer.user['id']}")
+    assert_app_error(newcomer.request("GET", f"/posts/{post['id']}"), 404)
+    # Managing members is not reading: the team admin still cannot see inside.
+    assert_app_error(admin_of_team.request("GET", f"/channels/{secret['id']}/posts"), 404)
+    assert_app_error(admin_of_team.request("GET", f"/posts/{post['id']}"), 404)
+    for method, body in (("POST", {"user_id": newcomer.user["id"]}), ("DELETE", None)):
+        suffix = "" if method == "POST" else f"/{newcomer.user['id']}"
+        real = other_admin.request(method, f"/channels/{secret['id']}/members{suffix}", body)
+        ghost = other_admin.request(method, f"/channels/{RANDOM_ID}/members{suffix}", body)
+        assert assert_app_error(real, 404)["id"] == assert_app_error(ghost, 404)["id"], method
 
 
 def test_sign_up_needs_an_invitation_from_the_team_admins(

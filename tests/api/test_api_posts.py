@@ -162,8 +162,8 @@ def test_private_channels_are_for_members(
 def test_public_channels_are_readable_by_the_team_only(
     factory: Factory, team: dict[str, Any], channel: dict[str, Any]
 ) -> None:
-    """Team members outside a public channel read it but cannot post (403); outsiders get the
-    404 of a missing channel or post."""
+    """Team members outside a public channel read it but cannot post (403); outsiders of the
+    open team are refused reading too (403: a public channel of an open team is no secret)."""
     reader = factory.user()
     factory.join(team, reader)
     outsider = factory.user()
@@ -173,10 +173,12 @@ def test_public_channels_are_readable_by_the_team_only(
     assert_app_error(posting, 403)
     assert_app_error(
         outsider.request("GET", f"/channels/{channel['id']}/posts"),
-        404,
-        "app.channel.get.existing.app_error",
+        403,
+        "api.context.permissions.app_error",
     )
-    assert_app_error(outsider.request("GET", f"/posts/{post['id']}"), 404, "app.post.get.app_error")
+    assert_app_error(
+        outsider.request("GET", f"/posts/{post['id']}"), 403, "api.context.permissions.app_error"
+    )
 
 
 def test_direct_messages(admin: Api, factory: Factory, team: dict[str, Any], member: Api) -> None:

@@ -127,6 +127,57 @@ def _hook_action(w: World, role: str, ghost: bool) -> Req:
 
 
 HOOKS = "/{team_name}/integrations/outgoing_webhooks"
+NO_CSRF = {"csrf_token": "not-the-session-token"}
+
+
+def _join_form(w: World, role: str, ghost: bool) -> Req:
+    """Join: a throwaway public channel (the team admin's) for the team's roles, who may; the
+    seeded public channel for the others, who must be refused and leave it alone."""
+    name = "pub"
+    if role in TEAM:
+        name = w.unique("join")
+        w.api_as("team_admin").post(
+            "/channels",
+            {"team_id": w.team["id"], "name": name, "display_name": "Join me", "type": "O"},
+            expect=201,
+        )
+    return Req({"team_name": team(w), "channel_name": name}, form={})
+
+
+def _joined(w: World, role: str, response: httpx.Response) -> None:
+    """A 303 from Join means the role now belongs to the channel it was sent back to (without
+    a session, the 303 goes to sign-in)."""
+    if role not in TEAM:
+        return
+    name = response.headers["location"].rsplit("/", 1)[-1]
+    channel = w.admin.get(f"/teams/{w.team['id']}/channels/name/{name}")
+    members = w.admin.get(f"/channels/{channel['id']}/members")
+    assert w.actors[role].id in {m["user_id"] for m in members}, (role, name)
+
+
+def _open_form(w: World, role: str, ghost: bool) -> Req:
+    """Open a DM: with a new user for the team's roles (so the POST really creates it), with
+    the victim for the others, who must be refused."""
+    username = str(w.victim.user["username"])
+    if role in TEAM:
+        username = w.unique("partner")
+        w.admin.post(
+            "/users",
+            {"username": username, "email": f"{username}@example.test", "password": PASSWORD},
+            expect=201,
+        )
+    return Req({"team_name": team(w), "username": username}, form={})
+
+
+def _opened(w: World, role: str, response: httpx.Response) -> None:
+    """A 303 from Open means the DM of the role and the partner now exists."""
+    if role not in TEAM:
+        return
+    username = response.headers["location"].rsplit("@", 1)[-1]
+    partner = w.admin.get(f"/users/username/{username}")
+    channels = w.admin.get(f"/users/{w.actors[role].id}/teams/{w.team['id']}/channels")
+    assert any(c["type"] == "D" and partner["id"] in c["name"] for c in channels), role
+
 
 CASES: list[Case] = [
     Case("GET", "/favicon.ico", "icon", fixed(lambda w: Req()), everyone(301)),
@@ -417,6 +468,50 @@ CASES: list[Case] = [
             ),
         )
     ],
+    Case(
+        "POST",
+        "/{team_name}/channels/{channel_name}/join",
+        "public",
+        _join_form,
+        page_rule(TEAM, 303),
+        verify=_joined,
+    ),
+    Case(
+        "POST",
+        "/{team_name}/channels/{channel_name}/join",
+        "public, without the CSRF token",
+        fixed(lambda w: Req({"team_name": team(w), "channel_name": "pub"}, form=NO_CSRF)),
+        page_rule(set()),
+    ),
+    Case(
+        "POST",
+        "/{team_name}/channels/{channel_name}/join",
+        "private",
+        lambda w, role, g: Req(
+            {"team_name": team(w), "channel_name": "nosuchchannel" if g else "priv"}, form={}
+        ),
+        # Its member is already in it (a no-op); the rest of the team cannot tell it exists.
+        page_rule({"channel_member"}, 303, ORACLE, system_admin=403),
+    ),
+    Case(
+        "POST",
+        "/{team_name}/messages/@{username}/open",
+        "a new direct channel",
+        _open_form,
+        page_rule(TEAM, 303),
+        verify=_opened,
+    ),
+    Case(
+        "POST",
+        "/{team_name}/messages/@{username}/open",
+        "without the CSRF token",
+        fixed(
+            lambda w: Req(
+                {"team_name": team(w), "username": w.victim.user["username"]}, form=NO_CSRF
+            )
+        ),
+        page_rule(set()),
+    ),
     Case(
         "GET",
         "/{team_name}/messages/@{username}",

@@ -6,7 +6,7 @@ its team's outgoing hooks; members manage their own hooks only when the admin al
 ``manage_own_outgoing_webhooks`` to ``team_user``). Pure; no I/O.
 """
 
-from tidings.domain.teams import Channel, ChannelMember, ChannelType, TeamMember
+from tidings.domain.teams import Channel, ChannelMember, ChannelType, Team, TeamMember, TeamType
 from tidings.domain.users import User
 
 MANAGE_OWN_HOOKS = "manage_own_outgoing_webhooks"
@@ -15,6 +15,7 @@ MANAGE_SYSTEM = "manage_system"
 MANAGE_TEAM = "manage_team"
 CREATE_TEAM = "create_team"
 READ_CHANNEL = "read_channel"
+READ_PUBLIC_CHANNEL = "read_public_channel"
 CREATE_POST = "create_post"
 EDIT_OTHERS_POSTS = "edit_others_posts"
 DELETE_OTHERS_POSTS = "delete_others_posts"
@@ -69,6 +70,18 @@ def can_read_channel(
     return channel.type == ChannelType.PUBLIC and team_member is not None
 
 
+def hides_channel(channel: Channel, team: Team | None) -> bool:
+    """Whether refusing ``channel`` to someone who may not read it must look like "not found".
+
+    Private channels, DMs and every channel of an invite-only team are secrets to those outside
+    (issue #10: no existence oracle). A public channel of an open team is not: anyone may see
+    the team, join it and browse its channels, so refusing an outsider is Mattermost's 403
+    (``read_public_channel`` at team scope) rather than a pretended 404.
+    """
+    open_team = team is not None and team.type == TeamType.OPEN and not team.delete_at
+    return not (channel.type == ChannelType.PUBLIC and open_team)
+
+
 def can_post(user: User, channel: Channel, member: ChannelMember | None) -> bool:
     """Posting needs membership (system admins may post anywhere, as in Mattermost)."""
     return member is not None or (user.is_system_admin and channel.type != ChannelType.DIRECT)
@@ -84,7 +97,9 @@ def can_join_channel(user: User, channel: Channel, team_member: TeamMember | Non
 def can_manage_channel_members(
     user: User, channel: Channel, team_member: TeamMember | None, member: ChannelMember | None
 ) -> bool:
-    """Members of public and private channels may add others; team admins always."""
+    """Members of public and private channels may add and remove others; the team's admins
+    always, even outside the channel (Mattermost's team admin holds
+    ``manage_public_channel_members`` and ``manage_private_channel_members`` at team scope)."""
     if is_team_admin(user, team_member):
         return True
     return channel.type in (ChannelType.PUBLIC, ChannelType.PRIVATE) and member is not None

@@ -158,10 +158,14 @@ async def create_post(
                 else None
             )
             if not perm.can_read_channel(actor, channel, team_member, member):
-                # A private channel or DM the actor may not see: answer as if it did not exist.
-                raise NotFound(
-                    "app.channel.get.existing.app_error", "Unable to find the existing channel."
+                # A private channel or DM as if it did not exist; a public one of an open team
+                # refused with 403, its existence being no secret.
+                from tidings.services.teams import channel_refusal
+
+                team = (
+                    await team_store.find_team(conn, channel.team_id) if channel.team_id else None
                 )
+                raise channel_refusal(actor, channel, team)
             raise permission_error(actor.id, perm.CREATE_POST)
         if root_id:
             root = await store.find_post(conn, root_id) if is_valid_id(root_id) else None
@@ -217,7 +221,8 @@ async def _readable_post(rt: Runtime, actor: User, post_id: str) -> tuple[Post, 
     try:
         channel = await get_channel(rt, actor, post.channel_id)
     except NotFound:
-        # A post in a channel the actor may not read is as absent as a missing post.
+        # A post in a channel the actor may not read is as absent as a missing post (a public
+        # channel of an open team is refused with get_channel's 403 instead: no secret there).
         raise _not_found() from None
     return post, channel
 

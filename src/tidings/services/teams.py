@@ -19,7 +19,7 @@ from tidings.domain.teams import (
     is_valid_team_name,
 )
 from tidings.domain.users import User
-from tidings.errors import BadRequest, Conflict, Forbidden, NotFound, permission_error
+from tidings.errors import AppError, BadRequest, Conflict, Forbidden, NotFound, permission_error
 from tidings.events import Event
 from tidings.ids import is_valid_id, new_id
 from tidings.services.runtime import Runtime
@@ -339,12 +339,26 @@ async def _load_channel(
     return channel, team_member, member
 
 
+def channel_refusal(actor: User, channel: Channel, team: Team | None) -> AppError:
+    """The answer for an actor who may not read ``channel``: for a private channel, a DM or a
+    channel of an invite-only team, the 404 of a missing channel (no existence oracle); for a
+    public channel of an open team, whose existence is no secret, Mattermost's 403."""
+    if perm.hides_channel(channel, team):
+        return _channel_not_found()
+    return permission_error(actor.id, perm.READ_PUBLIC_CHANNEL)
+
+
+async def _refuse_channel(rt: Runtime, actor: User, channel: Channel) -> AppError:
+    async with rt.db.transaction() as conn:
+        team = await store.find_team(conn, channel.team_id) if channel.team_id else None
+    return channel_refusal(actor, channel, team)
+
+
 async def get_channel(rt: Runtime, actor: User, channel_id: str) -> Channel:
-    """A channel the actor may read; one they may not is "not found", like a missing one, so a
-    private channel's or DM's existence cannot be probed."""
+    """A channel the actor may read; one they may not is refused by ``channel_refusal``."""
     channel, team_member, member = await _load_channel(rt, actor, channel_id)
     if not perm.can_read_channel(actor, channel, team_member, member):
-        raise _channel_not_found()
+        raise await _refuse_channel(rt, actor, channel)
     return channel
 
 
@@ -420,10 +434,11 @@ async def list_channel_members(
 async def add_channel_member(
     rt: Runtime, actor: User, channel_id: str, user_id: str
 ) -> ChannelMember:
-    """Join a public channel yourself, or add a teammate to a channel you belong to."""
+    """Join a public channel yourself, or add a teammate to a channel you belong to (a team
+    admin to any channel of the team)."""
     channel, team_member, member = await _load_channel(rt, actor, channel_id)
-    if not perm.can_read_channel(actor, channel, team_member, member):
-        raise _channel_not_found()
+    if not _may_see_members(actor, channel, team_member, member):
+        raise await _refuse_channel(rt, actor, channel)
     if channel.type == ChannelType.DIRECT:
         raise BadRequest(
             "api.channel.add_user.to.channel.failed.deleted.app_error",
@@ -476,10 +491,20 @@ async def _join_channel(
         return new_member, await store.channel_member_ids(conn, channel.id)
 
 
+def _may_see_members(
+    actor: User, channel: Channel, team_member: TeamMember | None, member: ChannelMember | None
+) -> bool:
+    """Whether the membership routes may admit that the channel exists: its readers, and those
+    who manage its members (a team admin outside a private channel of the team)."""
+    return perm.can_read_channel(
+        actor, channel, team_member, member
+    ) or perm.can_manage_channel_members(actor, channel, team_member, member)
+
+
 async def remove_channel_member(rt: Runtime, actor: User, channel_id: str, user_id: str) -> None:
     channel, team_member, member = await _load_channel(rt, actor, channel_id)
-    if not perm.can_read_channel(actor, channel, team_member, member):
-        raise _channel_not_found()
+    if not _may_see_members(actor, channel, team_member, member):
+        raise await _refuse_channel(rt, actor, channel)
     if channel.type == ChannelType.DIRECT:
         raise BadRequest(
             "api.channel.remove.direct.app_error", "Cannot leave a direct message channel."

@@ -1,11 +1,20 @@
 """POST /api/v4/posts throughput: N concurrent clients posting for a fixed time.
 
     .venv/bin/python bench/posts_per_second.py [--concurrency 16] [--duration 10] [--warmup 2]
+        [--runs 3 --floor ../shared/bench-floor/post_floor.py] [--baseline DIR]
 
 Starts ``tidings serve`` on SQLite in a temporary data directory on a free port, creates a user
 (the first, so an admin), a team and a channel, then runs ``--concurrency`` aiohttp clients, each
 with its own connection, posting one message after another. Posts during the warm-up are not
-counted. Prints one JSON summary: posts per second, errors and latency percentiles.
+counted. Prints one JSON summary per measurement: posts per second, errors and latency
+percentiles.
+
+With ``--floor``, each of ``--runs`` rounds also measures the bare post handler (the shared
+``post_floor.py``) with the same clients, and the last line gives Tidings' posts/s as a ratio to
+the floor of its own round, min/median/max: absolute rates drift between minutes on shared
+machines, ratios within one round hold. ``--baseline DIR`` adds a third server per round, run
+from another checkout's ``src`` (e.g. a ``git worktree`` of an earlier commit), so a change's
+cost is read as two ratios to the same floor. The order within a round rotates.
 """
 
 import argparse
@@ -37,9 +46,12 @@ def percentile(ordered: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
 
 
-def start_server(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
+def start_server(data_dir: Path, port: int, source: Path | None = None) -> subprocess.Popen[bytes]:
+    """``tidings serve`` from this checkout, or from ``source`` (another checkout's ``src``)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TIDINGS_")}
     env |= {"TIDINGS_DATA_DIR": str(data_dir), "TIDINGS_LISTEN": f"127.0.0.1:{port}"}
+    if source is not None:
+        env["PYTHONPATH"] = str(source)
     return subprocess.Popen(
         [sys.executable, "-m", "tidings", "serve"],
         env=env,
@@ -113,8 +125,14 @@ async def client(
                 errors.append(status)
 
 
-async def measure(base: str, concurrency: int, duration: float, warmup: float) -> dict[str, Any]:
-    token, channel_id = await prepare(base)
+async def measure(
+    base: str,
+    concurrency: int,
+    duration: float,
+    warmup: float,
+    prepared: tuple[str, str] | None = None,
+) -> dict[str, Any]:
+    token, channel_id = prepared or await prepare(base)
     latencies: list[float] = []
     errors: list[int] = []
     counting_from = time.monotonic() + warmup
@@ -147,15 +165,11 @@ async def measure(base: str, concurrency: int, duration: float, warmup: float) -
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds counted")
-    parser.add_argument("--warmup", type=float, default=2.0, help="seconds not counted")
-    args = parser.parse_args()
+def measure_tidings(args: argparse.Namespace, source: Path | None) -> dict[str, Any]:
+    """One measurement of a fresh ``tidings serve`` (this checkout, or ``source``)."""
     with tempfile.TemporaryDirectory(prefix="tidings-bench-") as folder:
         port = free_port()
-        process = start_server(Path(folder), port)
+        process = start_server(Path(folder), port, source)
         base = f"http://127.0.0.1:{port}"
         try:
 
@@ -163,15 +177,99 @@ def main() -> None:
                 await wait_until_up(base, process)
                 return await measure(base, args.concurrency, args.duration, args.warmup)
 
-            summary = asyncio.run(run())
+            return asyncio.run(run())
         finally:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
-    print(json.dumps(summary, indent=2))
+            stop(process)
+
+
+def measure_floor(args: argparse.Namespace) -> dict[str, Any]:
+    """One measurement of the bare post handler, with the same clients."""
+    with tempfile.TemporaryDirectory(prefix="tidings-floor-") as folder:
+        port = free_port()
+        process = subprocess.Popen(
+            [sys.executable, str(args.floor), str(port), str(Path(folder) / "floor.db")],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            assert process.stdout is not None
+            token, channel_id = process.stdout.readline().decode().split()
+            base = f"http://127.0.0.1:{port}"
+
+            async def run() -> dict[str, Any]:
+                await wait_until_listening(port)
+                return await measure(
+                    base, args.concurrency, args.duration, args.warmup, (token, channel_id)
+                )
+
+            summary = asyncio.run(run())
+            summary["benchmark"] = "post floor (post_floor.py)"
+            return summary
+        finally:
+            stop(process)
+
+
+async def wait_until_listening(port: int) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.1)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    return {
+        "min": round(ordered[0], 4),
+        "median": round(ordered[len(ordered) // 2], 4),
+        "max": round(ordered[-1], 4),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds counted")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds not counted")
+    parser.add_argument("--runs", type=int, default=1, help="rounds (with --floor)")
+    parser.add_argument("--floor", type=Path, help="the shared post_floor.py")
+    parser.add_argument("--baseline", type=Path, help="another checkout to measure beside this one")
+    args = parser.parse_args()
+    if args.floor is None:
+        print(json.dumps(measure_tidings(args, None), indent=2))
+        return
+    contenders: dict[str, Path | None] = {"tidings": None}
+    if args.baseline is not None:
+        contenders["baseline"] = args.baseline.resolve() / "src"
+    ratios: dict[str, list[float]] = {name: [] for name in contenders}
+    for number in range(args.runs):
+        names = ["floor", *contenders]
+        names = names[number % len(names) :] + names[: number % len(names)]
+        rates: dict[str, float] = {}
+        for name in names:
+            summary = (
+                measure_floor(args) if name == "floor" else measure_tidings(args, contenders[name])
+            )
+            summary["round"], summary["contender"] = number + 1, name
+            print(json.dumps(summary))
+            rates[name] = summary["posts_per_second"]
+        for name in contenders:
+            ratios[name].append(rates[name] / rates["floor"])
+    print(json.dumps({"ratio_to_floor": {name: spread(v) for name, v in ratios.items()}}))
 
 
 if __name__ == "__main__":

@@ -435,7 +435,8 @@ def app_routes(app: Any) -> set[tuple[str, str, str]]:
     for context in iter_route_contexts(app.routes):
         route = context.original_route
         if isinstance(route, Mount):
-            found.add(("MOUNT", route.path, "tidings.web.pages"))
+            owner = "tidings.app" if route.path.startswith("/api/v4") else "tidings.web.pages"
+            found.add(("MOUNT", route.path, owner))
             continue
         module = getattr(context.endpoint, "__module__", "") or ""
         if isinstance(route, WebSocketRoute) or not context.methods:
@@ -448,8 +449,9 @@ def app_routes(app: Any) -> set[tuple[str, str, str]]:
 
 
 def is_api_route(module: str, path: str) -> bool:
-    """The API matrix owns ``tidings.api`` and FastAPI's own documentation routes."""
-    return module.startswith("tidings.api") or module.startswith("fastapi")
+    """The API matrix owns ``tidings.api``, FastAPI's ``openapi.json`` and the documentation page
+    (``tidings.app``: the page and its packaged assets)."""
+    return module.startswith(("tidings.api", "tidings.app", "fastapi"))
 
 
 def is_web_route(module: str, path: str) -> bool:

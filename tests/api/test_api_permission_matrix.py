@@ -714,7 +714,13 @@ CASES: list[Case] = [
     Case("GET", "/metrics", "prometheus", fixed(lambda w: Req()), rule({"system_admin"})),
     Case("GET", "/api/v4/openapi.json", "document", fixed(lambda w: Req()), everyone(200)),
     Case("GET", "/api/v4/docs", "page", fixed(lambda w: Req()), everyone(200)),
-    Case("GET", "/docs/oauth2-redirect", "page", fixed(lambda w: Req()), everyone(200)),
+    Case(
+        "MOUNT",
+        "/api/v4/docs/assets",
+        "script",
+        fixed(lambda w: Req({"file": "swagger-ui-bundle.js"})),
+        everyone(200),
+    ),
 ]
 
 

@@ -186,6 +186,17 @@ class Api:
         return Api(self.base_url, response.headers["Token"], response.json())
 
 
+def first_admin(server: ServerThread, username: str = "boss") -> Api:
+    """Sign up the first user of a fresh server (who becomes its system admin) and log in."""
+    anonymous = Api(server.url)
+    anonymous.post(
+        "/users",
+        {"username": username, "email": f"{username}@example.test", "password": PASSWORD},
+        expect=201,
+    )
+    return anonymous.login(username)
+
+
 class Factory:
     """Makes users, teams and channels with unique names through the API."""
 

@@ -13,10 +13,9 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 import httpx
-from sqlalchemy import select
 
+from hooks.hooks_support import delivery_rows
 from support import ServerThread, wait_until
-from tidings.store.schema import deliveries, delivery_attempts
 
 Behaviour = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -168,30 +167,6 @@ def _poll(base_url: str, stop: Any, ready: Any, results: Connection) -> None:
             latencies.append(time.monotonic() - started)
             stop.wait(0.02)
     results.send((latencies, failures))
-
-
-def delivery_rows(server: ServerThread, **where: str) -> list[dict[str, Any]]:
-    async def read() -> list[dict[str, Any]]:
-        query = select(deliveries).order_by(deliveries.c.create_at, deliveries.c.id)
-        for column, value in where.items():
-            query = query.where(deliveries.c[column] == value)
-        async with server.runtime.db.transaction() as conn:
-            return [dict(row._mapping) for row in (await conn.execute(query)).all()]
-
-    return server.run(read())
-
-
-def attempt_rows(server: ServerThread, delivery_id: str) -> list[dict[str, Any]]:
-    async def read() -> list[dict[str, Any]]:
-        query = (
-            select(delivery_attempts)
-            .where(delivery_attempts.c.delivery_id == delivery_id)
-            .order_by(delivery_attempts.c.number)
-        )
-        async with server.runtime.db.transaction() as conn:
-            return [dict(row._mapping) for row in (await conn.execute(query)).all()]
-
-    return server.run(read())
 
 
 def finished_delivery(server: ServerThread, hook_id: str, timeout: float) -> dict[str, Any]:

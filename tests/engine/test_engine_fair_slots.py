@@ -14,6 +14,7 @@ from support import (
     Factory,
     Receiver,
     ServerThread,
+    first_admin,
     fresh_database,
     seed_channel_hook,
     start_server,
@@ -38,13 +39,7 @@ def engine() -> Iterator[tuple[ServerThread, Api, Factory]]:
     with fresh_database() as url:
         server = start_server(url, worker_concurrency=SENDERS)
         try:
-            anonymous = Api(server.url)
-            anonymous.post(
-                "/users",
-                {"username": "boss", "email": "boss@example.test", "password": "correct-horse-9"},
-                expect=201,
-            )
-            admin = anonymous.login("boss", "correct-horse-9")
+            admin = first_admin(server)
             admin.put(
                 "/config/patch",
                 {

@@ -22,7 +22,6 @@ from hostile_support import (
     Behaviour,
     HostileServer,
     PingPoller,
-    attempt_rows,
     finished_delivery,
     read_request,
     replying,
@@ -30,6 +29,7 @@ from hostile_support import (
     response,
 )
 
+from hooks.hooks_support import attempt_rows
 from support import Api, Factory, Receiver, ServerThread, wait_until
 from tidings.webhooks.client import MAX_LOGGED_HEADER_BYTES, MAX_LOGGED_HEADERS, OMITTED_HEADERS
 

@@ -10,9 +10,9 @@ import pytest
 from websockets.sync.client import ClientConnection, connect
 
 from support import (
-    Api,
     Factory,
     Receiver,
+    first_admin,
     fresh_database,
     running_tidings,
     start_server,
@@ -42,13 +42,7 @@ def test_a_separate_workers_reply_is_announced_live(receiver: Receiver, tmp_path
     with fresh_database() as url:
         server = start_server(url, run_worker=False)
         try:
-            anonymous = Api(server.url)
-            anonymous.post(
-                "/users",
-                {"username": "boss", "email": "boss@example.test", "password": "correct-horse-9"},
-                expect=201,
-            )
-            admin = anonymous.login("boss", "correct-horse-9")
+            admin = first_admin(server)
             factory = Factory(admin)
             channel = factory.channel(factory.team())
             admin.put(

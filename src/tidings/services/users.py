@@ -117,11 +117,13 @@ class LoginLimiter:
     """Failed logins in a sliding minute, counted per (client address, account) pair.
 
     Keying by the pair means an attacker failing from one address cannot lock the owner out
-    from another. Each address also has a budget of failures over all login ids
-    (``ADDRESS_BUDGET_FACTOR`` times the per-account limit), so guessing with random login
-    ids cannot buy unbounded password hashing; that budget is not cleared by a success, as the
-    hashing was spent. Both tables forget keys quiet for a minute, swept once a minute, and an
-    address over its budget adds no keys, so memory stays bounded.
+    from another. Each address also has a budget of failures over login ids that name no
+    account (``ADDRESS_BUDGET_FACTOR`` times the per-account limit), so guessing with random
+    login ids cannot buy unbounded password hashing (or pairs to remember); that budget is not
+    cleared by a success, as the hashing was spent. It never refuses a real account's login:
+    behind a shared NAT, or a proxy not yet trusted, many people share one address, and one of
+    them must not lock the others out. Both tables forget keys quiet for a minute, swept once a
+    minute, and an address over its budget adds no keys, so memory stays bounded.
     """
 
     WINDOW_SECONDS = _Windows.WINDOW_SECONDS
@@ -137,20 +139,21 @@ class LoginLimiter:
         """How many (address, login id) pairs are remembered."""
         return len(self._pairs)
 
-    def check(self, address: str, key: str) -> None:
-        """Raise 429 if this pair, or this address over all ids, failed too often."""
-        if (
-            self._pairs.count((address, key)) >= self.per_minute
-            or self._addresses.count(address) >= self.per_address
+    def check(self, address: str, key: str, *, known: bool) -> None:
+        """Raise 429 if this pair failed too often, or, for a login id that names no account
+        (``known`` false), this address spent its budget of such guesses."""
+        if self._pairs.count((address, key)) >= self.per_minute or (
+            not known and self._addresses.count(address) >= self.per_address
         ):
             raise TooManyRequests(
                 "api.user.login.rate_limited.app_error",
                 "Too many failed login attempts. Please wait a minute and try again.",
             )
 
-    def failed(self, address: str, key: str) -> None:
+    def failed(self, address: str, key: str, *, known: bool) -> None:
         self._pairs.add((address, key))
-        self._addresses.add(address)
+        if not known:
+            self._addresses.add(address)
 
     def succeeded(self, address: str, key: str) -> None:
         self._pairs.forget((address, key))
@@ -355,14 +358,14 @@ async def login(
         found = await store.find_login(conn, key)
     # One budget per account, so its username and its email do not each get their own.
     key = found[0].id if found is not None else key
-    limiter.check(address, key)
+    limiter.check(address, key, known=found is not None)
     ok = found is not None and found[0].is_active and not found[0].is_bot
     if found is not None and ok:
         ok = await _verify_password(found[1], password)
     else:
         await hash_password(rt, "timing-equaliser")  # do not reveal which accounts exist by timing
     if not ok or found is None:
-        limiter.failed(address, key)
+        limiter.failed(address, key, known=found is not None)
         raise Unauthorized(
             "api.user.login.invalid_credentials_email_username",
             "Enter a valid email or username and/or password.",

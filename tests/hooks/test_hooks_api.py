@@ -216,6 +216,31 @@ def test_create_on_a_private_channel_is_403(admin: Api, world: World) -> None:
     assert (status, error) == (403, "api.outgoing_webhook.disabled.app_error")
 
 
+def test_a_private_channel_one_is_not_in_looks_missing(factory: Factory, world: World) -> None:
+    """Naming on a hook a private channel the creator cannot read answers exactly as a missing
+    channel does (no existence oracle); one they are in keeps Mattermost's 403."""
+    hidden = factory.channel(world.team, world.member2, private=True)
+    for method, path, fields in [
+        ("POST", "/hooks/outgoing", {}),
+        (
+            "PUT",
+            f"/hooks/outgoing/{create(world.team_admin, world, trigger_words=['hid'])['id']}",
+            {},
+        ),
+    ]:
+        missing = error_of(
+            world.team_admin, method, path, body(world, channel_id=RANDOM_ID, **fields)
+        )
+        secret = error_of(
+            world.team_admin, method, path, body(world, channel_id=hidden["id"], **fields)
+        )
+        assert secret == missing == (404, "app.channel.get.existing.app_error")
+    status, error = error_of(
+        world.team_admin, "POST", "/hooks/outgoing", body(world, channel_id=world.private["id"])
+    )
+    assert (status, error) == (403, "api.outgoing_webhook.disabled.app_error")
+
+
 def test_create_on_another_teams_channel_is_403(admin: Api, world: World) -> None:
     """The channel must belong to the hook's team."""
     status, error = error_of(

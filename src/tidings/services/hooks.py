@@ -24,6 +24,7 @@ from tidings.errors import (
     permission_error,
 )
 from tidings.ids import is_valid_id, new_id
+from tidings.services import teams as team_service
 from tidings.services.runtime import Runtime
 from tidings.store import hooks as store
 from tidings.store import teams as team_store
@@ -89,18 +90,14 @@ async def _team_rights(
     )
 
 
-async def _check_channel_and_triggers(rt: Runtime, hook: OutgoingHook, *, creating: bool) -> None:
+async def _check_channel_and_triggers(
+    rt: Runtime, actor: User, hook: OutgoingHook, *, creating: bool
+) -> None:
+    """The channel rules of REF §3, after the actor's own view of the channel: one they may not
+    read answers as ``team_service.get_channel`` does (a private channel, a DM or a channel of
+    an invite-only team as missing), so naming a channel id on a hook is no existence oracle."""
     if hook.channel_id:
-        async with rt.db.transaction() as conn:
-            channel = (
-                await team_store.find_channel(conn, hook.channel_id)
-                if is_valid_id(hook.channel_id)
-                else None
-            )
-        if channel is None or channel.delete_at:
-            raise NotFound(
-                "app.channel.get.existing.app_error", "Unable to find the existing channel."
-            )
+        channel = await team_service.get_channel(rt, actor, hook.channel_id)
         if channel.type != ChannelType.PUBLIC:
             raise Forbidden(
                 "api.outgoing_webhook.disabled.app_error"
@@ -179,7 +176,7 @@ async def create_hook(rt: Runtime, actor: User, data: HookInput) -> OutgoingHook
         signing_secret=new_signing_secret(),
         timeout_seconds=data.timeout_seconds,
     )
-    await _check_channel_and_triggers(rt, hook, creating=True)
+    await _check_channel_and_triggers(rt, actor, hook, creating=True)
     await _check_conflicts(rt, hook, "api.webhook.create_outgoing.intersect.app_error")
     validate_hook(hook)
     async with rt.db.transaction() as conn:
@@ -272,7 +269,7 @@ async def update_hook(rt: Runtime, actor: User, hook_id: str, data: HookInput) -
         icon_url=hook.icon_url if data.icon_url is None else data.icon_url,
         timeout_seconds=data.timeout_seconds if data.timeout_given else hook.timeout_seconds,
     )
-    await _check_channel_and_triggers(rt, updated, creating=False)
+    await _check_channel_and_triggers(rt, actor, updated, creating=False)
     await _check_conflicts(rt, updated, "api.webhook.update_outgoing.intersect.app_error")
     validate_hook(updated)
     async with rt.db.transaction() as conn:

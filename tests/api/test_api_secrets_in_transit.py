@@ -43,6 +43,30 @@ def test_login_and_hook_secrets_are_never_cached(
         assert response.headers["Cache-Control"] == "no-store", response.request.url
 
 
+def test_team_answers_with_the_invite_id_are_never_cached(factory: Factory) -> None:
+    """A team's invite id opens sign-up into it: every answer that shows it to a team admin is
+    no-store; a member's view, without it, may be cached as before."""
+    owner, member = factory.user(), factory.user()
+    team = factory.team(owner)
+    factory.join(team, member)
+    paths = [
+        f"/teams/{team['id']}",
+        f"/teams/name/{team['name']}",
+        "/teams",
+        f"/users/{owner.user['id']}/teams",
+    ]
+    for path in paths:
+        shown = owner.request("GET", path)
+        assert shown.status_code == 200, shown.text
+        assert team["invite_id"] in shown.text
+        assert shown.headers.get("Cache-Control") == "no-store", path
+    for path in (f"/teams/{team['id']}", f"/teams/name/{team['name']}"):
+        hidden = member.request("GET", path)
+        assert hidden.status_code == 200, hidden.text
+        assert not hidden.json()["invite_id"]
+        assert hidden.headers.get("Cache-Control") != "no-store", path
+
+
 def test_the_docs_page_loads_only_same_origin_assets(server: ServerThread) -> None:
     """Every script, stylesheet and icon of ``/api/v4/docs`` is served by us and answers 200."""
     docs_url = f"{server.url}/api/v4/docs"

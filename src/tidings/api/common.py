@@ -17,6 +17,8 @@ from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 from starlette.responses import JSONResponse
 
+from tidings.domain.teams import Team
+from tidings.domain.wire import team_json
 from tidings.errors import Unauthorized, invalid_body_param, invalid_url_param
 from tidings.ids import is_valid_id
 from tidings.services import users as user_service
@@ -237,6 +239,14 @@ def ok(data: Any, status: int = 200, *, secret: bool = False) -> JSONResponse:
     """``secret``: the answer carries a token or signing secret, which no cache may keep."""
     headers = {"Cache-Control": "no-store"} if secret else None
     return JSONResponse(data, status_code=status, headers=headers)
+
+
+def teams_ok(teams: Team | list[Team], status: int = 200) -> JSONResponse:
+    """Team objects, which carry the invite id (it opens sign-up into the team) to the team's
+    and the system's admins: an answer holding one is as secret as a token, so no-store."""
+    many = teams if isinstance(teams, list) else [teams]
+    data = [team_json(t) for t in many] if isinstance(teams, list) else team_json(teams)
+    return ok(data, status, secret=any(t.invite_id for t in many))
 
 
 STATUS_OK = {"status": "OK"}

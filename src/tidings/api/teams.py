@@ -13,8 +13,9 @@ from tidings.api.common import (
     ok,
     parse_body,
     read_json,
+    teams_ok,
 )
-from tidings.domain.wire import channel_json, channel_member_json, team_json, team_member_json
+from tidings.domain.wire import channel_json, channel_member_json, team_member_json
 from tidings.errors import invalid_body_param
 from tidings.services import teams as service
 
@@ -49,22 +50,17 @@ class MemberAdd(Strict):
 async def create_team(request: Request, rt: RuntimeDep, session: SessionDep) -> JSONResponse:
     body = await parse_body(request, TeamCreate, "team")
     team = await service.create_team(rt, session.user, body.name, body.display_name, body.type)
-    return ok(team_json(team), 201)
+    return teams_ok(team, 201)
 
 
 @router.get("/teams")
 async def list_teams(rt: RuntimeDep, session: SessionDep, paging: PagingDep) -> JSONResponse:
-    return ok(
-        [
-            team_json(t)
-            for t in await service.list_teams(rt, session.user, paging.page, paging.per_page)
-        ]
-    )
+    return teams_ok(await service.list_teams(rt, session.user, paging.page, paging.per_page))
 
 
 @router.get("/teams/name/{name}")
 async def team_by_name(name: str, rt: RuntimeDep, session: SessionDep) -> JSONResponse:
-    return ok(team_json(await service.get_team_by_name(rt, session.user, name)))
+    return teams_ok(await service.get_team_by_name(rt, session.user, name))
 
 
 @router.get("/teams/name/{team_name}/channels/name/{channel_name}")
@@ -79,7 +75,7 @@ async def channel_by_team_name(
 
 @router.get("/teams/{team_id}")
 async def get_team(team_id: str, rt: RuntimeDep, session: SessionDep) -> JSONResponse:
-    return ok(team_json(await service.get_team(rt, session.user, team_id)))
+    return teams_ok(await service.get_team(rt, session.user, team_id))
 
 
 @router.get("/teams/{team_id}/members")

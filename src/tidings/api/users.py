@@ -18,9 +18,10 @@ from tidings.api.common import (
     ok,
     parse_body,
     read_json,
+    teams_ok,
 )
 from tidings.domain import server_config
-from tidings.domain.wire import channel_json, channel_member_json, team_json, user_json
+from tidings.domain.wire import channel_json, channel_member_json, user_json
 from tidings.errors import invalid_body_param
 from tidings.services import teams as team_service
 from tidings.services import users as service
@@ -227,7 +228,7 @@ async def set_active(
 @router.get("/users/{user_id}/teams")
 async def user_teams(user_id: str, rt: RuntimeDep, session: SessionDep) -> JSONResponse:
     teams = await team_service.list_user_teams(rt, session.user, _me(user_id, session.user.id))
-    return ok([team_json(t) for t in teams])
+    return teams_ok(teams)
 
 
 @router.get("/users/{user_id}/teams/{team_id}/channels")

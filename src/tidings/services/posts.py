@@ -26,6 +26,7 @@ from tidings.errors import BadRequest, NotFound, permission_error
 from tidings.events import Event
 from tidings.ids import is_valid_id, new_id
 from tidings.services.runtime import Runtime
+from tidings.services.teams import channel_refusal, get_channel
 from tidings.store import hooks as hook_store
 from tidings.store import posts as store
 from tidings.store import teams as team_store
@@ -160,8 +161,6 @@ async def create_post(
             if not perm.can_read_channel(actor, channel, team_member, member):
                 # A private channel or DM as if it did not exist; a public one of an open team
                 # refused with 403, its existence being no secret.
-                from tidings.services.teams import channel_refusal
-
                 team = (
                     await team_store.find_team(conn, channel.team_id) if channel.team_id else None
                 )
@@ -212,8 +211,6 @@ def posted_event(
 
 
 async def _readable_post(rt: Runtime, actor: User, post_id: str) -> tuple[Post, Channel]:
-    from tidings.services.teams import get_channel
-
     async with rt.db.transaction() as conn:
         post = await store.find_post(conn, post_id) if is_valid_id(post_id) else None
     if post is None or post.delete_at:
@@ -256,8 +253,6 @@ async def list_channel_posts(
     after: str = "",
     include_deleted: bool = False,
 ) -> dict[str, Any]:
-    from tidings.services.teams import get_channel
-
     await get_channel(rt, actor, channel_id)
     async with rt.db.transaction() as conn:
         before_at = after_at = None

@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tidings.domain.deliveries import Attempt, Delivery, DeliveryStatus, ErrorKind
@@ -390,7 +391,8 @@ def _storable_finish(result: Finish) -> Finish:
 
 
 class StorageUnavailable(Exception):
-    """Not even one delivery's reduced result could be written: the database itself is failing.
+    """The database, not a value, refused a write (locked, deadlocked, disconnected, or even a
+    delivery's reduced result failed): nothing more was marked; try the rest again later.
 
     ``inserted`` and ``written`` cover the results before the failing one, which did commit.
     """
@@ -433,11 +435,13 @@ async def finish_isolating(
 ) -> tuple[list[list[Post]], list[Finish]]:
     """:func:`finish`, and when a batch cannot be written, the bad rows fail on their own.
 
-    A failing batch is split in halves until the rows that fail are alone; each of those is
-    written once more in its :func:`unstorable` form, so the others commit and nothing spins.
-    Results are written in order. Returns (reply posts inserted per result, the results as
-    written). Raises :class:`StorageUnavailable` when even the reduced form of one row fails,
-    which means the database is down rather than one value being poison.
+    A batch refused for its data (see :func:`is_data_error`) is split in halves until the rows
+    that fail are alone; each of those is written once more in its :func:`unstorable` form, so
+    the others commit and nothing spins. Any other failure (a lock, a deadlock, a lost
+    connection) says nothing about the rows, so none is marked: :class:`StorageUnavailable` is
+    raised and the caller tries the rest again later. Results are written in order. Returns
+    (reply posts inserted per result, the results as written). Also raises
+    :class:`StorageUnavailable` when even the reduced form of one row fails.
     """
     inserted: list[list[Post]] = []
     written: list[Finish] = []
@@ -449,22 +453,55 @@ async def finish_isolating(
             written += chunk
             continue
         except Exception as error:
+            if not is_data_error(error):
+                raise StorageUnavailable(inserted, written) from error
             if len(chunk) > 1:
                 middle = len(chunk) // 2
                 chunks += (chunk[middle:], chunk[:middle])
                 continue
             reduced = unstorable(chunk[0], error)
-        logger.warning(
-            "the result of delivery %s could not be stored; recording it as failed",
-            reduced.delivery.id,
-            exc_info=True,
-        )
+            logger.warning(
+                "the result of delivery %s could not be stored; recording it as failed",
+                reduced.delivery.id,
+                exc_info=error,
+            )
         try:
             inserted += await finish(db, [reduced], now_ms)
         except Exception as again:
             raise StorageUnavailable(inserted, written) from again
         written.append(reduced)
     return inserted, written
+
+
+# SQLSTATE classes of errors caused by the values written: 22 data exception (NUL in text, too
+# long, bad encoding), 23 integrity constraint violation (a duplicate id, a missing parent).
+_DATA_SQLSTATE_CLASSES = ("22", "23")
+
+
+def is_data_error(error: BaseException) -> bool:
+    """True when ``error`` is a write refused for the values in it, which trying again would
+    only repeat; False for trouble with the database itself (locked, deadlocked, a lost or
+    closed connection, a missing table), which passes or needs an operator, not a verdict.
+
+    Covers both write paths: SQLAlchemy's wrappers around asyncpg (classified by SQLSTATE) or
+    pysqlite, the raw ``sqlite3`` errors of ``Database.sqlite_batch``, and Python's own value
+    errors raised while binding a parameter (a lone surrogate cannot be encoded).
+    """
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return False
+    if isinstance(error, StatementError):
+        cause: BaseException | None = error.orig
+        if cause is None:
+            return False
+        error = cause
+    if isinstance(error, sqlite3.IntegrityError | sqlite3.DataError):
+        return True
+    if isinstance(error, sqlite3.Error):
+        return False  # OperationalError ("database is locked"), InterfaceError, …
+    state = getattr(error, "sqlstate", None)
+    if isinstance(state, str):
+        return state[:2] in _DATA_SQLSTATE_CLASSES
+    return isinstance(error, ValueError | OverflowError)  # UnicodeError is a ValueError
 
 
 def _latest_by_channel(posts: Sequence[Post]) -> dict[str, tuple[int, int]]:

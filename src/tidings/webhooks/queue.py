@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tidings.domain.deliveries import Attempt, Delivery, DeliveryStatus, ErrorKind
 from tidings.domain.posts import Post
-from tidings.domain.storable import storable_headers, storable_json, storable_text
+from tidings.domain.storable import storable_json, storable_text
 from tidings.domain.values import value_object
 from tidings.ids import new_id
 from tidings.store.compiled import CompiledStatement
@@ -356,6 +356,9 @@ _INSERT_ATTEMPT_RAW = CompiledStatement.insert(delivery_attempts)
 
 
 def _attempt_row(attempt: Attempt) -> dict[str, Any]:
+    """The attempt as a row, each text cut to its column. The headers are stored as they are:
+    the client cleaned the response headers as it read them (``storable_header_text``), and the
+    request headers are built from values already stored in this database."""
     return {
         "id": attempt.id,
         "delivery_id": attempt.delivery_id,
@@ -365,8 +368,8 @@ def _attempt_row(attempt: Attempt) -> dict[str, Any]:
         "status_code": attempt.status_code,
         "error_kind": storable_text(attempt.error_kind, _KIND_CHARS),
         "error_message": storable_text(attempt.error_message, _ERROR_CHARS),
-        "request_headers": storable_headers(attempt.request_headers),
-        "response_headers": storable_headers(attempt.response_headers),
+        "request_headers": attempt.request_headers,
+        "response_headers": attempt.response_headers,
         "response_excerpt": storable_text(attempt.response_excerpt),
     }
 

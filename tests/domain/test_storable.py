@@ -2,7 +2,7 @@
 
 import time
 
-from tidings.domain.storable import storable_headers, storable_json, storable_text
+from tidings.domain.storable import storable_header_text, storable_json, storable_text
 
 
 def test_text_drops_nuls_and_replaces_lone_surrogates() -> None:
@@ -54,8 +54,21 @@ def test_json_handles_deep_nesting_without_recursion() -> None:
     assert cleaned == [""]
 
 
-def test_headers_names_and_values_are_cleaned() -> None:
-    assert storable_headers({"X-\x00A": "b\x00c"}) == {"X-A": "bc"}
+def test_header_text_replaces_controls_nuls_and_surrogates() -> None:
+    """In a header every control character but tab, NUL included, and every lone surrogate
+    becomes U+FFFD; what a header may hold is kept as it is."""
+    assert storable_header_text("a\x00b\nc\x7fd\x01") == "a\ufffdb\ufffdc\ufffdd\ufffd"
+    assert storable_header_text("x\udcff\ud800y") == "x\ufffd\ufffdy"
+    assert storable_header_text("text/plain;\tq=1 caf\u00e9") == "text/plain;\tq=1 caf\u00e9"
+    storable_header_text("\udcfe" * 10).encode("utf-8")  # always encodable
+
+
+def test_header_text_cost_is_linear() -> None:
+    """A mebibyte of hostile header text is cleaned quickly."""
+    started = time.monotonic()
+    cleaned = storable_header_text("a\x01\udcff\x00" * 262_144)
+    assert time.monotonic() - started < 1.0
+    assert len(cleaned) == 4 * 262_144
 
 
 def test_cost_is_linear() -> None:

@@ -6,12 +6,17 @@ replies posted.
 """
 
 import asyncio
+import contextlib
+import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from sqlalchemy import select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from hooks.hooks_support import attempt_rows, delivery_rows, make_hook, send, webhook_posts
 from support import (
@@ -24,7 +29,7 @@ from support import (
     wait_until,
 )
 from tidings.config import Settings
-from tidings.domain.deliveries import Attempt, DeliveryStatus
+from tidings.domain.deliveries import Attempt, Delivery, DeliveryStatus
 from tidings.domain.posts import Post
 from tidings.ids import new_id
 from tidings.services import posts as post_service
@@ -117,6 +122,45 @@ def test_the_next_batch_after_a_poison_reply_still_flows(
     assert len(healthy) == 3
 
 
+def _reply_result(
+    delivery: Delivery,
+    user_id: str,
+    channel_id: str,
+    now: int,
+    post_id: str = "",
+    message: str = "reply",
+) -> queue.Finish:
+    """A successful attempt for ``delivery`` whose reply posts ``message`` as ``post_id``."""
+    reply = Post(
+        id=post_id or new_id(),
+        create_at=now,
+        update_at=now,
+        edit_at=0,
+        delete_at=0,
+        user_id=user_id,
+        channel_id=channel_id,
+        root_id="",
+        message=message,
+        props={"from_webhook": "true"},
+    )
+    attempt = Attempt(
+        id=new_id(),
+        delivery_id=delivery.id,
+        number=1,
+        started_at=now,
+        duration_ms=3,
+        status_code=200,
+        error_kind="",
+        error_message="",
+        request_headers={},
+        response_headers={"X-A": "b"},
+        response_excerpt='{"text":"reply"}',
+    )
+    return queue.Finish(
+        delivery=delivery, status=DeliveryStatus.SUCCEEDED, attempt=attempt, reply_posts=(reply,)
+    )
+
+
 def test_a_batch_that_cannot_be_written_fails_only_its_bad_row() -> None:
     """If a row still fails the write, the batch is split: that row is recorded failed, the rest commit."""
 
@@ -135,37 +179,9 @@ def test_a_batch_that_cannot_be_written_fails_only_its_bad_row() -> None:
             for i, delivery in enumerate(sorted(claimed, key=lambda d: d.post_id)):
                 # Row 3's reply reuses an existing post's id: no sanitising can save that write.
                 post_id = triggers[0].id if i == 3 else new_id()
-                reply = Post(
-                    id=post_id,
-                    create_at=now,
-                    update_at=now,
-                    edit_at=0,
-                    delete_at=0,
-                    user_id=seeded.admin.id,
-                    channel_id=seeded.channel.id,
-                    root_id="",
-                    message=f"reply {i}",
-                    props={"from_webhook": "true"},
-                )
-                attempt = Attempt(
-                    id=new_id(),
-                    delivery_id=delivery.id,
-                    number=1,
-                    started_at=now,
-                    duration_ms=3,
-                    status_code=200,
-                    error_kind="",
-                    error_message="",
-                    request_headers={},
-                    response_headers={"X-A": "b"},
-                    response_excerpt='{"text":"reply"}',
-                )
                 results.append(
-                    queue.Finish(
-                        delivery=delivery,
-                        status=DeliveryStatus.SUCCEEDED,
-                        attempt=attempt,
-                        reply_posts=(reply,),
+                    _reply_result(
+                        delivery, seeded.admin.id, seeded.channel.id, now, post_id, f"reply {i}"
                     )
                 )
             inserted, written = await queue.finish_isolating(rt.db, results, now)
@@ -227,3 +243,116 @@ def test_stopping_finishes_while_results_cannot_be_stored(receiver: Receiver) ->
 
     with fresh_database() as url:
         asyncio.run(work(url))
+
+
+@contextlib.contextmanager
+def _lock_held_briefly(url: str, delivery_id: str, seconds: float) -> Iterator[None]:
+    """Another connection holds what :func:`queue.finish` must lock (SQLite's write lock, or on
+    PostgreSQL the delivery row ``FOR UPDATE``) for ``seconds`` from entry, then lets go."""
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_sqlite() -> None:
+        holder = sqlite3.connect(make_url(url).database or "", isolation_level=None)
+        try:
+            holder.execute("BEGIN IMMEDIATE")
+            locked.set()
+            release.wait(seconds)
+            holder.execute("ROLLBACK")
+        finally:
+            holder.close()
+
+    async def hold_row() -> None:
+        engine = create_async_engine(url)
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(
+                    select(deliveries.c.id).where(deliveries.c.id == delivery_id).with_for_update()
+                )
+                locked.set()
+                await asyncio.to_thread(release.wait, seconds)
+        finally:
+            await engine.dispose()
+
+    sqlite = url.startswith("sqlite")
+    thread = threading.Thread(target=hold_sqlite if sqlite else lambda: asyncio.run(hold_row()))
+    thread.start()
+    try:
+        assert locked.wait(10)
+        yield
+    finally:
+        thread.join(seconds + 10)
+
+
+def test_a_passing_lock_is_retried_not_recorded_unstorable() -> None:
+    """A write that fails because the database is busy for a moment (a lock held elsewhere)
+    marks nothing: the delivery stays in flight, and its result is stored, reply and all, when
+    the flusher tries again."""
+
+    async def work(url: str) -> None:
+        sqlite = url.startswith("sqlite")
+        if not sqlite:
+            # New sessions of this test database give up on a lock after 200 ms.
+            engine = create_async_engine(url)
+            async with engine.begin() as conn:
+                name = make_url(url).database
+                await conn.execute(text(f"ALTER DATABASE \"{name}\" SET lock_timeout = '200ms'"))
+            await engine.dispose()
+        rt = Runtime(settings=Settings(database_url=url), db=Database.from_url(url))
+        try:
+            seeded = await seed_channel_hook(rt, "boss", "http://127.0.0.1:9/hook")
+            await post_service.create_post(rt, seeded.admin, seeded.channel.id, "go")
+            if sqlite:
+                await rt.db.sqlite_batch(lambda conn: conn.execute("PRAGMA busy_timeout=200"))
+            now = rt.clock.now_ms()
+            [delivery] = await queue.claim(rt.db, 10, 60_000, now)
+            result = _reply_result(delivery, seeded.admin.id, seeded.channel.id, now)
+            # The lock outlasts the first try's 200 ms wait but not a second one: a reduced
+            # write right after would go through, and must not be made.
+            with (
+                _lock_held_briefly(url, delivery.id, 0.3),
+                pytest.raises(queue.StorageUnavailable) as raised,
+            ):
+                await queue.finish_isolating(rt.db, [result], now)
+            assert raised.value.written == []
+            async with rt.db.transaction() as conn:
+                row = (await conn.execute(select(deliveries))).one()
+                attempts = (await conn.execute(select(delivery_attempts))).all()
+            assert (row.status, row.last_error_kind, attempts) == ("in_flight", "", [])
+            # The flusher tries again later, and now the write goes through.
+            inserted, written = await queue.finish_isolating(rt.db, [result], now)
+            assert [len(p) for p in inserted] == [1]
+            assert written == [result]
+            async with rt.db.transaction() as conn:
+                row = (await conn.execute(select(deliveries))).one()
+                attempt = (await conn.execute(select(delivery_attempts))).one()
+                replies = (
+                    (await conn.execute(select(posts.c.message).where(posts.c.message == "reply")))
+                    .scalars()
+                    .all()
+                )
+            assert (row.status, row.reply_posted, attempt.error_kind) == ("succeeded", True, "")
+            assert replies == ["reply"]
+        finally:
+            await rt.db.dispose()
+
+    with fresh_database() as url:
+        asyncio.run(work(url))
+
+
+def test_only_errors_about_the_values_count_as_poison() -> None:
+    """sqlite3's own errors, as the raw write path raises them: a constraint or an unencodable
+    value is poison; a locked or closed database is not."""
+    conn = sqlite3.connect(":memory:", isolation_level=None, timeout=0)
+    conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, s TEXT)")
+    conn.execute("INSERT INTO t VALUES (1, 'a')")
+    with pytest.raises(sqlite3.IntegrityError) as duplicate:
+        conn.execute("INSERT INTO t VALUES (1, 'b')")
+    with pytest.raises(UnicodeEncodeError) as surrogate:
+        conn.execute("INSERT INTO t VALUES (2, ?)", ("\ud800",))
+    conn.close()
+    with pytest.raises(sqlite3.ProgrammingError) as closed:
+        conn.execute("SELECT 1")
+    assert queue.is_data_error(duplicate.value)
+    assert queue.is_data_error(surrogate.value)
+    assert not queue.is_data_error(closed.value)
+    assert not queue.is_data_error(sqlite3.OperationalError("database is locked"))

@@ -4,15 +4,15 @@ PostgreSQL refuses a NUL byte in text and JSON, refuses strings longer than a ``
 length, and a Python string holding a lone surrogate cannot be encoded at all. A receiver can
 put any of these in a reply's text, props or attachments, or in its response body and headers;
 one such value used to make the write-back of a whole batch fail. Everything the worker stores
-passes through these functions on its way to the database (``webhooks/queue.py``), so the whole
-class of poison values is handled in one place. NULs are dropped, as Mattermost does; a lone
+passes through these functions on its way to the database (``webhooks/queue.py``; response
+headers in ``webhooks/client.py`` as they are read), so the whole class of poison values is
+handled in one place. NULs are dropped, as Mattermost does; a lone
 surrogate becomes U+FFFD, as Go's decoder makes it.
 
 Linear in the size of the value, and cheap for clean ASCII (the usual case). Pure; no I/O.
 """
 
 import re
-from collections.abc import Mapping
 from typing import Any
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
@@ -60,6 +60,17 @@ def storable_json(value: Any) -> Any:
     return root[0]
 
 
-def storable_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    """Header names and values made storable (a JSON column: NUL is refused there too)."""
-    return {storable_text(name): storable_text(value) for name, value in headers.items()}
+# In a header, any control character but tab is noise (or an attempt to garble the log view).
+_UNSTORABLE_IN_HEADER = re.compile("[\x00-\x08\x0a-\x1f\x7f\ud800-\udfff]")
+
+
+def storable_header_text(value: str) -> str:
+    """A response header's name or value fit to store and show: control characters (tab
+    excepted), NULs and lone surrogates each become U+FFFD.
+
+    Stricter than :func:`storable_text`, which keeps newlines because a message may hold them; a
+    header line cannot. aiohttp keeps undecodable header bytes as lone surrogates, which neither
+    JSON nor PostgreSQL text can store. The webhook client applies this once, as it reads the
+    headers; the outbox stores them as they come.
+    """
+    return _UNSTORABLE_IN_HEADER.sub("\ufffd", value)

@@ -39,17 +39,19 @@ against that pool's own list, so reuse inside a pool is safe.
 Body size and compression
 -------------------------
 The client asks for ``Accept-Encoding: gzip, deflate, br`` and decodes the body itself
-(``auto_decompress=False``), a piece at a time with the decoder's output bounded
-(``zlib.decompressobj().decompress(data, max_length)``, brotli's ``output_buffer_limit``), so the
-1 MiB cap holds on the *decoded* bytes: a gzip, deflate or br bomb costs at most 1 MiB of output
-and the wire bytes read so far, never its inflated size. The wire is capped at the same 1 MiB.
-Reading stops at the cap plus one byte; the first 1 MiB is returned with ``truncated`` set and the
-connection is dropped rather than drained. An over-cap reply, on the wire or after decoding, is
-treated alike: the reply parser refuses a truncated body, so nothing is posted and the attempt is
-recorded as ``bad_reply`` ("the reply is larger than 1 MiB"); a 2xx stays a 2xx (the receiver did
-get the request, and resending it would repeat its side effects). A body the client cannot decode
-(an unknown or stacked ``Content-Encoding``, corrupt or cut-off compressed data) is not a
-transport failure either: a 2xx is recorded as ``bad_reply`` with the reason and posts nothing.
+(``auto_decompress=False``), a piece at a time, through the decoders of
+``tidings.webhooks.decoding``: each call returns at most the room left under the cap (for br
+that takes small steps and a cut, as brotli's own output limit is soft), so the 1 MiB cap holds
+on the *decoded* bytes: a gzip, deflate or br bomb costs at most 1 MiB of output (plus one
+decoder step of about 32 KiB) and the wire bytes read so far, never its inflated size. The wire
+is capped at the same 1 MiB. Reading stops at the cap plus one byte; the first 1 MiB is
+returned with ``truncated`` set and the connection is dropped rather than drained. An over-cap
+reply, on the wire or after decoding, is treated alike: the reply parser refuses a truncated
+body, so nothing is posted and the attempt is recorded as ``bad_reply`` ("the reply is larger
+than 1 MiB"); a 2xx stays a 2xx (the receiver did get the request, and resending it would repeat
+its side effects). A body the client cannot decode (an unknown or stacked ``Content-Encoding``,
+corrupt or cut-off compressed data) is not a transport failure either: a 2xx is recorded as
+``bad_reply`` with the reason and posts nothing.
 
 Stored response headers
 -----------------------
@@ -57,18 +59,17 @@ Response headers go into the delivery log's attempt rows, so what a receiver can
 store is bounded like the body: at most ``MAX_LOGGED_HEADERS`` (50) names, each value cut to
 ``MAX_LOGGED_HEADER_VALUE`` (1,024) characters, and ``MAX_LOGGED_HEADER_BYTES`` (8 KiB) of names and
 values in all; the rest is dropped and a ``x-tidings-headers-omitted`` entry says how many. Values
-are stored as valid text (undecodable bytes and control characters become U+FFFD). ``Retry-After``
-and ``Location`` are read from the full headers before capping.
+are stored as valid text: ``tidings.domain.storable.storable_header_text`` turns undecodable bytes
+and control characters into U+FFFD here, once, and the outbox stores them as they are.
+``Retry-After`` and ``Location`` are read from the full headers before capping.
 
-Imports only ``tidings.webhooks.addresses``, ``tidings.domain.deliveries``, ``tidings.clock`` and
-the package version; never store, services, api or web.
+Imports only ``tidings.webhooks.addresses``, ``tidings.webhooks.decoding``, ``tidings.domain``,
+``tidings.clock`` and the package version; never store, services, api or web.
 """
 
 import functools
 import logging
-import re
 import socket
-import zlib
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -77,15 +78,16 @@ from types import TracebackType
 from typing import Any, Self
 
 import aiohttp
-import brotli
 import psutil
 from yarl import URL
 
 from tidings import __version__
 from tidings.clock import Clock, SystemClock
 from tidings.domain.deliveries import ErrorKind
+from tidings.domain.storable import storable_header_text
 from tidings.domain.values import value_object
 from tidings.webhooks.addresses import AllowList, IPAddress, parse_allowlist, parse_ip
+from tidings.webhooks.decoding import DECODERS, Decoder, Identity, UndecodableBody, content_coding
 
 logger = logging.getLogger(__name__)
 
@@ -353,19 +355,19 @@ class WebhookClient:
         decoded, so neither an endless body nor a compression bomb costs more than the cap.
         """
         limit = self._max_response_bytes
-        coding = _content_coding(response.headers.getall("Content-Encoding", ()))
+        coding = content_coding(response.headers.getall("Content-Encoding", ()))
         if coding is None:
             declared = response.content_length
             if declared is not None and declared <= limit:
                 # The parser stops at the declared length, so one read is bounded (and the common
                 # case: a small JSON reply) costs one await instead of a loop to end-of-stream.
                 return await response.read(), False, ""
-            decoder: _Decoder = _Identity()
-        elif coding not in _DECODERS:
+            decoder: Decoder = Identity()
+        elif coding not in DECODERS:
             shown = ", ".join(response.headers.getall("Content-Encoding", ()))[:100]
             return b"", False, f"unsupported Content-Encoding {shown!r}"
         else:
-            decoder = _DECODERS[coding]()
+            decoder = DECODERS[coding]()
         chunks: list[bytes] = []
         size = wire = 0
         try:
@@ -380,8 +382,8 @@ class WebhookClient:
             else:
                 return b"".join(chunks)[:limit], True, ""
             problem = decoder.finish() if wire else ""  # an empty body is empty in any coding
-        except (zlib.error, brotli.error) as exc:
-            return b"", False, f"the {coding} body cannot be decoded: {_describe(exc)}"
+        except UndecodableBody as exc:
+            return b"", False, f"the {coding} body cannot be decoded: {exc}"
         if problem:
             return b"", False, f"the {coding} body {problem}"
         return b"".join(chunks), False, ""
@@ -519,8 +521,8 @@ def _flatten_headers(response: aiohttp.ClientResponse) -> dict[str, str]:
     used = 0
     omitted = 0
     for raw_name, raw_value in response.headers.items():
-        name = _printable(raw_name)[:MAX_LOGGED_HEADER_VALUE]
-        value = _printable(raw_value)
+        name = storable_header_text(raw_name)[:MAX_LOGGED_HEADER_VALUE]
+        value = storable_header_text(raw_value)
         if name in flat:
             room = MAX_LOGGED_HEADER_VALUE - len(flat[name])
             if room <= 2:
@@ -547,15 +549,6 @@ def _flatten_headers(response: aiohttp.ClientResponse) -> dict[str, str]:
     return flat
 
 
-_UNPRINTABLE = re.compile("[\x00-\x08\x0a-\x1f\x7f\ud800-\udfff]")
-
-
-def _printable(text: str) -> str:
-    """``text`` without control characters or undecodable bytes (aiohttp keeps those as
-    surrogates, which neither JSON nor PostgreSQL text can store), each replaced by U+FFFD."""
-    return _UNPRINTABLE.sub("\ufffd", text)
-
-
 def _status_kind(status: int) -> ErrorKind:
     if 200 <= status < 300:
         return ErrorKind.NONE
@@ -568,7 +561,7 @@ def _status_message(status: int, location: str | None) -> str:
     if 200 <= status < 300:
         return ""
     if 300 <= status < 400:
-        shown = _printable(location or "")[:_MAX_MESSAGE_LOCATION]
+        shown = storable_header_text(location or "")[:_MAX_MESSAGE_LOCATION]
         target = f"to {shown}" if shown else "without a Location header"
         return f"redirect not followed: HTTP {status} {target}"
     return f"HTTP {status}"
@@ -592,97 +585,3 @@ def _log_outcome(target: URL, outcome: HttpOutcome) -> None:
             outcome.error_kind or "ok",
             outcome.duration_ms,
         )
-
-
-def _content_coding(values: Any) -> str | None:
-    """The one content coding of a response (None for identity), or ``""`` for several.
-
-    ``Content-Encoding`` may list codings applied in turn; only one is decoded (stacked codings
-    are a bomb multiplier and no receiver needs them), so a list names no decoder.
-    """
-    codings = [
-        part.strip().lower() for value in values for part in str(value).split(",") if part.strip()
-    ]
-    codings = [coding for coding in codings if coding != "identity"]
-    if not codings:
-        return None
-    return codings[0] if len(codings) == 1 else ""
-
-
-class _Decoder:
-    """An incremental body decoder whose output per call is bounded by ``room``."""
-
-    def decode(self, data: bytes, room: int) -> bytes:
-        """Decode ``data``; return at most about ``room`` bytes (then the cap is reached)."""
-        raise NotImplementedError
-
-    def finish(self) -> str:
-        """At end of body: ``""`` if the stream was complete, else what is wrong with it."""
-        return ""
-
-
-class _Identity(_Decoder):
-    def decode(self, data: bytes, room: int) -> bytes:
-        return data
-
-
-class _Zlib(_Decoder):
-    """gzip (several members allowed, as RFC 1952 permits) or deflate (zlib-wrapped or raw)."""
-
-    def __init__(self, gzip: bool) -> None:
-        self._gzip = gzip
-        self._head = b""
-        self._inflater: Any = (
-            zlib.decompressobj(16 + zlib.MAX_WBITS) if gzip else None  # deflate: see decode
-        )
-
-    def decode(self, data: bytes, room: int) -> bytes:
-        if self._inflater is None:
-            # HTTP "deflate" is meant to be zlib-wrapped, but some servers send raw deflate;
-            # the first two bytes tell which (a zlib header is a multiple of 31).
-            self._head += data
-            if len(self._head) < 2:
-                return b""
-            data, self._head = self._head, b""
-            zlib_wrapped = data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0
-            self._inflater = zlib.decompressobj(zlib.MAX_WBITS if zlib_wrapped else -zlib.MAX_WBITS)
-        out = self._inflater.decompress(data, room)
-        # Output stopped at ``room`` with input left over: the cap is reached, and the caller
-        # stops; the unconsumed input is simply dropped with the decoder.
-        while self._gzip and self._inflater.eof and self._inflater.unused_data and len(out) < room:
-            rest = self._inflater.unused_data
-            self._inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-            out += self._inflater.decompress(rest, room - len(out))
-        return bytes(out)
-
-    def finish(self) -> str:
-        if self._inflater is None:
-            return "ended before its compressed data did" if self._head else ""
-        return "" if self._inflater.eof else "ended before its compressed data did"
-
-
-class _Brotli(_Decoder):
-    def __init__(self) -> None:
-        self._inflater = brotli.Decompressor()
-
-    def decode(self, data: bytes, room: int) -> bytes:
-        out = self._inflater.process(data, output_buffer_limit=room)
-        # With the output limit reached the decoder keeps input back; drain it with empty
-        # input while there is room (past the room the caller stops anyway).
-        while len(out) < room and not self._inflater.can_accept_more_data():
-            more = self._inflater.process(b"", output_buffer_limit=room - len(out))
-            if not more:
-                break
-            out += more
-        return bytes(out)
-
-    def finish(self) -> str:
-        return "" if self._inflater.is_finished() else "ended before its compressed data did"
-
-
-_DECODERS: dict[str, Callable[[], _Decoder]] = {
-    "gzip": lambda: _Zlib(gzip=True),
-    "x-gzip": lambda: _Zlib(gzip=True),
-    "deflate": lambda: _Zlib(gzip=False),
-    "br": _Brotli,
-}

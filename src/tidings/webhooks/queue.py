@@ -28,11 +28,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tidings.domain.deliveries import Attempt, Delivery, DeliveryStatus, ErrorKind
 from tidings.domain.posts import Post
-from tidings.domain.storable import storable_headers, storable_json, storable_text
+from tidings.domain.storable import storable_json, storable_text
 from tidings.domain.values import value_object
 from tidings.ids import new_id
 from tidings.store.compiled import CompiledStatement
@@ -355,6 +356,9 @@ _INSERT_ATTEMPT_RAW = CompiledStatement.insert(delivery_attempts)
 
 
 def _attempt_row(attempt: Attempt) -> dict[str, Any]:
+    """The attempt as a row, each text cut to its column. The headers are stored as they are:
+    the client cleaned the response headers as it read them (``storable_header_text``), and the
+    request headers are built from values already stored in this database."""
     return {
         "id": attempt.id,
         "delivery_id": attempt.delivery_id,
@@ -364,8 +368,8 @@ def _attempt_row(attempt: Attempt) -> dict[str, Any]:
         "status_code": attempt.status_code,
         "error_kind": storable_text(attempt.error_kind, _KIND_CHARS),
         "error_message": storable_text(attempt.error_message, _ERROR_CHARS),
-        "request_headers": storable_headers(attempt.request_headers),
-        "response_headers": storable_headers(attempt.response_headers),
+        "request_headers": attempt.request_headers,
+        "response_headers": attempt.response_headers,
         "response_excerpt": storable_text(attempt.response_excerpt),
     }
 
@@ -390,7 +394,8 @@ def _storable_finish(result: Finish) -> Finish:
 
 
 class StorageUnavailable(Exception):
-    """Not even one delivery's reduced result could be written: the database itself is failing.
+    """The database, not a value, refused a write (locked, deadlocked, disconnected, or even a
+    delivery's reduced result failed): nothing more was marked; try the rest again later.
 
     ``inserted`` and ``written`` cover the results before the failing one, which did commit.
     """
@@ -433,11 +438,13 @@ async def finish_isolating(
 ) -> tuple[list[list[Post]], list[Finish]]:
     """:func:`finish`, and when a batch cannot be written, the bad rows fail on their own.
 
-    A failing batch is split in halves until the rows that fail are alone; each of those is
-    written once more in its :func:`unstorable` form, so the others commit and nothing spins.
-    Results are written in order. Returns (reply posts inserted per result, the results as
-    written). Raises :class:`StorageUnavailable` when even the reduced form of one row fails,
-    which means the database is down rather than one value being poison.
+    A batch refused for its data (see :func:`is_data_error`) is split in halves until the rows
+    that fail are alone; each of those is written once more in its :func:`unstorable` form, so
+    the others commit and nothing spins. Any other failure (a lock, a deadlock, a lost
+    connection) says nothing about the rows, so none is marked: :class:`StorageUnavailable` is
+    raised and the caller tries the rest again later. Results are written in order. Returns
+    (reply posts inserted per result, the results as written). Also raises
+    :class:`StorageUnavailable` when even the reduced form of one row fails.
     """
     inserted: list[list[Post]] = []
     written: list[Finish] = []
@@ -449,22 +456,55 @@ async def finish_isolating(
             written += chunk
             continue
         except Exception as error:
+            if not is_data_error(error):
+                raise StorageUnavailable(inserted, written) from error
             if len(chunk) > 1:
                 middle = len(chunk) // 2
                 chunks += (chunk[middle:], chunk[:middle])
                 continue
             reduced = unstorable(chunk[0], error)
-        logger.warning(
-            "the result of delivery %s could not be stored; recording it as failed",
-            reduced.delivery.id,
-            exc_info=True,
-        )
+            logger.warning(
+                "the result of delivery %s could not be stored; recording it as failed",
+                reduced.delivery.id,
+                exc_info=error,
+            )
         try:
             inserted += await finish(db, [reduced], now_ms)
         except Exception as again:
             raise StorageUnavailable(inserted, written) from again
         written.append(reduced)
     return inserted, written
+
+
+# SQLSTATE classes of errors caused by the values written: 22 data exception (NUL in text, too
+# long, bad encoding), 23 integrity constraint violation (a duplicate id, a missing parent).
+_DATA_SQLSTATE_CLASSES = ("22", "23")
+
+
+def is_data_error(error: BaseException) -> bool:
+    """True when ``error`` is a write refused for the values in it, which trying again would
+    only repeat; False for trouble with the database itself (locked, deadlocked, a lost or
+    closed connection, a missing table), which passes or needs an operator, not a verdict.
+
+    Covers both write paths: SQLAlchemy's wrappers around asyncpg (classified by SQLSTATE) or
+    pysqlite, the raw ``sqlite3`` errors of ``Database.sqlite_batch``, and Python's own value
+    errors raised while binding a parameter (a lone surrogate cannot be encoded).
+    """
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return False
+    if isinstance(error, StatementError):
+        cause: BaseException | None = error.orig
+        if cause is None:
+            return False
+        error = cause
+    if isinstance(error, sqlite3.IntegrityError | sqlite3.DataError):
+        return True
+    if isinstance(error, sqlite3.Error):
+        return False  # OperationalError ("database is locked"), InterfaceError, …
+    state = getattr(error, "sqlstate", None)
+    if isinstance(state, str):
+        return state[:2] in _DATA_SQLSTATE_CLASSES
+    return isinstance(error, ValueError | OverflowError)  # UnicodeError is a ValueError
 
 
 def _latest_by_channel(posts: Sequence[Post]) -> dict[str, tuple[int, int]]:

@@ -100,7 +100,7 @@ async def _require_json(request: Request, rt: Runtime, name: str) -> None:
     if declared is None:
         origin = request.headers.get("origin")
         if origin is None or server_config.origin_allowed(
-            await rt.config(), origin, request.headers.get("host", ""), request.url.scheme
+            await rt.config(), origin, request.headers.get("host", "")
         ):
             return
     raise invalid_body_param(name, "the body must be sent as application/json")

@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     # and holds the GIL: a second render at once gains no throughput, only takes GIL time from
     # the event loop, so one is the default.
     render_concurrency: int = Field(default=1, ge=1, le=64)
+    # Peers whose X-Forwarded-For / X-Forwarded-Proto are believed (comma-separated addresses or
+    # networks; empty: none, the TCP peer is the client). uvicorn's own default, made explicit so
+    # no FORWARDED_ALLOW_IPS variable outside TIDINGS_* changes who the login limiter counts.
+    forwarded_allow_ips: str = "127.0.0.1,::1"
 
     @field_validator("listen")
     @classmethod

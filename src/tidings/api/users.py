@@ -14,6 +14,7 @@ from tidings.api.common import (
     RuntimeDep,
     SessionDep,
     body_doc,
+    client_address,
     login_limiter,
     ok,
     parse_body,
@@ -116,7 +117,7 @@ async def login(request: Request, rt: RuntimeDep) -> JSONResponse:
         login_limiter(request),
         body.login_id,
         body.password,
-        address=request.client.host if request.client else "",
+        address=client_address(request),
     )
     response = ok(user_json(user), secret=True)
     response.headers["Token"] = token

@@ -1,6 +1,7 @@
 """``create_app(settings)``: the ASGI application — API, websocket, pages, error handling, and the
 in-process webhook worker started and stopped with the server's lifespan."""
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -63,6 +64,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     )
     app.state.runtime = rt
     app.state.login_limiter = LoginLimiter(settings.login_failures_per_minute)
+    app.state.render_slots = asyncio.Semaphore(settings.render_concurrency)
 
     async def limits() -> tuple[int, bool]:
         service = (await rt.config())["ServiceSettings"]

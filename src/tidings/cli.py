@@ -7,6 +7,7 @@ first system admin), the way an operator with shell access would.
 """
 
 import asyncio
+import contextlib
 import json
 import logging
 import sys
@@ -125,20 +126,43 @@ def migrate() -> None:
     typer.echo(f"database is up to date: {settings.masked_database_url}")
 
 
+def uvicorn_config(settings: Settings) -> uvicorn.Config:
+    """How ``serve`` runs uvicorn.
+
+    Proxy headers are believed from ``TIDINGS_FORWARDED_ALLOW_IPS`` only (default: this host,
+    uvicorn's own default): behind a local reverse proxy the client address (the login
+    limiter's key) is the one the proxy puts in ``X-Forwarded-For`` and the scheme is its
+    ``X-Forwarded-Proto``, so sessions behind TLS get Secure cookies. Set it empty to believe
+    no one.
+    """
+    from tidings.app import create_app
+
+    return uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        proxy_headers=bool(settings.forwarded_allow_ips.strip()),
+        forwarded_allow_ips=settings.forwarded_allow_ips,
+    )
+
+
 @app.command()
 def serve() -> None:
     """Run the server (API, websocket, pages) with the webhook worker inside it."""
     settings = _settings()
     _prepare(settings)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    from tidings.app import create_app
-
     url = f"http://{settings.listen}"
     typer.echo(f"Tidings {__version__} listening on {url}")
     typer.echo(f"Database: {settings.masked_database_url}")
     typer.echo(f"Open {url}/ — the first account created (POST {url}/api/v4/users, or")
     typer.echo("`tidings user create --system-admin`) becomes the system admin.")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+    server = uvicorn.Server(uvicorn_config(settings))
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    if not server.started:
+        raise typer.Exit(3)  # as uvicorn.run does: it could not bind or start up
 
 
 @app.command()

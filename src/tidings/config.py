@@ -32,6 +32,14 @@ class Settings(BaseSettings):
     password_hash_time_cost: int = Field(default=3, ge=1, le=20)
     password_hash_memory_kib: int = Field(default=65536, ge=8, le=4_194_304)
     gil_switch_interval_seconds: float = Field(default=0.0005, gt=0, le=0.1)
+    # Post pages rendered at once (the rest wait their turn). Markdown rendering is pure Python
+    # and holds the GIL: a second render at once gains no throughput, only takes GIL time from
+    # the event loop, so one is the default.
+    render_concurrency: int = Field(default=1, ge=1, le=64)
+    # Peers whose X-Forwarded-For / X-Forwarded-Proto are believed (comma-separated addresses or
+    # networks; empty: none, the TCP peer is the client). uvicorn's own default, made explicit so
+    # no FORWARDED_ALLOW_IPS variable outside TIDINGS_* changes who the login limiter counts.
+    forwarded_allow_ips: str = "127.0.0.1,::1"
 
     @field_validator("listen")
     @classmethod

@@ -233,17 +233,23 @@ def test_a_cookie_upgrade_from_another_origin_is_refused(ws_url: str, member: Ap
 def test_a_cookie_upgrade_from_the_sites_own_origin_is_accepted(
     ws_url: str, server: ServerThread, member: Api, cors_settings: Api
 ) -> None:
-    """Without SiteURL the site's own origin is the request's Host; with it, SiteURL's."""
+    """Without SiteURL the site's own origin is the request's Host, over http or https (the
+    web client's page is https behind a proxy that terminates TLS and forwards plain ws); with
+    SiteURL, exactly SiteURL's."""
     cookie = f"MMAUTHTOKEN={member.token}"
     own = f"http://{server.settings.listen}"
     with _socket(ws_url, Cookie=cookie, Origin=own) as ws:
         _assert_hello(_receive(ws), member.user["id"])
+    with _socket(ws_url, Cookie=cookie, Origin=f"https://{server.settings.listen}") as ws:
+        _assert_hello(_receive(ws), member.user["id"])
+    assert _refused_upgrade(ws_url, Cookie=cookie, Origin=f"https://{server.settings.host}") == 403
     cors_settings.put(
         "/config/patch", {"ServiceSettings": {"SiteURL": "https://chat.example.test/"}}
     )
     with _socket(ws_url, Cookie=cookie, Origin="https://CHAT.example.test:443") as ws:
         _assert_hello(_receive(ws), member.user["id"])
     assert _refused_upgrade(ws_url, Cookie=cookie, Origin=own) == 403
+    assert _refused_upgrade(ws_url, Cookie=cookie, Origin="http://chat.example.test") == 403
 
 
 def test_an_allow_listed_origin_may_use_the_cookie(

@@ -1,9 +1,10 @@
 """The rendering module: Markdown, emoji, Slack attachments, the author line, and sanitising."""
 
 import re
+import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from html.parser import HTMLParser
 
 import httpx
@@ -11,11 +12,14 @@ import pytest
 from web_support import page_client
 
 from support import Factory, ServerThread
+from tidings import process
 from tidings.web.rendering import (
     MARKDOWN_BUDGET_CHARS,
+    PAGE_MARKDOWN_BUDGET_CHARS,
     Author,
     attachment_colour,
     emojize,
+    page_views,
     post_body_html,
     post_view,
     post_views,
@@ -487,6 +491,123 @@ def test_many_tiny_pieces_each_cost_the_budget() -> None:
     rendered = body.count("<em>a</em>")
     assert 0 < rendered <= MARKDOWN_BUDGET_CHARS // 64
     assert body.count("*a*") == 100_000 - rendered
+
+
+def _worst_post(post_id: str) -> dict[str, object]:
+    """A post whose message and attachment use up its whole Markdown budget on the slowest
+    input we know (``![`` runs, ~15 µs a character)."""
+    return {
+        "id": post_id,
+        "user_id": "",
+        "message": "**a** " + _repeated("![", 15_994),
+        "props": {"attachments": [{"text": _repeated("![", MARKDOWN_BUDGET_CHARS - 16_000)}]},
+    }
+
+
+def test_a_page_of_worst_posts_costs_about_two_posts() -> None:
+    """A page of 30 posts that each fill their own budget renders within the page's budget:
+    about two posts' worth of Markdown, the rest as plain text, in bounded time."""
+    assert PAGE_MARKDOWN_BUDGET_CHARS <= 2 * MARKDOWN_BUDGET_CHARS
+    posts = {str(i): _worst_post(str(i)) for i in range(30)}
+    order = [str(i) for i in range(29, -1, -1)]
+    views = post_views(posts, order, {})
+    assert _best_seconds(lambda: post_views(posts, order, {})) < 2.5
+    as_markdown = [v.id for v in views if v.html.startswith("<p><strong>a</strong>")]
+    # The newest posts (the bottom of the page, seen first) are the ones that get Markdown.
+    assert as_markdown == ["28", "29"]
+    assert all(v.html.startswith("<p>**a** ![![") for v in views[:28])
+    threads = page_views([_worst_post(str(i)) for i in range(30)], {})
+    assert _best_seconds(lambda: page_views([_worst_post("r")] * 30, {})) < 2.5
+    assert [v.id for v in threads if v.html.startswith("<p>**a**")] == [
+        str(i) for i in range(2, 30)
+    ]
+
+
+def test_an_ordinary_page_renders_as_each_post_alone() -> None:
+    """The page budget changes nothing for ordinary pages: 30 posts, among them the seed's
+    build table and a long Slack attachment, render exactly as each would on its own."""
+    attachment = {"text": "**done** " * 300, "fields": [{"title": "t", "value": "*v*"}] * 20}
+    posts = {
+        str(i): {
+            "id": str(i),
+            "user_id": "",
+            "message": SEED_TABLE if i % 3 == 0 else f"message {i} with *emphasis* :smile:",
+            "props": {"attachments": [attachment]} if i % 5 == 0 else {},
+        }
+        for i in range(30)
+    }
+    order = [str(i) for i in range(29, -1, -1)]
+    page = post_views(posts, order, {})
+    assert [v.html for v in page] == [post_view(posts[str(i)], {}).html for i in range(30)]
+    assert all("![" not in v.html and "**" not in v.html for v in page)
+
+
+@pytest.fixture
+def served_process(server: ServerThread) -> Iterator[ServerThread]:
+    """The test server's process tuned as ``tidings serve`` tunes its own (process.tune: the
+    GIL switch interval), put back afterwards."""
+    before = sys.getswitchinterval()
+    process.tune(server.settings)
+    yield server
+    sys.setswitchinterval(before)
+
+
+def test_concurrent_pages_of_worst_posts_do_not_stall_the_server(
+    served_process: ServerThread, factory: Factory
+) -> None:
+    """Through the real server: eight people at once open a channel whose 30 latest posts each
+    fill their Markdown budget. Each page costs about a second (the page budget), the pages
+    render one after another (TIDINGS_RENDER_CONCURRENCY) instead of all taking the GIL from
+    the event loop at once, and ``/api/v4/system/ping`` keeps answering quickly meanwhile."""
+    server = served_process
+    team = factory.team()
+    member = factory.user()
+    factory.join(team, member)
+    channel = factory.channel(team)
+    member.post(f"/channels/{channel['id']}/members", {"user_id": member.user["id"]}, expect=201)
+    worst = _worst_post("")
+    for _ in range(30):
+        body = {"channel_id": channel["id"], "message": worst["message"], "props": worst["props"]}
+        member.post("/posts", body, expect=201)
+    signed_in = page_client(server.url, member.user["username"])
+    path = f"/{team['name']}/channels/{channel['name']}"
+    latencies: list[float] = []
+    took: list[float] = []
+    statuses: list[int] = []
+    done = threading.Event()
+
+    def ping() -> None:
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            while not done.is_set():
+                started = time.perf_counter()
+                client.get("/api/v4/system/ping").raise_for_status()
+                latencies.append(time.perf_counter() - started)
+                time.sleep(0.01)
+
+    def view() -> None:
+        with httpx.Client(base_url=server.url, cookies=signed_in.cookies, timeout=120) as client:
+            started = time.perf_counter()
+            statuses.append(client.get(path).status_code)
+            took.append(time.perf_counter() - started)
+
+    pinger = threading.Thread(target=ping)
+    viewers = [threading.Thread(target=view) for _ in range(8)]
+    pinger.start()
+    try:
+        for viewer in viewers:
+            viewer.start()
+        for viewer in viewers:
+            viewer.join()
+    finally:
+        done.set()
+        pinger.join()
+    assert statuses == [200] * 8
+    assert latencies
+    assert max(latencies) < 0.25, f"ping took up to {max(latencies):.3f}s: {sorted(latencies)[-5:]}"
+    # One page's worth of Markdown each, one at a time: the first arrives within a couple of
+    # seconds instead of all eight sharing the GIL and arriving together at the end.
+    assert min(took) < 3.0, f"the channel pages took {sorted(took)}"
+    assert max(took) < 30.0, f"the channel pages took {sorted(took)}"
 
 
 def test_hostile_posts_do_not_stall_the_server(server: ServerThread, factory: Factory) -> None:

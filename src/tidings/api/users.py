@@ -14,6 +14,7 @@ from tidings.api.common import (
     RuntimeDep,
     SessionDep,
     body_doc,
+    client_address,
     login_limiter,
     ok,
     parse_body,
@@ -101,7 +102,7 @@ async def _require_json(request: Request, rt: Runtime, name: str) -> None:
     if declared is None:
         origin = request.headers.get("origin")
         if origin is None or server_config.origin_allowed(
-            await rt.config(), origin, request.headers.get("host", ""), request.url.scheme
+            await rt.config(), origin, request.headers.get("host", "")
         ):
             return
     raise invalid_body_param(name, "the body must be sent as application/json")
@@ -117,7 +118,7 @@ async def login(request: Request, rt: RuntimeDep) -> JSONResponse:
         login_limiter(request),
         body.login_id,
         body.password,
-        address=request.client.host if request.client else "",
+        address=client_address(request),
     )
     response = ok(user_json(user), secret=True)
     response.headers["Token"] = token

@@ -257,21 +257,34 @@ def _origin_of(url: str) -> str:
     return f"{scheme}://{netloc}" if netloc and "@" not in netloc else ""
 
 
-def origin_allowed(config: ConfigDocument, origin: str, host: str, scheme: str) -> bool:
-    """May a browser page from ``origin`` use this site's cookies over a websocket?
+def _own_host(host: str, scheme: str) -> str:
+    """A ``Host`` header as an origin's ``host[:port]``: lower-cased, the scheme's default port
+    dropped (a proxy may forward ``chat.example:443`` for a page at ``https://chat.example``)."""
+    host = host.strip().lower()
+    default = {"http": ":80", "https": ":443"}[scheme]
+    return host[: -len(default)] if host.endswith(default) else host
 
-    The site's own origin is ``SiteURL`` when set, else the request's own ``host`` (with the
-    request's ``scheme``); ``AllowCorsFrom`` adds more, space-separated, or ``*`` for any.
+
+def origin_allowed(config: ConfigDocument, origin: str, host: str) -> bool:
+    """May a browser page from ``origin`` use this site's cookies (a websocket, a typeless body)?
+
+    With ``SiteURL`` set, it alone is the site's own origin: scheme, host and port exactly.
+    Without it, an ``http`` or ``https`` origin whose ``host[:port]`` is the request's ``Host``
+    counts as the site's own, whatever scheme the request itself came in on: behind a proxy
+    that terminates TLS the request is ``http`` while the page is ``https``, and only the Host
+    both share. ``AllowCorsFrom`` adds more origins, space-separated, or ``*`` for any.
     """
     wanted = _origin_of(origin)
     if not wanted:
         return False
     service = config["ServiceSettings"]
     allowed = service["AllowCorsFrom"].split()
-    if "*" in allowed:
+    if "*" in allowed or wanted in {_origin_of(a) for a in allowed}:
         return True
-    own = _origin_of(service["SiteURL"]) if service["SiteURL"] else _origin_of(f"{scheme}://{host}")
-    return wanted in {own, *(_origin_of(a) for a in allowed)} - {""}
+    if service["SiteURL"]:
+        return wanted == _origin_of(service["SiteURL"])
+    scheme, _, netloc = wanted.partition("://")
+    return scheme in ("http", "https") and netloc == _own_host(host, scheme)
 
 
 def client_config(config: ConfigDocument, version: str) -> dict[str, str]:

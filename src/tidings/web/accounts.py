@@ -14,6 +14,7 @@ from tidings.web.navigation import home_path
 from tidings.web.responses import PageRoute, local_path, page, redirect
 from tidings.web.sessions import (
     anonymous_form,
+    client_address,
     end_session,
     find_session,
     form_token,
@@ -89,7 +90,7 @@ async def login(request: Request) -> Response:
             login_limiter(request),
             login_id,
             form.text("password"),
-            address=request.client.host if request.client else "",
+            address=client_address(request),
         )
     except AppError as error:
         return await _login_page(request, error=error.message, status=error.status)
@@ -141,7 +142,7 @@ async def signup(request: Request) -> Response:
             login_limiter(request),
             user.username,
             password,
-            address=request.client.host if request.client else "",
+            address=client_address(request),
         )
     except AppError as error:
         return await _signup_page(request, error=error.message, values=values, status=error.status)

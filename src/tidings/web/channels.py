@@ -7,8 +7,9 @@ with it, the composer posts through the API and the websocket brings the post ba
 Must not import ``tidings.api`` or ``tidings.store``.
 """
 
-from collections.abc import Mapping
-from typing import Any
+import asyncio
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
@@ -22,13 +23,35 @@ from tidings.services import teams as team_service
 from tidings.services import users as user_service
 from tidings.services.users import Session
 from tidings.web.navigation import build_sidebar, my_team
-from tidings.web.rendering import Author, PostView, post_view, post_views, render_markdown
+from tidings.web.rendering import (
+    Author,
+    PostView,
+    page_views,
+    post_view,
+    post_views,
+    render_markdown,
+)
 from tidings.web.responses import PageRoute, fragment, page, redirect
 from tidings.web.sessions import find_session, require_session, runtime, session_form
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
 PAGE_SIZE = 30
+
+T = TypeVar("T")
+
+
+async def render_posts(request: Request, work: Callable[[], T]) -> T:
+    """Run ``work`` (turning posts into HTML) off the event loop, at most
+    ``TIDINGS_RENDER_CONCURRENCY`` at once.
+
+    Rendering is CPU work in pure Python (up to ~1 s for a page of hostile posts, bounded by
+    the page's Markdown budget). A worker thread keeps it off the loop, but it still holds the
+    GIL, so many renders at once would starve the loop; the semaphore makes the rest queue.
+    """
+    slots: asyncio.Semaphore = request.app.state.render_slots
+    async with slots:
+        return await run_in_threadpool(work)
 
 
 async def authors_of(request: Request, posts: Mapping[str, Any]) -> dict[str, Author]:
@@ -45,7 +68,7 @@ async def _thread(request: Request, me: User, post_id: str) -> list[PostView]:
     thread = await post_service.get_thread(runtime(request), me, post_id)
     authors = await authors_of(request, thread["posts"])
     posts = [thread["posts"][i] for i in thread["order"]]
-    return await run_in_threadpool(lambda: [post_view(post, authors) for post in posts])
+    return await render_posts(request, lambda: page_views(posts, authors))
 
 
 async def _channel_page(
@@ -66,10 +89,9 @@ async def _channel_page(
     member = channel.id in {c.id for c in await team_service.list_my_channels(rt, me, team.id)}
     before = request.query_params.get("before", "")
     listing = await post_service.list_channel_posts(rt, me, channel.id, 0, PAGE_SIZE, before=before)
-    # Rendering is CPU work (up to ~0.5 s for a hostile post): off the event loop, so the
-    # server keeps answering everyone else while a page of such posts renders.
-    posts = await run_in_threadpool(
-        post_views, listing["posts"], listing["order"], await authors_of(request, listing["posts"])
+    authors = await authors_of(request, listing["posts"])
+    posts = await render_posts(
+        request, lambda: post_views(listing["posts"], listing["order"], authors)
     )
     thread: list[PostView] = []
     thread_id = request.query_params.get("thread", "")
@@ -218,7 +240,8 @@ async def post_fragment(request: Request, post_id: str) -> Response:
     # The thread call reads the post with its reply count, and checks the caller may see it.
     thread = await post_service.get_thread(runtime(request), session.user, post_id)
     found = {post_id: thread["posts"][post_id]}
-    view = await run_in_threadpool(post_view, found[post_id], await authors_of(request, found))
+    authors = await authors_of(request, found)
+    view = await render_posts(request, lambda: post_view(found[post_id], authors))
     in_thread = request.query_params.get("view") == "thread"
     return fragment("_post_fragment.html", post=view, in_thread=in_thread)
 
@@ -239,8 +262,9 @@ async def posts_fragment(request: Request, channel_id: str) -> Response:
         before=query.get("before", ""),
         after=query.get("after", ""),
     )
-    views = await run_in_threadpool(
-        post_views, listing["posts"], listing["order"], await authors_of(request, listing["posts"])
+    authors = await authors_of(request, listing["posts"])
+    views = await render_posts(
+        request, lambda: post_views(listing["posts"], listing["order"], authors)
     )
     response = fragment("_posts_fragment.html", posts=views)
     response.headers["X-Tidings-Has-More"] = (

@@ -1,7 +1,8 @@
 """Posts to HTML: the one place a message, its Slack attachments and its author line become markup.
 
 Every post the web client shows — in a page, a fragment fetched after a websocket event, a thread
-panel — goes through :func:`post_view`. Markdown is CommonMark with tables, strikethrough, bare
+panel — goes through :func:`post_view`, and every list of them through :func:`page_views`, whose
+posts share one page budget of Markdown. Markdown is CommonMark with tables, strikethrough, bare
 URLs turned into links, and emoji shortcodes (``:white_check_mark:`` → ✅). Slack attachments
 (``props.attachments``) get a colour bar, pretext, author, title link, text, fields, image and
 footer. Whatever the message or props say, the result passes one nh3 sanitiser that keeps a
@@ -37,6 +38,15 @@ markdown-it-py is linear but slow on hostile input (about 15 µs a character for
 and attachments may hold 800,000 characters, so without a budget one post could hold a page for
 seconds. Twice Mattermost's 16,383-character message limit: a full message and as much again of
 attachments render as before; past that a post costs only escaping, at most ~0.5 s of Markdown.
+"""
+PAGE_MARKDOWN_BUDGET_CHARS = 2 * MARKDOWN_BUDGET_CHARS
+"""How much Markdown one render call over many posts (a page, a fragment, a thread) may render.
+
+markdown-it-py is pure Python: even in a worker thread it holds the GIL the event loop needs, so a
+page of 30 hostile posts within their own budgets (~15 s) would starve the server. With a page
+budget a page costs at most about two worst-case posts (~1 s); posts past it are shown as plain
+text. A page of ordinary chat (a few hundred characters a post) never comes near it, so it
+renders exactly as each post alone would.
 """
 _MARKDOWN_CALL_CHARS = 64
 """What one Markdown call costs the budget at least, so 100,000 one-letter fields cannot run
@@ -425,16 +435,34 @@ def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
-def post_body_html(message: str, props: Mapping[str, Any]) -> str:
+class PageBudget(_Budget):
+    """The Markdown characters a render call over many posts may still spend (see
+    PAGE_MARKDOWN_BUDGET_CHARS); each post takes its own budget out of what is left."""
+
+    __slots__ = ()
+
+    def __init__(self, chars: int = PAGE_MARKDOWN_BUDGET_CHARS) -> None:
+        super().__init__(chars)
+
+
+def post_body_html(message: str, props: Mapping[str, Any], page: PageBudget | None = None) -> str:
     """The message and its attachments, sanitised together, in time bounded by their length
-    (Markdown for at most MARKDOWN_BUDGET_CHARS of it, linear escaping for the rest)."""
-    budget = _Budget()
+    (Markdown for at most MARKDOWN_BUDGET_CHARS of it, and no more than what is left of the
+    ``page`` budget; linear escaping for the rest)."""
+    allowed = MARKDOWN_BUDGET_CHARS if page is None else min(MARKDOWN_BUDGET_CHARS, page.remaining)
+    budget = _Budget(allowed)
     body = _markdown(message, budget) if message.strip() else ""
-    return sanitise(body + _attachments(props.get("attachments"), budget))
+    attachments = _attachments(props.get("attachments"), budget)
+    if page is not None:
+        page.remaining -= allowed - budget.remaining
+    return sanitise(body + attachments)
 
 
-def post_view(post: Mapping[str, Any], authors: Mapping[str, Author]) -> PostView:
-    """A post (Mattermost's Post JSON) as the web client shows it.
+def post_view(
+    post: Mapping[str, Any], authors: Mapping[str, Author], page: PageBudget | None = None
+) -> PostView:
+    """A post (Mattermost's Post JSON) as the web client shows it; with ``page``, its Markdown
+    comes out of that page's budget.
 
     Webhook posts (``props.from_webhook == "true"``) carry a BOT tag and show the override
     name and icon when the server stored one; bot accounts carry the tag too.
@@ -465,16 +493,24 @@ def post_view(post: Mapping[str, Any], authors: Mapping[str, Author]) -> PostVie
         icon_url=_web_url(props.get("override_icon_url")) if from_webhook else "",
         icon_emoji=_icon_emoji(props.get("override_icon_emoji")) if from_webhook else "",
         initial=(name[:1] or "?").upper(),
-        html=post_body_html(message, props),
+        html=post_body_html(message, props, page),
         edited=_int(post.get("edit_at")) > 0,
         system=post_type.startswith("system_"),
         reply_count=_int(post.get("reply_count")),
     )
 
 
+def page_views(posts: Sequence[Mapping[str, Any]], authors: Mapping[str, Author]) -> list[PostView]:
+    """Posts as one page shows them, in the given order, sharing one PageBudget: the first
+    posts get Markdown, and once the page's budget is spent the rest show as plain text."""
+    page = PageBudget()
+    return [post_view(post, authors, page) for post in posts]
+
+
 def post_views(
     posts: Mapping[str, Any], order: Sequence[str], authors: Mapping[str, Author]
 ) -> list[PostView]:
-    """A PostList's posts oldest first (the order a chat reads in)."""
-    found = [posts[i] for i in reversed(order) if isinstance(posts.get(i), Mapping)]
-    return [post_view(p, authors) for p in found]
+    """A PostList's posts oldest first (the order a chat reads in), rendered newest first so
+    the posts a reader sees first, at the bottom, are the ones the page budget serves."""
+    newest_first = [posts[i] for i in order if isinstance(posts.get(i), Mapping)]
+    return page_views(newest_first, authors)[::-1]

@@ -45,6 +45,13 @@ def login_limiter(request: Request) -> LoginLimiter:
     return limiter
 
 
+def client_address(request: Request) -> str:
+    """The client's address, the login limiter's key: the TCP peer's, or, when the peer is a
+    proxy in ``TIDINGS_FORWARDED_ALLOW_IPS`` (this host by default), the client it names in
+    ``X-Forwarded-For`` (uvicorn resolves it before the app sees the request)."""
+    return request.client.host if request.client else ""
+
+
 async def find_session(request: Request) -> Session | None:
     """The session the cookie names, or None (expired, ended, or never signed in)."""
     token = request.cookies.get(AUTH_COOKIE, "")

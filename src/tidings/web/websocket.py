@@ -55,9 +55,8 @@ async def _origin_allowed(ws: WebSocket, rt: Runtime) -> bool:
     origin = ws.headers.get("origin")
     if origin is None:
         return True
-    scheme = "https" if ws.url.scheme == "wss" else "http"
     host = ws.headers.get("host", "")
-    return server_config.origin_allowed(await rt.config(), origin, host, scheme)
+    return server_config.origin_allowed(await rt.config(), origin, host)
 
 
 async def _authenticate(ws: WebSocket, rt: Runtime, token: str) -> Session | None:

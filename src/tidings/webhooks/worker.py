@@ -7,7 +7,8 @@ process. Everything that can go wrong with a receiver is a value here (an ``Http
 Database work is batched, because a transaction per delivery would make the database the
 bottleneck: one claim fetches a batch and the hooks, trigger posts and hook creators it needs;
 one flusher writes results back many at a time, then announces reply posts and looks after
-failing hooks (owner notices, auto-disable). Housekeeping prunes old log rows.
+failing hooks (owner notices, auto-disable). Housekeeping (``webhooks/housekeeping.py``)
+requeues deliveries whose worker died and prunes old log rows.
 
 Concurrency: ``worker_concurrency`` sender tasks pull claimed deliveries from one ready queue.
 A delivery holds a slot under its destination (scheme+host+port), its hook's owner and its
@@ -44,7 +45,6 @@ from tidings.domain.users import User
 from tidings.domain.values import value_object
 from tidings.events import EventHub
 from tidings.ids import new_id
-from tidings.store import deliveries as delivery_store
 from tidings.store import users as user_store
 from tidings.store.database import Database
 from tidings.webhooks import queue, relay, slots
@@ -52,6 +52,7 @@ from tidings.webhooks.announcements import announce_posts
 from tidings.webhooks.client import HttpOutcome, WebhookClient
 from tidings.webhooks.failures import Failure, FailureWatch, Notify
 from tidings.webhooks.hookcache import HookCache
+from tidings.webhooks.housekeeping import keep_house
 from tidings.webhooks.payloads import carries_token, with_token
 from tidings.webhooks.policy import Outcome, RetryPolicy, classify, next_delay_seconds
 from tidings.webhooks.replies import ReplyError, build_reply_posts, parse_reply, user_ids_in_reply
@@ -63,15 +64,14 @@ EXCERPT_BYTES = 64 * 1024
 STOP_GRACE_SECONDS = 10.0
 FLUSH_BATCH = 200
 CLAIM_AHEAD = 8
-BACKLOG_FULL_DELAY_MS = 1000
-"""A delivery refused by a full backlog is claimable again after this (claims skip the key
-while it stays full, so this only keeps a key at the edge from being claimed and refused at
-every poll)."""
+GIVE_BACK_DELAY_MS = 1000
+"""A delivery given back because its backlog is full (or its hook could not be read) is
+claimable again after this; claims skip a full key anyway, so this only keeps a key at the
+edge from being claimed and refused at every poll."""
 LEASE_MARGIN_SECONDS = 5
 FLUSH_WAIT_SECONDS = 0.002
 FLUSH_RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 """Waits between write-back tries while the database fails (the last one repeats)."""
-HOUSEKEEPING_EVERY_SECONDS = 600.0
 
 
 class WorkerDeps(Protocol):
@@ -281,7 +281,12 @@ class Worker:
         if _not_sendable(hook, batch.creators.get(hook.creator_id) if hook else None):
             # "Not sent" is final, so it is decided on fresh rows, not on the cache (an owner
             # reactivated a moment ago). No request, so no slot to wait for.
-            hook, creator = await self._hook_cache.reload(self.deps.db, delivery.hook_id)
+            try:
+                hook, creator = await self._hook_cache.reload(self.deps.db, delivery.hook_id)
+            except Exception:
+                logger.exception("reading hook %s failed", delivery.hook_id)
+                self._give_back(delivery, delay_ms=GIVE_BACK_DELAY_MS)
+                return False
             if why := _not_sendable(hook, creator):
                 self._record(self._not_sent(delivery, hook, batch, why))
                 return False
@@ -296,7 +301,7 @@ class Worker:
         job.keys = slots.slot_keys(queue.destination(delivery.url), hook.creator_id, hook.team_id)
         admission = self._slots.admit(job, job.keys)
         if admission is slots.Admission.FULL:
-            self._give_back(delivery, delay_ms=BACKLOG_FULL_DELAY_MS)
+            self._give_back(delivery, delay_ms=GIVE_BACK_DELAY_MS)
         return admission is slots.Admission.GO
 
     def _make_ready(self, jobs: list[_Job]) -> None:
@@ -506,6 +511,15 @@ class Worker:
         )
         return _Result(finish=finish, verdict=verdict, hook=hook, sender_name=sender)
 
+    async def _housekeeping(self) -> None:
+        await keep_house(
+            self.deps.db,
+            self.deps.clock,
+            self.deps.config,
+            self.deps.outbox_signal,
+            self.deps.settings.worker_lease_seconds,
+        )
+
     # --- writing back --------------------------------------------------------------------------
 
     async def _flusher(self) -> None:
@@ -590,41 +604,6 @@ class Worker:
         ]
         if failures:
             await self._failures.observe(failures)
-
-    # --- housekeeping --------------------------------------------------------------------------
-
-    async def _housekeeping(self) -> None:
-        """Requeue deliveries whose worker died, and prune the log past its retention period."""
-        every = max(1.0, self.deps.settings.worker_lease_seconds / 4)
-        last_prune = float("-inf")
-        while True:
-            try:
-                released = await queue.release_expired(self.deps.db, self.deps.clock.now_ms())
-                if released:
-                    logger.warning(
-                        "requeued %d deliveries whose worker stopped mid-attempt", released
-                    )
-                    self.deps.outbox_signal.set()
-            except Exception:
-                logger.exception("requeueing expired leases failed")
-            if self.deps.clock.monotonic() - last_prune >= HOUSEKEEPING_EVERY_SECONDS:
-                last_prune = self.deps.clock.monotonic()
-                await self._prune()
-            await asyncio.sleep(every)
-
-    async def _prune(self) -> None:
-        """Delete finished deliveries past the retention period, a chunk at a time."""
-        try:
-            settings = server_config.webhook_settings(await self.deps.config())
-            cutoff = self.deps.clock.now_ms() - settings.retention_days * 86_400_000
-            while True:
-                async with self.deps.db.transaction() as conn:
-                    pruned = await delivery_store.prune_finished(conn, cutoff)
-                if pruned == 0:
-                    break
-                await asyncio.sleep(0)
-        except Exception:
-            logger.exception("pruning the delivery log failed")
 
 
 def _not_sendable(hook: OutgoingHook | None, creator: User | None) -> str:

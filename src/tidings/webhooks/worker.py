@@ -130,7 +130,8 @@ class Worker:
         self._tasks: list[asyncio.Task[None]] = []
         self._senders: list[asyncio.Task[None]] = []
         self._ready: asyncio.Queue[_Job] = asyncio.Queue()
-        self._slots: slots.SlotBoard[_Job] = slots.SlotBoard(slots.slot_caps(0, 0, 0, 1))
+        # Every claim sets the caps of the moment's settings before any delivery is admitted.
+        self._slots: slots.SlotBoard[_Job] = slots.SlotBoard(slots.SlotCaps(1, 1, 1))
         self._held = 0  # claimed and not yet written back
         self._room = asyncio.Event()
         self._pending: list[_Result] = []

@@ -2,13 +2,14 @@
 another owner's or team's healthy delivery starts at once."""
 
 import asyncio
+import sqlite3
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from hooks.hooks_support import make_hook, send
+from hooks.hooks_support import form, make_hook, send
 from support import (
     Api,
     Factory,
@@ -25,12 +26,13 @@ from tidings.services import posts as post_service
 from tidings.services.hooks import HookInput
 from tidings.services.runtime import Runtime
 from tidings.store.database import Database
-from tidings.webhooks import queue
+from tidings.webhooks import queue, worker
 
 pytestmark = pytest.mark.db
 
 SENDERS = 16
 HANGING = 12  # distinct ports: distinct destinations, each under the per-destination cap of 8
+ROOM = worker.CLAIM_AHEAD * SENDERS  # claimed deliveries one worker holds at most
 
 
 @pytest.fixture
@@ -97,8 +99,8 @@ def _healthy_delivery_seconds(owner: Api, factory: Factory, team: dict[str, Any]
         healthy.close()
 
 
-def _wait_for_hanging(hanging: list[Receiver], count: int) -> None:
-    deadline = time.monotonic() + 10
+def _wait_for_hanging(hanging: list[Receiver], count: int, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
     while sum(len(r.requests) for r in hanging) < count and time.monotonic() < deadline:
         time.sleep(0.02)
 
@@ -158,32 +160,136 @@ def test_the_owner_and_team_caps_are_system_console_settings(
     assert response.json()["id"] == "model.config.is_valid.app_error"
 
 
-def test_the_claim_passes_over_the_hooks_of_a_saturated_owner() -> None:
-    """``skip_hooks`` leaves those hooks' deliveries pending and claims everyone else's."""
+def test_the_claim_passes_over_saturated_owners_and_teams() -> None:
+    """``skip_owners`` and ``skip_teams`` leave every hook of theirs pending, also hooks the
+    worker has not seen yet, and claim everyone else's."""
 
     async def work(url: str) -> None:
         rt = Runtime(settings=Settings(database_url=url), db=Database.from_url(url))
         try:
-            seeded = await seed_channel_hook(rt, "boss", "http://127.0.0.1:9/a")
-            other = await hook_service.create_hook(
+            boss = await seed_channel_hook(rt, "boss", "http://127.0.0.1:9/a")
+            other = await seed_channel_hook(rt, "other", "http://127.0.0.1:9/b")
+            unseen = await hook_service.create_hook(
                 rt,
-                seeded.admin,
+                boss.admin,
                 HookInput(
-                    team_id=seeded.channel.team_id,
-                    channel_id=seeded.channel.id,
-                    callback_urls=("http://127.0.0.1:9/b",),
+                    team_id=boss.channel.team_id,
+                    channel_id=boss.channel.id,
+                    callback_urls=("http://127.0.0.1:9/c",),
                 ),
             )
-            for i in range(3):
-                await post_service.create_post(rt, seeded.admin, seeded.channel.id, f"go {i}")
+            for seeded in (boss, other):
+                await post_service.create_post(rt, seeded.admin, seeded.channel.id, "go")
             now = rt.clock.now_ms()
-            claimed = await queue.claim(rt.db, 100, 60_000, now, skip_hooks=[seeded.hook.id])
-            assert {d.hook_id for d in claimed} == {other.id}
-            assert len(claimed) == 3
+            claimed = await queue.claim(rt.db, 100, 60_000, now, skip_owners=[boss.admin.id])
+            assert {d.hook_id for d in claimed} == {other.hook.id}
+            claimed = await queue.claim(rt.db, 100, 60_000, now, skip_teams=[boss.channel.team_id])
+            assert claimed == []
             rest = await queue.claim(rt.db, 100, 60_000, now)
-            assert {d.hook_id for d in rest} == {seeded.hook.id}
+            assert {d.hook_id for d in rest} == {boss.hook.id, unseen.id}
         finally:
             await rt.db.dispose()
 
     with fresh_database() as url:
         asyncio.run(work(url))
+
+
+def test_the_claim_binds_fewer_parameters_than_sqlite_allows() -> None:
+    """However many keys are saturated, one claim binds at most SQLite's classic 999
+    parameters (builds before 3.32 allow no more), so it never fails for that."""
+
+    async def work(url: str) -> None:
+        rt = Runtime(settings=Settings(database_url=url), db=Database.from_url(url))
+        try:
+            seeded = await seed_channel_hook(rt, "many", "http://127.0.0.1:9/a")
+            await post_service.create_post(rt, seeded.admin, seeded.channel.id, "go")
+            if rt.db.has_sqlite_batches:
+                await rt.db.sqlite_batch(
+                    lambda conn: conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
+                )
+            many = [f"key-{i}" for i in range(600)]
+            claimed = await queue.claim(
+                rt.db,
+                100,
+                60_000,
+                rt.clock.now_ms(),
+                skip_destinations=many,
+                skip_owners=many,
+                skip_teams=many,
+            )
+            assert [d.hook_id for d in claimed] == [seeded.hook.id]
+        finally:
+            await rt.db.dispose()
+
+    with fresh_database() as url:
+        asyncio.run(work(url))
+
+
+def test_one_owner_with_more_hooks_than_the_claim_room_does_not_stall_the_claims(
+    hanging: list[Receiver], engine: tuple[ServerThread, Api, Factory]
+) -> None:
+    """An owner's many hooks on a hanging receiver wait only up to their own bound, so the
+    claims still reach another team's healthy delivery at once."""
+    _server, _admin, factory = engine
+    hog, other = factory.user(), factory.user()
+    hog_team, other_team = _team_of(factory, hog), _team_of(factory, other)
+    channel = factory.channel(hog_team, hog)
+    for i in range(ROOM + 12):  # more hooks than the worker holds claimed deliveries
+        make_hook(hog, hog_team, [f"{hanging[0].url}/{i}"], channel_id=channel["id"])
+    send(hog, channel, "flood")
+    _wait_for_hanging(hanging, SENDERS // 4)
+    assert _healthy_delivery_seconds(other, factory, other_team) < 1.5
+    assert sum(len(r.requests) for r in hanging) == SENDERS // 4
+
+
+def test_a_freed_slot_goes_to_a_waiter_that_can_use_it(
+    hanging: list[Receiver], engine: tuple[ServerThread, Api, Factory]
+) -> None:
+    """When a destination's slot frees and its first waiter is held up by its own owner, the
+    next waiter takes the slot instead of waiting for the owner's hanging request."""
+    _server, admin, factory = engine
+    admin.put(
+        "/config/patch",
+        {
+            "ServiceSettings": {
+                "OutgoingWebhookMaxConcurrencyPerDestination": 1,
+                "OutgoingWebhookMaxConcurrencyPerOwner": 1,
+            }
+        },
+    )
+    shared = Receiver()
+    shared.delay_seconds = 1.0
+    try:
+        held, patient = factory.user(), factory.user()
+        team = _team_of(factory, held, patient)
+        to_hang, held_shared = factory.channel(team, held), factory.channel(team, held)
+        patient_shared = factory.channel(team, patient)
+        make_hook(held, team, [hanging[0].url], channel_id=to_hang["id"])
+        make_hook(held, team, [shared.url], channel_id=held_shared["id"])
+        make_hook(patient, team, [shared.url], channel_id=patient_shared["id"])
+        send(held, to_hang, "hang")  # ``held`` is now at its cap of one
+        _wait_for_hanging(hanging, 1)
+        send(patient, patient_shared, "first")  # takes the shared destination's one slot
+        shared.wait_for(1, timeout=5)
+        send(held, held_shared, "blocked twice")  # waits for the destination, then the owner
+        started = time.monotonic()
+        send(patient, patient_shared, "second")  # waits for the destination behind it
+        requests = shared.wait_for(2, timeout=15)
+        assert requests[1].at - started < 2.5
+        assert form(requests[1].body)["text"] == "second"
+    finally:
+        shared.close()
+
+
+def test_a_lone_team_may_use_every_sender_by_default(
+    hanging: list[Receiver], engine: tuple[ServerThread, Api, Factory]
+) -> None:
+    """Without a team cap set, one team's owners together may hold every sender."""
+    _server, _admin, factory = engine
+    owners = [factory.user() for _ in range(4)]
+    team = _team_of(factory, *owners)
+    share = HANGING // len(owners)
+    for i, owner in enumerate(owners):
+        _flood(owner, factory, team, [r.url for r in hanging[i * share : (i + 1) * share]])
+    _wait_for_hanging(hanging, SENDERS, timeout=4)  # well before the first hanging one ends
+    assert sum(len(r.requests) for r in hanging) == SENDERS

@@ -41,6 +41,9 @@ class ErrorKind(StrEnum):
     PROTOCOL = "protocol"
     INTERRUPTED = "interrupted"
     UNSTORABLE = "unstorable"
+    NOT_SENT = "not_sent"
+    """No request was made: the hook was deleted or disabled, or its owner deactivated. Says
+    nothing about the receiver, so it neither counts towards auto-disable nor brings a notice."""
 
 
 @value_object

@@ -5,7 +5,7 @@ from typing import Any
 from sqlalchemy import and_, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tidings.domain.deliveries import Attempt, Delivery, DeliveryStatus
+from tidings.domain.deliveries import Attempt, Delivery, DeliveryStatus, ErrorKind
 from tidings.store.schema import deliveries, delivery_attempts
 
 
@@ -104,7 +104,9 @@ async def prune_finished(conn: AsyncConnection, older_than_ms: int, limit: int =
 async def failure_streak(conn: AsyncConnection, hook_id: str, since_ms: int) -> tuple[int, int]:
     """(failed deliveries, oldest failure's create_at) since the hook's last success or ``since_ms``.
 
-    Pings (no post) do not count: they are the owner's experiments, not traffic.
+    Pings (no post) do not count: they are the owner's experiments, not traffic. Nor do
+    deliveries never sent (``not_sent``: the owner was deactivated): they say nothing about
+    the receiver.
     """
     last_ok = (
         await conn.execute(
@@ -122,6 +124,7 @@ async def failure_streak(conn: AsyncConnection, hook_id: str, since_ms: int) -> 
                 deliveries.c.hook_id == hook_id,
                 deliveries.c.status == DeliveryStatus.FAILED.value,
                 deliveries.c.post_id != "",
+                deliveries.c.last_error_kind != ErrorKind.NOT_SENT.value,
                 deliveries.c.update_at > start,
             )
         )

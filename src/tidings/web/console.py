@@ -118,8 +118,8 @@ SETTINGS = (
         "ServiceSettings",
         "OutgoingWebhookMaxConcurrencyPerTeam",
         "Concurrent requests per team",
-        "At most this many requests run at once for the hooks of one team. 0: half of the "
-        "worker's senders.",
+        "At most this many requests run at once for the hooks of one team, so one team's many "
+        "users cannot hold every sender. 0: no team cap (right for a server with one team).",
         "int",
     ),
     Setting(

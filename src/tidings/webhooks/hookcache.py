@@ -56,9 +56,17 @@ class HookCache:
         }
         return hooks, creators
 
-    async def reload(self, db: Database, hook_id: str) -> OutgoingHook | None:
-        """Read one hook now, whatever the cache holds (its creator does not change)."""
+    async def reload(self, db: Database, hook_id: str) -> tuple[OutgoingHook | None, User | None]:
+        """Read one hook and its creator now, whatever the cache holds: for a new token, and
+        before a final "not sent" (the owner may have been reactivated a moment ago)."""
+        creator = None
         async with db.transaction() as conn:
             hook = (await hook_store.find_hooks(conn, {hook_id})).get(hook_id)
+            if hook is not None:
+                creator = (await user_store.find_users(conn, {hook.creator_id})).get(
+                    hook.creator_id
+                )
         self._hooks[hook_id] = (self._clock.monotonic(), hook)
-        return hook
+        if creator is not None:
+            self._creators[creator.id] = creator
+        return hook, creator

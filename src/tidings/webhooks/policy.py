@@ -27,7 +27,7 @@ _RETRY_KINDS = frozenset(
     {ErrorKind.CONNECT, ErrorKind.TIMEOUT, ErrorKind.PROTOCOL, ErrorKind.INTERRUPTED}
 )
 _PERMANENT_KINDS = frozenset(
-    {ErrorKind.FORBIDDEN_ADDRESS, ErrorKind.INVALID_URL, ErrorKind.REDIRECT}
+    {ErrorKind.FORBIDDEN_ADDRESS, ErrorKind.INVALID_URL, ErrorKind.REDIRECT, ErrorKind.NOT_SENT}
 )
 
 

@@ -27,7 +27,7 @@ from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, exists, func, or_, select, update
 from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -40,7 +40,7 @@ from tidings.store.compiled import CompiledStatement
 from tidings.store.database import Database
 from tidings.store.deliveries import delivery_from_row
 from tidings.store.posts import insert_posts, insert_posts_raw
-from tidings.store.schema import deliveries, delivery_attempts, posts
+from tidings.store.schema import deliveries, delivery_attempts, outgoing_hooks, posts
 from tidings.store.teams import touch_channel, touch_channels_raw
 
 logger = logging.getLogger(__name__)
@@ -140,29 +140,36 @@ async def claim(
     limit: int,
     lease_ms: int,
     now_ms: int,
-    skip: Collection[str] = (),
-    skip_hooks: Collection[str] = (),
+    *,
+    skip_destinations: Collection[str] = (),
+    skip_owners: Collection[str] = (),
+    skip_teams: Collection[str] = (),
 ) -> list[Delivery]:
     """Take up to ``limit`` due pending deliveries, oldest due first.
 
-    ``skip`` names destinations, and ``skip_hooks`` hooks (of an owner or team at its cap), the
-    worker already holds enough for, so one hanging receiver's queue, or one user's many, cannot
-    crowd everyone else's out of the claim. Expired leases are put back to pending by
+    The ``skip_*`` lists name destinations, hook owners and teams the worker already has
+    enough deliveries waiting for, so one hanging receiver's queue, or one user's or team's
+    many hooks (also those the worker has not seen yet), cannot crowd everyone else's out of
+    the claim. Together they bind at most ``_IDS_PER_STATEMENT`` parameters (a key left out
+    only costs a delivery claimed and given back). Expired leases are put back to pending by
     :func:`release_expired`, which keeps this query an index range scan.
     """
-    skip, skip_hooks = list(skip)[:_IDS_PER_STATEMENT], list(skip_hooks)[:_IDS_PER_STATEMENT]
+    skip = _SkipLists.within_budget(skip_destinations, skip_owners, skip_teams)
     if db.has_sqlite_batches:
-        return await db.sqlite_batch(
-            partial(_claim_raw, limit, now_ms + lease_ms, now_ms, skip, skip_hooks)
-        )
+        return await db.sqlite_batch(partial(_claim_raw, limit, now_ms + lease_ms, now_ms, skip))
     conditions = [
         deliveries.c.status == DeliveryStatus.PENDING.value,
         deliveries.c.next_attempt_at <= now_ms,
     ]
-    if skip:
-        conditions.append(deliveries.c.destination.not_in(skip))
-    if skip_hooks:
-        conditions.append(deliveries.c.hook_id.not_in(skip_hooks))
+    if skip.destinations:
+        conditions.append(deliveries.c.destination.not_in(skip.destinations))
+    if skip.owners or skip.teams:
+        hook_of_delivery = outgoing_hooks.c.id == deliveries.c.hook_id
+        skipped_hook = or_(
+            outgoing_hooks.c.creator_id.in_(skip.owners),
+            outgoing_hooks.c.team_id.in_(skip.teams),
+        )
+        conditions.append(~exists().where(hook_of_delivery, skipped_hook))
     due_ids = (
         select(deliveries.c.id)
         .where(*conditions)
@@ -186,44 +193,70 @@ async def claim(
     return [delivery_from_row(r) for r in rows]
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _SkipLists:
+    """What one claim passes over, cut to one shared budget of bound parameters."""
+
+    destinations: list[str]
+    owners: list[str]
+    teams: list[str]
+
+    @classmethod
+    def within_budget(cls, *lists: Collection[str]) -> "_SkipLists":
+        budget, kept = _IDS_PER_STATEMENT, []
+        for values in lists:
+            taken = list(values)[:budget]
+            budget -= len(taken)
+            kept.append(taken)
+        destinations, owners, teams = kept
+        return cls(destinations=destinations, owners=owners, teams=teams)
+
+
 _DeliveryRow = namedtuple("_DeliveryRow", [c.name for c in deliveries.c])  # type: ignore[misc]
 
 # Only column names from the schema and ``?`` placeholders are formatted into these.
 _CLAIM_RAW = (
     "UPDATE deliveries SET status = ?, lease_expires_at = ?, attempt_count = attempt_count + 1,"  # noqa: S608
     " update_at = ? WHERE id IN (SELECT id FROM deliveries WHERE status = ?"
-    " AND next_attempt_at <= ?{skip}{skip_hooks} ORDER BY next_attempt_at LIMIT ?)"
+    " AND next_attempt_at <= ?{skip} ORDER BY next_attempt_at LIMIT ?)"
     f" RETURNING {', '.join(_DeliveryRow._fields)}"
+)
+_SKIP_DESTINATIONS_RAW = " AND destination NOT IN ({destinations})"
+_SKIP_HOOKS_RAW = (
+    " AND NOT EXISTS (SELECT 1 FROM outgoing_hooks WHERE outgoing_hooks.id = deliveries.hook_id"
+    " AND (outgoing_hooks.creator_id IN ({owners}) OR outgoing_hooks.team_id IN ({teams})))"
 )
 
 
 def _claim_raw(
-    limit: int,
-    lease_until: int,
-    now_ms: int,
-    skip: Collection[str],
-    skip_hooks: Collection[str],
-    conn: sqlite3.Connection,
+    limit: int, lease_until: int, now_ms: int, skip: _SkipLists, conn: sqlite3.Connection
 ) -> list[Delivery]:
-    """:func:`claim` as one SQLite statement (the index range scan of ``ix_deliveries_due``)."""
-    sql = _CLAIM_RAW.format(
-        skip=f" AND destination NOT IN ({', '.join('?' * len(skip))})" if skip else "",
-        skip_hooks=f" AND hook_id NOT IN ({', '.join('?' * len(skip_hooks))})"
-        if skip_hooks
-        else "",
-    )
+    """:func:`claim` as one SQLite statement (the index range scan of ``ix_deliveries_due``;
+    a passed-over owner or team costs a primary-key look-up of each scanned delivery's hook)."""
+    clauses = []
+    if skip.destinations:
+        clauses.append(_SKIP_DESTINATIONS_RAW.format(destinations=_marks(skip.destinations)))
+    if skip.owners or skip.teams:
+        clauses.append(_SKIP_HOOKS_RAW.format(owners=_marks(skip.owners), teams=_marks(skip.teams)))
     parameters = (
         DeliveryStatus.IN_FLIGHT.value,
         lease_until,
         now_ms,
         DeliveryStatus.PENDING.value,
         now_ms,
-        *skip,
-        *skip_hooks,
+        *skip.destinations,
+        *skip.owners,
+        *skip.teams,
         limit,
     )
+    sql = _CLAIM_RAW.format(skip="".join(clauses))
     rows = conn.execute(sql, parameters).fetchall()
     return [delivery_from_row(_DeliveryRow._make(row)) for row in rows]
+
+
+def _marks(values: Sequence[str]) -> str:
+    """``?`` placeholders for ``values``; an empty ``IN ()`` is valid SQLite and matches nothing."""
+    return ", ".join("?" * len(values))
 
 
 async def finish(db: Database, results: Sequence[Finish], now_ms: int) -> list[list[Post]]:

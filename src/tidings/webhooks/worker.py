@@ -7,15 +7,18 @@ process. Everything that can go wrong with a receiver is a value here (an ``Http
 Database work is batched, because a transaction per delivery would make the database the
 bottleneck: one claim fetches a batch and the hooks, trigger posts and hook creators it needs;
 one flusher writes results back many at a time, then announces reply posts and looks after
-failing hooks (owner notices, auto-disable). Housekeeping prunes old log rows.
+failing hooks (owner notices, auto-disable). Housekeeping (``webhooks/housekeeping.py``)
+requeues deliveries whose worker died and prunes old log rows.
 
 Concurrency: ``worker_concurrency`` sender tasks pull claimed deliveries from one ready queue.
 A delivery holds a slot under its destination (scheme+host+port), its hook's owner and its
-hook's team, each capped (``OutgoingWebhookMaxConcurrencyPer{Destination,Owner,Team}``; the rule
-is ``webhooks/slots.py``). A delivery whose key is at its cap waits in that key's backlog
-instead of holding a sender, and while a backlog is long, claims pass that destination (or
-those hooks) over, so a hanging receiver holds only its own slots, one user's or one team's
-many hanging receivers only their share, and never the pool or the claims.
+hook's team, each capped (``OutgoingWebhookMaxConcurrencyPer{Destination,Owner,Team}``; the
+bookkeeping is ``webhooks/slots.py``). A delivery whose key is at its cap waits in that key's
+backlog instead of holding a sender; a key may have only so many waiting, the rest go back to
+the queue, and while its backlog is full, claims pass the whole destination, owner or team
+over. So a hanging receiver holds only its own slots, one user's or one team's many hanging
+receivers only their share, and never the pool or the claims. A delivery its hook can no
+longer make (hook deleted or disabled, owner deactivated) is answered before any slot.
 
 Imports ``tidings.webhooks.*``, ``tidings.store``, ``tidings.domain``, ``tidings.events`` and
 ``tidings.metrics``; the owner-notice callback is injected by whoever starts the worker.
@@ -26,7 +29,6 @@ import contextlib
 import dataclasses
 import logging
 import random
-from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -43,7 +45,6 @@ from tidings.domain.users import User
 from tidings.domain.values import value_object
 from tidings.events import EventHub
 from tidings.ids import new_id
-from tidings.store import deliveries as delivery_store
 from tidings.store import users as user_store
 from tidings.store.database import Database
 from tidings.webhooks import queue, relay, slots
@@ -51,6 +52,7 @@ from tidings.webhooks.announcements import announce_posts
 from tidings.webhooks.client import HttpOutcome, WebhookClient
 from tidings.webhooks.failures import Failure, FailureWatch, Notify
 from tidings.webhooks.hookcache import HookCache
+from tidings.webhooks.housekeeping import keep_house
 from tidings.webhooks.payloads import carries_token, with_token
 from tidings.webhooks.policy import Outcome, RetryPolicy, classify, next_delay_seconds
 from tidings.webhooks.replies import ReplyError, build_reply_posts, parse_reply, user_ids_in_reply
@@ -62,12 +64,14 @@ EXCERPT_BYTES = 64 * 1024
 STOP_GRACE_SECONDS = 10.0
 FLUSH_BATCH = 200
 CLAIM_AHEAD = 8
-BACKLOG_PER_SLOT = 4
+GIVE_BACK_DELAY_MS = 1000
+"""A delivery given back because its backlog is full (or its hook could not be read) is
+claimable again after this; claims skip a full key anyway, so this only keeps a key at the
+edge from being claimed and refused at every poll."""
 LEASE_MARGIN_SECONDS = 5
 FLUSH_WAIT_SECONDS = 0.002
 FLUSH_RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 """Waits between write-back tries while the database fails (the last one repeats)."""
-HOUSEKEEPING_EVERY_SECONDS = 600.0
 
 
 class WorkerDeps(Protocol):
@@ -87,9 +91,17 @@ class _Batch:
     """What one claimed batch shares: the settings of the moment and the rows it refers to."""
 
     settings: WebhookSettings
-    caps: slots.SlotCaps
     hooks: dict[str, OutgoingHook]
     creators: dict[str, User]
+
+
+@dataclass(slots=True)
+class _Job:
+    """A claimed delivery on its way; ``keys`` are set once it holds (or waits for) slots."""
+
+    delivery: Delivery
+    batch: _Batch
+    keys: tuple[str, ...] = ()
 
 
 @value_object
@@ -117,9 +129,9 @@ class Worker:
         self._running = False
         self._tasks: list[asyncio.Task[None]] = []
         self._senders: list[asyncio.Task[None]] = []
-        self._ready: asyncio.Queue[tuple[Delivery, _Batch]] = asyncio.Queue()
-        self._backlog: dict[str, deque[tuple[Delivery, _Batch]]] = defaultdict(deque)
-        self._active: dict[str, int] = defaultdict(int)
+        self._ready: asyncio.Queue[_Job] = asyncio.Queue()
+        # Every claim sets the caps of the moment's settings before any delivery is admitted.
+        self._slots: slots.SlotBoard[_Job] = slots.SlotBoard(slots.SlotCaps(1, 1, 1))
         self._held = 0  # claimed and not yet written back
         self._room = asyncio.Event()
         self._pending: list[_Result] = []
@@ -157,14 +169,11 @@ class Worker:
         self._room.set()
         claims, *others = self._tasks
         await claims
-        unsent: list[tuple[Delivery, _Batch]] = []
+        unsent = self._slots.drain()
         while not self._ready.empty():
             unsent.append(self._ready.get_nowait())
-        for backlog in self._backlog.values():
-            unsent.extend(backlog)
-            backlog.clear()
-        for delivery, _batch in unsent:
-            self._give_back(delivery, delay_ms=0)
+        for job in unsent:
+            self._give_back(job.delivery, delay_ms=0)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + STOP_GRACE_SECONDS
         while self._held and loop.time() < deadline:
@@ -215,26 +224,25 @@ class Worker:
             return 1
         hook_settings = server_config.webhook_settings(await self.deps.config())
         self.client.set_allowlist(hook_settings.allowlist)
-        skip_destinations, skip_hooks = self._saturated(self._caps(hook_settings))
+        self._make_ready(self._slots.set_caps(self._caps(hook_settings)))
+        saturated = self._slots.saturated()
         claimed = await queue.claim(
             self.deps.db,
             min(free, settings.worker_batch_size),
             int(settings.worker_lease_seconds * 1000),
             self.deps.clock.now_ms(),
-            skip=skip_destinations,
-            skip_hooks=skip_hooks,
+            skip_destinations=saturated.destinations,
+            skip_owners=saturated.owners,
+            skip_teams=saturated.teams,
         )
         if not claimed:
             return 0
-        batch = await self._load_batch(claimed, hook_settings)
+        hooks, creators = await self._hook_cache.load(self.deps.db, {d.hook_id for d in claimed})
+        batch = _Batch(settings=hook_settings, hooks=hooks, creators=creators)
         self._held += len(claimed)
         for delivery in claimed:
-            self._ready.put_nowait((delivery, batch))
+            self._ready.put_nowait(_Job(delivery, batch))
         return len(claimed)
-
-    async def _load_batch(self, claimed: list[Delivery], settings: WebhookSettings) -> _Batch:
-        hooks, creators = await self._hook_cache.load(self.deps.db, {d.hook_id for d in claimed})
-        return _Batch(settings=settings, caps=self._caps(settings), hooks=hooks, creators=creators)
 
     def _caps(self, settings: WebhookSettings) -> slots.SlotCaps:
         return slots.slot_caps(
@@ -247,38 +255,59 @@ class Worker:
     # --- one delivery --------------------------------------------------------------------------
 
     async def _sender(self) -> None:
-        """One of ``worker_concurrency`` tasks: take the next ready delivery and send it."""
+        """One of ``worker_concurrency`` tasks: take the next ready delivery and send it.
+
+        A job without keys is fresh from a claim and must get its slots first; a job with keys
+        was woken from a backlog and holds them already.
+        """
         while True:
-            delivery, batch = await self._ready.get()
-            hook = batch.hooks.get(delivery.hook_id)
-            keys = slots.slot_keys(
-                queue.destination(delivery.url),
-                hook.creator_id if hook else "",
-                hook.team_id if hook else "",
-            )
-            blocked = slots.blocking_key(keys, batch.caps, self._active)
-            if blocked is not None:
-                # Wait here, not in a sender: claims pass this key over while its backlog is long.
-                self._backlog[blocked].append((delivery, batch))
+            job = await self._ready.get()
+            if not job.keys and not await self._take_slots(job):
                 continue
-            if self._lease_too_short(delivery, batch):
-                # It waited so long for a slot that the lease could run out mid-request and
-                # another worker would send it too: hand it back unsent instead.
-                self._give_back(delivery, delay_ms=0)
-                continue
-            for key in keys:
-                self._active[key] += 1
             try:
-                await self._deliver(delivery, batch)
+                if self._lease_too_short(job.delivery, job.batch):
+                    # It waited so long for a slot that the lease could run out mid-request and
+                    # another worker would send it too: hand it back unsent instead.
+                    self._give_back(job.delivery, delay_ms=0)
+                else:
+                    await self._deliver(job.delivery, job.batch)
             finally:
-                for key in keys:
-                    self._active[key] -= 1
-                    waiting = self._backlog.get(key)
-                    if waiting:
-                        self._ready.put_nowait(waiting.popleft())
-                    elif not self._active[key]:
-                        self._active.pop(key, None)
-                        self._backlog.pop(key, None)
+                self._make_ready(self._slots.release(job.keys))
+
+    async def _take_slots(self, job: _Job) -> bool:
+        """True when ``job`` now holds its slots; otherwise it is answered, waits in a backlog
+        (a release hands it back), or goes back to the queue because that backlog is full."""
+        delivery, batch = job.delivery, job.batch
+        hook = batch.hooks.get(delivery.hook_id)
+        if _not_sendable(hook, batch.creators.get(hook.creator_id) if hook else None):
+            # "Not sent" is final, so it is decided on fresh rows, not on the cache (an owner
+            # reactivated a moment ago). No request, so no slot to wait for.
+            try:
+                hook, creator = await self._hook_cache.reload(self.deps.db, delivery.hook_id)
+            except Exception:
+                logger.exception("reading hook %s failed", delivery.hook_id)
+                self._give_back(delivery, delay_ms=GIVE_BACK_DELAY_MS)
+                return False
+            if why := _not_sendable(hook, creator):
+                self._record(self._not_sent(delivery, hook, batch, why))
+                return False
+            assert hook is not None
+            fresh_creators = {creator.id: creator} if creator is not None else {}
+            batch = job.batch = dataclasses.replace(
+                batch,
+                hooks={**batch.hooks, hook.id: hook},
+                creators={**batch.creators, **fresh_creators},
+            )
+        assert hook is not None
+        job.keys = slots.slot_keys(queue.destination(delivery.url), hook.creator_id, hook.team_id)
+        admission = self._slots.admit(job, job.keys)
+        if admission is slots.Admission.FULL:
+            self._give_back(delivery, delay_ms=GIVE_BACK_DELAY_MS)
+        return admission is slots.Admission.GO
+
+    def _make_ready(self, jobs: list[_Job]) -> None:
+        for job in jobs:
+            self._ready.put_nowait(job)
 
     def _lease_too_short(self, delivery: Delivery, batch: _Batch) -> bool:
         """True when waiting used up so much of the lease that the request could outlive it.
@@ -292,20 +321,6 @@ class Worker:
         waited_ms = self.deps.settings.worker_lease_seconds * 1000 - remaining_ms
         needed_ms = (timeout_s + LEASE_MARGIN_SECONDS) * 1000
         return remaining_ms < needed_ms and waited_ms > remaining_ms
-
-    def _saturated(self, caps: slots.SlotCaps) -> tuple[list[str], list[str]]:
-        """(destinations, hook ids) with enough deliveries already waiting here; claims pass
-        them over. A saturated owner or team is passed over through the hooks waiting for it."""
-        destinations: list[str] = []
-        hooks: set[str] = set()
-        for key, waiting in self._backlog.items():
-            if len(waiting) < slots.cap_of(key, caps) * BACKLOG_PER_SLOT:
-                continue
-            if key.startswith("destination "):
-                destinations.append(key.removeprefix("destination "))
-            else:
-                hooks.update(delivery.hook_id for delivery, _batch in waiting)
-        return destinations, sorted(hooks)
 
     def _give_back(self, delivery: Delivery, delay_ms: int) -> None:
         """Return a claimed delivery unsent; the claim is not counted as an attempt."""
@@ -338,22 +353,14 @@ class Worker:
     ) -> _Result:
         started_at = self.deps.clock.now_ms()
         if hook is not None and not carries_token(delivery.body, delivery.content_type, hook.token):
-            hook = await self._hook_cache.reload(self.deps.db, hook.id)
+            hook, _creator = await self._hook_cache.reload(self.deps.db, hook.id)
             if hook is not None and not carries_token(
                 delivery.body, delivery.content_type, hook.token
             ):
                 delivery = await self._retoken(delivery, hook.token)
         creator = batch.creators.get(hook.creator_id) if hook is not None else None
-        if hook is None or hook.delete_at or not hook.enabled or (creator and creator.delete_at):
-            why = (
-                "the hook was deleted"
-                if hook is None or hook.delete_at
-                else "the hook is disabled"
-                if not hook.enabled
-                else "the hook's owner is deactivated"
-            )
-            outcome = _outcome_without_request(ErrorKind.INVALID_URL, f"not sent: {why}")
-            return self._verdict(delivery, hook, batch, outcome, started_at, {}, [])
+        if hook is None or _not_sendable(hook, creator):  # changed since the slots were taken
+            return self._not_sent(delivery, hook, batch, _not_sendable(hook, creator))
         headers = {
             "Content-Type": delivery.content_type,
             "Accept": "application/json",
@@ -366,6 +373,13 @@ class Worker:
         metrics.attempt_seconds.observe(outcome.duration_ms / 1000)
         replies = await self._reply_posts(delivery, hook, batch, outcome)
         return self._verdict(delivery, hook, batch, outcome, started_at, headers, replies)
+
+    def _not_sent(
+        self, delivery: Delivery, hook: OutgoingHook | None, batch: _Batch, why: str
+    ) -> _Result:
+        """The verdict on a delivery its hook can no longer make: failed, ``not_sent``."""
+        outcome = _outcome_without_request(ErrorKind.NOT_SENT, f"not sent: {why}")
+        return self._verdict(delivery, hook, batch, outcome, self.deps.clock.now_ms(), {}, [])
 
     async def _retoken(self, delivery: Delivery, token: str) -> Delivery:
         """The delivery with its body encoded for the hook's current token.
@@ -498,6 +512,15 @@ class Worker:
         )
         return _Result(finish=finish, verdict=verdict, hook=hook, sender_name=sender)
 
+    async def _housekeeping(self) -> None:
+        await keep_house(
+            self.deps.db,
+            self.deps.clock,
+            self.deps.config,
+            self.deps.outbox_signal,
+            self.deps.settings.worker_lease_seconds,
+        )
+
     # --- writing back --------------------------------------------------------------------------
 
     async def _flusher(self) -> None:
@@ -566,12 +589,15 @@ class Worker:
     # --- failing hooks -------------------------------------------------------------------------
 
     async def _watch_failures(self, results: list[_Result]) -> None:
-        """Hand the batch's final failures (not pings, not hooks already out of service) over."""
+        """Hand the batch's final failures over: not pings, not hooks already out of service,
+        and not deliveries never sent (``not_sent`` says nothing about the receiver; a
+        deactivated owner must neither be told nor lose the hook for it)."""
         failures = [
             Failure(r.hook, r.verdict, r.finish.attempt)
             for r in results
             if r.hook is not None
             and r.finish.attempt is not None
+            and r.finish.attempt.error_kind != ErrorKind.NOT_SENT
             and r.finish.status == DeliveryStatus.FAILED
             and r.finish.delivery.post_id
             and r.hook.enabled
@@ -580,40 +606,16 @@ class Worker:
         if failures:
             await self._failures.observe(failures)
 
-    # --- housekeeping --------------------------------------------------------------------------
 
-    async def _housekeeping(self) -> None:
-        """Requeue deliveries whose worker died, and prune the log past its retention period."""
-        every = max(1.0, self.deps.settings.worker_lease_seconds / 4)
-        last_prune = float("-inf")
-        while True:
-            try:
-                released = await queue.release_expired(self.deps.db, self.deps.clock.now_ms())
-                if released:
-                    logger.warning(
-                        "requeued %d deliveries whose worker stopped mid-attempt", released
-                    )
-                    self.deps.outbox_signal.set()
-            except Exception:
-                logger.exception("requeueing expired leases failed")
-            if self.deps.clock.monotonic() - last_prune >= HOUSEKEEPING_EVERY_SECONDS:
-                last_prune = self.deps.clock.monotonic()
-                await self._prune()
-            await asyncio.sleep(every)
-
-    async def _prune(self) -> None:
-        """Delete finished deliveries past the retention period, a chunk at a time."""
-        try:
-            settings = server_config.webhook_settings(await self.deps.config())
-            cutoff = self.deps.clock.now_ms() - settings.retention_days * 86_400_000
-            while True:
-                async with self.deps.db.transaction() as conn:
-                    pruned = await delivery_store.prune_finished(conn, cutoff)
-                if pruned == 0:
-                    break
-                await asyncio.sleep(0)
-        except Exception:
-            logger.exception("pruning the delivery log failed")
+def _not_sendable(hook: OutgoingHook | None, creator: User | None) -> str:
+    """Why the hook (with its creator) can make no delivery now, or "" if it can."""
+    if hook is None or hook.delete_at:
+        return "the hook was deleted"
+    if not hook.enabled:
+        return "the hook is disabled"
+    if creator is not None and creator.delete_at:
+        return "the hook's owner is deactivated"
+    return ""
 
 
 def _outcome_without_request(kind: ErrorKind, message: str) -> HttpOutcome:

@@ -174,7 +174,7 @@ class World:
         self.admin = await user_service.create_user(
             self.rt,
             None,
-            user_service.NewUser("bench", "bench@example.test", "benchmark-pw"),
+            user_service.NewUser("bench", "bench@example.test", "benchmark-pw-9"),
             trusted=True,
         )
         self.team = await team_service.create_team(self.rt, self.admin, "bench", "Bench")

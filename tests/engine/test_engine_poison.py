@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import InterfaceError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from hooks.hooks_support import attempt_rows, delivery_rows, make_hook, send, webhook_posts
@@ -356,3 +357,20 @@ def test_only_errors_about_the_values_count_as_poison() -> None:
     assert queue.is_data_error(surrogate.value)
     assert not queue.is_data_error(closed.value)
     assert not queue.is_data_error(sqlite3.OperationalError("database is locked"))
+
+
+def test_errors_caused_by_values_count_as_poison_wherever_they_sit() -> None:
+    """A value error anywhere in the chain of causes is poison (asyncpg's client-side encoding
+    error reaches us as an InterfaceError with no SQLSTATE), and so is a bug in building rows;
+    a lost connection or a timeout is not."""
+    with pytest.raises(UnicodeEncodeError) as encoding:
+        "\ud800".encode()
+    wrapped = InterfaceError("INSERT …", {}, RuntimeError("bind failed"))
+    wrapped.__cause__ = encoding.value  # as ``raise … from`` sets it
+    assert queue.is_data_error(wrapped)
+    assert queue.is_data_error(TypeError("unsupported operand"))
+    assert not queue.is_data_error(ConnectionResetError("peer reset"))
+    assert not queue.is_data_error(TimeoutError())
+    assert not queue.is_data_error(
+        InterfaceError("INSERT …", {}, RuntimeError("closed"), connection_invalidated=True)
+    )

@@ -521,23 +521,47 @@ def is_data_error(error: BaseException) -> bool:
 
     Covers both write paths: SQLAlchemy's wrappers around asyncpg (classified by SQLSTATE) or
     pysqlite, the raw ``sqlite3`` errors of ``Database.sqlite_batch``, and Python's own value
-    errors raised while binding a parameter (a lone surrogate cannot be encoded).
+    errors raised while binding a parameter anywhere in the chain of causes (asyncpg's
+    client-side ``DataError`` for a value it cannot encode reaches us as an ``InterfaceError``
+    with no SQLSTATE, caused by a ``ValueError``). An exception from neither driver (a bug in
+    building the rows) counts as data too: isolating the row it fails on costs that one
+    delivery, where retrying the whole batch for ever would stall every hook.
     """
     if isinstance(error, DBAPIError) and error.connection_invalidated:
         return False
+    chain = _causes(error)
+    if any(isinstance(e, ValueError | OverflowError) for e in chain):  # UnicodeError too
+        return True
     if isinstance(error, StatementError):
-        cause: BaseException | None = error.orig
-        if cause is None:
+        if error.orig is None:
             return False
-        error = cause
+        error = error.orig
     if isinstance(error, sqlite3.IntegrityError | sqlite3.DataError):
         return True
     if isinstance(error, sqlite3.Error):
-        return False  # OperationalError ("database is locked"), InterfaceError, …
+        return False  # OperationalError ("database is locked"), a closed connection, …
     state = getattr(error, "sqlstate", None)
     if isinstance(state, str):
         return state[:2] in _DATA_SQLSTATE_CLASSES
-    return isinstance(error, ValueError | OverflowError)  # UnicodeError is a ValueError
+    return not isinstance(error, DBAPIError | OSError | TimeoutError)
+
+
+def _causes(error: BaseException) -> list[BaseException]:
+    """``error`` and what caused it (``orig``, ``__cause__``, ``__context__``), each once."""
+    seen: list[BaseException] = []
+    pending: list[BaseException | None] = [error]
+    while pending and len(seen) < 16:
+        current = pending.pop()
+        if current is None or any(current is s for s in seen):
+            continue
+        seen.append(current)
+        orig = getattr(current, "orig", None)
+        pending += [
+            orig if isinstance(orig, BaseException) else None,
+            current.__cause__,
+            current.__context__,
+        ]
+    return seen
 
 
 def _latest_by_channel(posts: Sequence[Post]) -> dict[str, tuple[int, int]]:

@@ -262,7 +262,13 @@ class Worker:
         """
         while True:
             job = await self._ready.get()
-            if not job.keys and not await self._take_slots(job):
+            try:
+                if not job.keys and not await self._take_slots(job):
+                    continue
+            except Exception:
+                # A sender must outlive any one delivery: give it back rather than lose it.
+                logger.exception("taking slots for delivery %s failed", job.delivery.id)
+                self._give_back(job.delivery, delay_ms=GIVE_BACK_DELAY_MS)
                 continue
             try:
                 if self._lease_too_short(job.delivery, job.batch):
@@ -560,7 +566,7 @@ class Worker:
             )
         except queue.StorageUnavailable as error:
             inserted, written, failure = error.inserted, error.written, error
-        except Exception:
+        except BaseException:  # cancelled by stop() too: the final flush must still see them
             self._pending = batch + self._pending
             raise
         self._pending = batch[len(written) :] + self._pending

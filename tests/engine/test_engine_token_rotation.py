@@ -6,6 +6,7 @@ import json
 from urllib.parse import parse_qs
 
 import pytest
+from sqlalchemy import text
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from support import Receiver, fresh_database, seed_channel_hook
@@ -68,3 +69,64 @@ def test_a_retry_after_token_regeneration_carries_the_new_token(
 ) -> None:
     with fresh_database() as url:
         asyncio.run(_scenario(url, receiver, content_type))
+
+
+# A real failure of the database on the one write a token regeneration needs before sending.
+_REFUSE_BODY_UPDATES = {
+    "sqlite": [
+        "CREATE TRIGGER refuse_body BEFORE UPDATE OF body ON deliveries"
+        " BEGIN SELECT RAISE(ABORT, 'storage failing'); END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION refuse_body() RETURNS trigger LANGUAGE plpgsql AS"
+        " $$ BEGIN RAISE EXCEPTION 'storage failing'; END $$",
+        "CREATE TRIGGER refuse_body BEFORE UPDATE OF body ON deliveries"
+        " FOR EACH ROW EXECUTE FUNCTION refuse_body()",
+    ],
+}
+_ALLOW_BODY_UPDATES = {
+    "sqlite": ["DROP TRIGGER refuse_body"],
+    "postgresql": ["DROP TRIGGER refuse_body ON deliveries", "DROP FUNCTION refuse_body()"],
+}
+
+
+async def _failing_storage_scenario(url: str, receiver: Receiver) -> None:
+    rt = Runtime(settings=Settings(database_url=url), db=Database.from_url(url))
+    dialect = "sqlite" if url.startswith("sqlite") else "postgresql"
+    try:
+        seeded = await seed_channel_hook(rt, "rotor2", receiver.url)
+        await post_service.create_post(rt, seeded.admin, seeded.channel.id, "build 8 is green")
+        rotated = await hook_service.regenerate_token(rt, seeded.admin, seeded.hook.id)
+        async with rt.db.transaction() as conn:
+            for statement in _REFUSE_BODY_UPDATES[dialect]:
+                await conn.execute(text(statement))
+        worker = Worker.from_runtime(rt)
+        await worker.start()
+        try:
+            await asyncio.sleep(0.6)
+            assert receiver.requests == []  # it could not save the re-tokened body: not sent
+            async with rt.db.transaction() as conn:
+                for statement in _ALLOW_BODY_UPDATES[dialect]:
+                    await conn.execute(text(statement))
+            for _ in range(500):
+                if receiver.requests:
+                    break
+                await asyncio.sleep(0.01)
+        finally:
+            await worker.stop()
+        (request,) = receiver.requests
+        assert _token_in(request.body, "application/x-www-form-urlencoded") == rotated.token
+        async with rt.db.transaction() as conn:
+            [delivery] = await delivery_store.list_deliveries(conn, seeded.hook.id, None, 0, 10)
+            attempts = await delivery_store.list_attempts(conn, delivery.id)
+        assert delivery.status == "succeeded"
+        assert [a.error_kind for a in attempts] == [""]  # no "internal error" attempt
+    finally:
+        await rt.db.dispose()
+
+
+def test_storage_failing_before_the_send_is_no_failed_attempt(receiver: Receiver) -> None:
+    """The database failing while a re-tokened body is saved is no verdict on the receiver:
+    the delivery goes back unsent, with no attempt counted, and is sent once storage works."""
+    with fresh_database() as url:
+        asyncio.run(_failing_storage_scenario(url, receiver))

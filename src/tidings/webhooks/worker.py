@@ -330,13 +330,16 @@ class Worker:
 
     def _give_back(self, delivery: Delivery, delay_ms: int) -> None:
         """Return a claimed delivery unsent; the claim is not counted as an attempt."""
+        self._record(self._given_back(delivery, delay_ms))
+
+    def _given_back(self, delivery: Delivery, delay_ms: int) -> _Result:
         finish = queue.Finish(
             delivery=delivery,
             status=DeliveryStatus.PENDING,
             attempt=None,
             next_attempt_at=self.deps.clock.now_ms() + delay_ms,
         )
-        self._record(_Result(finish=finish, verdict=Outcome.RETRY, hook=None, sender_name=""))
+        return _Result(finish=finish, verdict=Outcome.RETRY, hook=None, sender_name="")
 
     def _record(self, result: _Result) -> None:
         self._pending.append(result)
@@ -359,11 +362,17 @@ class Worker:
     ) -> _Result:
         started_at = self.deps.clock.now_ms()
         if hook is not None and not carries_token(delivery.body, delivery.content_type, hook.token):
-            hook, _creator = await self._hook_cache.reload(self.deps.db, hook.id)
-            if hook is not None and not carries_token(
-                delivery.body, delivery.content_type, hook.token
-            ):
-                delivery = await self._retoken(delivery, hook.token)
+            try:
+                hook, _creator = await self._hook_cache.reload(self.deps.db, hook.id)
+                if hook is not None and not carries_token(
+                    delivery.body, delivery.content_type, hook.token
+                ):
+                    delivery = await self._retoken(delivery, hook.token)
+            except Exception:
+                # The database failing is no verdict on the receiver: try again later, with no
+                # attempt counted and nothing for the failure watch.
+                logger.exception("re-reading hook %s before sending failed", delivery.hook_id)
+                return self._given_back(delivery, GIVE_BACK_DELAY_MS)
         creator = batch.creators.get(hook.creator_id) if hook is not None else None
         if hook is None or _not_sendable(hook, creator):  # changed since the slots were taken
             return self._not_sent(delivery, hook, batch, _not_sendable(hook, creator))

@@ -1,7 +1,9 @@
 """Shared fixtures: one real server per test session on a fresh database (SQLite, or PostgreSQL
 when ``TIDINGS_TEST_DATABASE_URL`` is set), its first user as admin, factories and receivers."""
 
+import gc
 import os
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -15,6 +17,7 @@ from support import (
     reset_database,
     start_server,
 )
+from tidings import process
 
 # Cheap argon2 for the whole test session (servers in threads and `tidings` subprocesses alike):
 # hashing at production cost would spend minutes of CPU on throwaway accounts.
@@ -92,3 +95,18 @@ def webhooks_on(admin: Api) -> Iterator[Api]:
             }
         },
     )
+
+
+@pytest.fixture
+def served_process(server: ServerThread) -> Iterator[ServerThread]:
+    """The shared test server's process made like a ``tidings serve`` process, for tests that
+    hold it to latency bounds: tuned as ``serve`` tunes itself (``process.tune``: the GIL switch
+    interval), and with the heap every earlier test left behind parked by ``gc.freeze`` — a
+    full collection of that heap is the test runner's cost (tens of ms), which a fresh server
+    process never pays. Both put back afterwards."""
+    before = sys.getswitchinterval()
+    process.tune(server.settings)
+    gc.freeze()
+    yield server
+    gc.unfreeze()
+    sys.setswitchinterval(before)

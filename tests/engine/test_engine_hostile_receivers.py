@@ -33,7 +33,8 @@ from hooks.hooks_support import attempt_rows
 from support import Api, Factory, Receiver, ServerThread, wait_until
 from tidings.webhooks.client import MAX_LOGGED_HEADER_BYTES, MAX_LOGGED_HEADERS, OMITTED_HEADERS
 
-pytestmark = pytest.mark.db
+# Held to a latency bound: on a server process like ``tidings serve`` (conftest.served_process).
+pytestmark = [pytest.mark.db, pytest.mark.usefixtures("served_process")]
 
 MiB = 1_048_576
 PING_LIMIT_SECONDS = 0.1

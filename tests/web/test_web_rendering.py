@@ -1,10 +1,9 @@
 """The rendering module: Markdown, emoji, Slack attachments, the author line, and sanitising."""
 
 import re
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from html.parser import HTMLParser
 
 import httpx
@@ -12,7 +11,6 @@ import pytest
 from web_support import page_client
 
 from support import Factory, ServerThread
-from tidings import process
 from tidings.web.rendering import (
     MARKDOWN_BUDGET_CHARS,
     PAGE_MARKDOWN_BUDGET_CHARS,
@@ -540,16 +538,6 @@ def test_an_ordinary_page_renders_as_each_post_alone() -> None:
     page = post_views(posts, order, {})
     assert [v.html for v in page] == [post_view(posts[str(i)], {}).html for i in range(30)]
     assert all("![" not in v.html and "**" not in v.html for v in page)
-
-
-@pytest.fixture
-def served_process(server: ServerThread) -> Iterator[ServerThread]:
-    """The test server's process tuned as ``tidings serve`` tunes its own (process.tune: the
-    GIL switch interval), put back afterwards."""
-    before = sys.getswitchinterval()
-    process.tune(server.settings)
-    yield server
-    sys.setswitchinterval(before)
 
 
 def test_concurrent_pages_of_worst_posts_do_not_stall_the_server(

@@ -12,6 +12,7 @@ receiver needs them, so :func:`content_coding` reports them as unsupported.
 Pure: no I/O. Imports only ``zlib`` and ``brotli``; nothing from tidings.
 """
 
+import abc
 import zlib
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -28,13 +29,13 @@ class UndecodableBody(ValueError):
     """The compressed data is corrupt; the message says how, for the delivery log."""
 
 
-class Decoder:
+class Decoder(abc.ABC):
     """An incremental body decoder whose output per call is bounded by ``room``."""
 
+    @abc.abstractmethod
     def decode(self, data: bytes, room: int) -> bytes:
         """Decode the next piece of the body; at most ``room`` bytes (fewer than the data holds
         means the cap is reached, and the caller stops). Raises :class:`UndecodableBody`."""
-        raise NotImplementedError
 
     def finish(self) -> str:
         """At end of body: ``""`` if the stream was complete, else what is wrong with it."""

@@ -92,6 +92,16 @@ def _live_markup(html: str) -> list[str]:
     return parser.live
 
 
+def _ping_until(base_url: str, done: threading.Event, latencies: list[float]) -> None:
+    """Time ``GET /api/v4/system/ping`` every 10 ms until ``done``, into ``latencies``."""
+    with httpx.Client(base_url=base_url, timeout=30) as client:
+        while not done.is_set():
+            started = time.perf_counter()
+            client.get("/api/v4/system/ping").raise_for_status()
+            latencies.append(time.perf_counter() - started)
+            time.sleep(0.01)
+
+
 def test_seed_build_table_renders_as_heading_table_and_emoji() -> None:
     """The seed's reply is a heading, a three-row table with ✅ and ⚠️, and links to the logs."""
     html = render_markdown(SEED_TABLE)
@@ -565,12 +575,7 @@ def test_concurrent_pages_of_worst_posts_do_not_stall_the_server(
     done = threading.Event()
 
     def ping() -> None:
-        with httpx.Client(base_url=server.url, timeout=30) as client:
-            while not done.is_set():
-                started = time.perf_counter()
-                client.get("/api/v4/system/ping").raise_for_status()
-                latencies.append(time.perf_counter() - started)
-                time.sleep(0.01)
+        _ping_until(server.url, done, latencies)
 
     def view() -> None:
         with httpx.Client(base_url=server.url, cookies=signed_in.cookies, timeout=120) as client:
@@ -620,12 +625,7 @@ def test_hostile_posts_do_not_stall_the_server(server: ServerThread, factory: Fa
     done = threading.Event()
 
     def ping() -> None:
-        with httpx.Client(base_url=server.url, timeout=30) as client:
-            while not done.is_set():
-                started = time.perf_counter()
-                client.get("/api/v4/system/ping").raise_for_status()
-                latencies.append(time.perf_counter() - started)
-                time.sleep(0.01)
+        _ping_until(server.url, done, latencies)
 
     pinger = threading.Thread(target=ping)
     pinger.start()

@@ -37,7 +37,7 @@ from tidings.services import teams as team_service
 from tidings.services import users as user_service
 from tidings.services.hooks import HookInput
 from tidings.services.runtime import Runtime
-from tidings.store.database import Database, normalise_url
+from tidings.store.database import Database, create_engine, normalise_url
 from tidings.store.migration import upgrade
 from tidings.store.schema import metadata
 
@@ -54,16 +54,13 @@ def free_port() -> int:
 def reset_database(url: str) -> None:
     """Drop every table (ours and Alembic's) and migrate from empty."""
 
-    async def drop() -> None:
-        db = Database.from_url(url)
-        try:
-            async with db.transaction() as conn:
-                await conn.run_sync(metadata.drop_all)
-                await conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
-        finally:
-            await db.dispose()
-
-    asyncio.run(drop())
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            metadata.drop_all(conn)
+            conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    finally:
+        engine.dispose()
     upgrade(url)
 
 
@@ -386,22 +383,21 @@ def fresh_database() -> Iterator[str]:
         make_url(normalise_url(base)).set(database="postgres").render_as_string(hide_password=False)
     )
 
-    async def admin_sql(statement: str) -> None:
-        db = Database.from_url(admin_url)
+    def admin_sql(statement: str) -> None:
+        engine = create_engine(admin_url)
         try:
-            async with db.engine.connect() as conn:
-                autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
-                await autocommit.execute(text(statement))
+            with engine.connect() as conn:
+                conn.execution_options(isolation_level="AUTOCOMMIT").execute(text(statement))
         finally:
-            await db.dispose()
+            engine.dispose()
 
-    asyncio.run(admin_sql(f'CREATE DATABASE "{name}"'))
+    admin_sql(f'CREATE DATABASE "{name}"')
     url = make_url(normalise_url(base)).set(database=name).render_as_string(hide_password=False)
     try:
         upgrade(url)
         yield url
     finally:
-        asyncio.run(admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @dataclass(frozen=True)

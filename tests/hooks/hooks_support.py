@@ -93,8 +93,9 @@ def delivery_rows(server: ServerThread, **where: str) -> list[dict[str, Any]]:
         query = select(deliveries).order_by(deliveries.c.create_at, deliveries.c.id)
         for column, value in where.items():
             query = query.where(deliveries.c[column] == value)
-        async with server.runtime.db.transaction() as conn:
-            return [dict(row._mapping) for row in (await conn.execute(query)).all()]
+        return await server.runtime.db.read(
+            lambda conn: [dict(row._mapping) for row in conn.execute(query).all()]
+        )
 
     return server.run(read())
 
@@ -106,8 +107,9 @@ def attempt_rows(server: ServerThread, delivery_id: str) -> list[dict[str, Any]]
             .where(delivery_attempts.c.delivery_id == delivery_id)
             .order_by(delivery_attempts.c.number)
         )
-        async with server.runtime.db.transaction() as conn:
-            return [dict(row._mapping) for row in (await conn.execute(query)).all()]
+        return await server.runtime.db.read(
+            lambda conn: [dict(row._mapping) for row in conn.execute(query).all()]
+        )
 
     return server.run(read())
 

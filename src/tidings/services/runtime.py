@@ -53,8 +53,7 @@ class Runtime:
         async with cache.lock:
             while cache.document is None or now - cache.loaded_at >= CONFIG_TTL_SECONDS:
                 generation = cache.generation
-                async with self.db.transaction() as conn:
-                    stored = await load_config(conn)
+                stored = await self.db.read(load_config)
                 if generation == cache.generation:
                     cache.document = server_config.with_defaults(stored)
                     cache.loaded_at = now = self.clock.monotonic()

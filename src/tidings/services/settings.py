@@ -3,14 +3,13 @@
 import copy
 from collections.abc import Callable
 
-from sqlalchemy.exc import IntegrityError
-
 from tidings.domain import server_config
 from tidings.domain.permissions import MANAGE_SYSTEM, can_manage_system
 from tidings.domain.server_config import ConfigDocument
 from tidings.domain.users import User
 from tidings.errors import permission_error
 from tidings.services.runtime import Runtime
+from tidings.store.database import Connection, IntegrityError
 from tidings.store.settings import load_config, save_config
 
 
@@ -47,8 +46,12 @@ async def _change(
 async def _change_and_save(
     rt: Runtime, change: Callable[[ConfigDocument], ConfigDocument]
 ) -> ConfigDocument:
-    async with rt.db.transaction() as conn:
-        current = server_config.with_defaults(await load_config(conn, for_update=True))
+    now = rt.clock.now_ms()
+
+    def work(conn: Connection) -> ConfigDocument:
+        current = server_config.with_defaults(load_config(conn, for_update=True))
         changed = change(current)
-        await save_config(conn, changed, rt.clock.now_ms())
-    return changed
+        save_config(conn, changed, now)
+        return changed
+
+    return await rt.db.write(work)

@@ -1,201 +1,253 @@
-"""Engine creation and transactions, tuned per backend.
+"""Units of work: one plain function over a synchronous connection, one hand-off to run it.
 
-SQLite: WAL, foreign keys on, ``synchronous=NORMAL``, and ``BEGIN IMMEDIATE`` so a transaction
-that will write takes the write lock up front (two deferred transactions that both upgrade would
-fail with SQLITE_BUSY instead of waiting). In one process every query goes through a single
-connection: waiting for it is an await, whereas SQLite's own busy handler sleeps in steps of up to
-100 ms and ruins latency. PostgreSQL: asyncpg with a small pool.
+A service does its transaction as ``await db.write(work)`` or ``await db.read(work)``, where
+``work(conn)`` is an ordinary function that runs every statement of the transaction on a
+SQLAlchemy Core :class:`~sqlalchemy.engine.Connection` and returns what the service needs. The
+event loop hands the whole unit to a database thread once and is woken once when it is done,
+instead of hopping to a driver thread and back for every statement (28 hops for one post, when
+each statement was awaited on its own).
 
-The webhook worker's two hot statements groups (claim a batch, record a batch) are too small and
-too frequent for SQLAlchemy's per-statement cost and aiosqlite's thread round trip per statement.
-On SQLite, :meth:`Database.sqlite_batch` runs a plain function against the underlying
-``sqlite3`` connection as one transaction in one round trip to a helper thread, while the pooled
-connection is checked out so nothing else can use it at the same time.
+The same ``work`` serves both backends; where the SQL differs, the difference lives in the
+``store`` module beside its twin (``conn.dialect.name``).
+
+SQLite (the embedded default), in WAL mode with ``synchronous=NORMAL`` and foreign keys on:
+
+- one **writer** thread owns the one connection that writes; its transactions start with
+  ``BEGIN IMMEDIATE`` so a transaction takes the write lock before it reads what it will
+  change. Writes queue for that thread rather than for SQLite's busy handler, which sleeps in
+  steps of up to 100 ms. WAL checkpoints run on that thread too, off the event loop.
+- ``readers`` **reader** threads, each with its own connection marked ``query_only``: WAL lets
+  them read a committed snapshot beside the writer, never taking its lock. A unit sent to
+  :meth:`Database.read` that tries to write fails at once (``attempt to write a readonly
+  database``), so a misfiled write cannot hide.
+
+PostgreSQL: psycopg 3 (synchronous) on a small pool, one thread per pooled connection; reads and
+writes share it. Why psycopg in threads rather than asyncpg on the loop is measured in
+``docs/dependencies.md``. ``LISTEN`` still uses asyncpg, on a connection of its own.
 """
 
 import asyncio
-import contextlib
-import sqlite3
-import weakref
-from collections.abc import AsyncIterator, Callable, Sequence
+import threading
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any, TypeVar
 
 import asyncpg
-from sqlalchemy import event, func, select
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy import Engine, event, func, select
+from sqlalchemy import create_engine as sa_create_engine
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.pool import NullPool
 
-
-def normalise_url(url: str) -> str:
-    """Pick the async driver when the URL names only the database (``sqlite:``, ``postgresql:``)."""
-    parsed = make_url(url)
-    backend, _, driver = parsed.drivername.partition("+")
-    if backend == "sqlite" and driver != "aiosqlite":
-        parsed = parsed.set(drivername="sqlite+aiosqlite")
-    elif backend in ("postgresql", "postgres") and driver != "asyncpg":
-        parsed = parsed.set(drivername="postgresql+asyncpg")
-    return parsed.render_as_string(hide_password=False)
-
-
-def is_sqlite(engine: AsyncEngine) -> bool:
-    return engine.dialect.name == "sqlite"
-
+# What layers above ``store`` may name: the connection a unit of work receives, and the error a
+# unique or foreign-key constraint raises (they import neither SQLAlchemy nor a driver).
+__all__ = ["Connection", "Database", "IntegrityError", "Subscription"]
 
 T = TypeVar("T")
 
-
-class _Latest:
-    """The most recently opened ``sqlite3`` connection of one engine (its pool holds only one)."""
-
-    def __init__(self) -> None:
-        self.ref: weakref.ref[sqlite3.Connection] | None = None
-
-    def get(self) -> sqlite3.Connection | None:
-        return self.ref() if self.ref is not None else None
+# Threads (and so connections) for concurrent reads on SQLite; the writer is one more.
+SQLITE_READERS = 2
+# PostgreSQL's pool: this many connections, each served by one thread.
+POSTGRES_POOL = 8
 
 
-def _recording_factory(latest: _Latest) -> type[sqlite3.Connection]:
-    """A ``sqlite3.Connection`` subclass that remembers its newest instance in ``latest``.
-
-    aiosqlite passes ``factory`` on to :func:`sqlite3.connect`, so this is how the raw connection
-    under SQLAlchemy's adapter is found through public interfaces only.
-    """
-
-    class RecordingConnection(sqlite3.Connection):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            latest.ref = weakref.ref(self)
-
-    return RecordingConnection
+def normalise_url(url: str) -> str:
+    """Pick the synchronous driver Tidings runs on (``sqlite:`` → pysqlite, ``postgresql:`` →
+    psycopg), whatever driver the URL names, so older URLs saying ``+asyncpg`` keep working."""
+    parsed = make_url(url)
+    backend = parsed.drivername.partition("+")[0]
+    if backend == "sqlite":
+        parsed = parsed.set(drivername="sqlite+pysqlite")
+    elif backend in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
 
 
-def create_engine(url: str, latest: _Latest | None = None) -> AsyncEngine:
-    """An engine for ``url`` with the backend's pragmas and pool."""
+def is_memory_sqlite(url: str) -> bool:
+    parsed = make_url(url)
+    return parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:")
+
+
+def create_engine(url: str, *, read_only: bool = False, pool_size: int = 1) -> Engine:
+    """A synchronous engine for ``url`` with the backend's pragmas (also used by migrations)."""
     url = normalise_url(url)
-    if url.startswith("sqlite"):
-        connect_args: dict[str, Any] = {"timeout": 30}
-        if latest is not None:
-            # The batch functions run on another thread than aiosqlite's, one at a time, while
-            # the pool's single connection is checked out: sharing it across threads is safe.
-            connect_args |= {"factory": _recording_factory(latest), "check_same_thread": False}
-        engine = create_async_engine(
-            url,
-            pool_size=1,
-            max_overflow=0,
-            pool_timeout=60,
-            # Every transaction ends in an explicit commit or rollback, so the pool's own
-            # rollback on return would be one more thread round trip for nothing.
-            pool_reset_on_return=None,
-            connect_args=connect_args,
+    if not url.startswith("sqlite"):
+        return sa_create_engine(
+            url, pool_size=pool_size, max_overflow=0, pool_pre_ping=True, pool_timeout=60
         )
-        _configure_sqlite(engine)
-        return engine
-    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    engine = sa_create_engine(
+        url,
+        # Each thread keeps its connection for good (see ``_ThreadConnections``): no pool needed.
+        poolclass=NullPool,
+        connect_args={"timeout": 30, "check_same_thread": False},
+    )
+    _configure_sqlite(engine, read_only=read_only)
+    return engine
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
-    @event.listens_for(engine.sync_engine, "connect")
+def _configure_sqlite(engine: Engine, *, read_only: bool) -> None:
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Let us issue BEGIN ourselves (pysqlite's implicit transactions are deferred).
+        # Let us issue BEGIN ourselves (pysqlite's implicit transactions are deferred and
+        # start only at the first write).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        for pragma in (
+        pragmas = [
             "PRAGMA journal_mode=WAL",
             "PRAGMA foreign_keys=ON",
             "PRAGMA synchronous=NORMAL",
             "PRAGMA busy_timeout=30000",
-        ):
+        ]
+        if read_only:
+            pragmas.append("PRAGMA query_only=ON")
+        for pragma in pragmas:
             cursor.execute(pragma)
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    begin = "BEGIN" if read_only else "BEGIN IMMEDIATE"
+
+    @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql(begin)
+
+
+class _ThreadConnections:
+    """One long-lived connection per thread of an executor, opened on first use.
+
+    Checking a connection out of a pool for every unit costs more than many small statements;
+    a thread that only ever serves this engine can simply keep its own.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._local = threading.local()
+        self._all: list[Connection] = []
+        self._lock = threading.Lock()
+
+    def get(self) -> Connection:
+        conn: Connection | None = getattr(self._local, "conn", None)
+        if conn is None or conn.closed or conn.invalidated:
+            conn = self.engine.connect()
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    def close_all(self) -> None:
+        with self._lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+
+
+def _run_unit(connections: _ThreadConnections, work: Callable[[Connection], T]) -> T:
+    """Run ``work`` as one transaction on this thread's connection: commit, or roll back."""
+    conn = connections.get()
+    with conn.begin():
+        return work(conn)
+
+
+def _run_pooled(engine: Engine, work: Callable[[Connection], T]) -> T:
+    with engine.begin() as conn:
+        return work(conn)
+
+
+async def _hand_off(executor: ThreadPoolExecutor, call: Callable[[], T]) -> T:
+    """Run ``call`` on one of ``executor``'s threads: the one hop of a unit of work."""
+    return await asyncio.get_running_loop().run_in_executor(executor, call)
 
 
 class Database:
-    """The engine plus the two ways services open a transaction."""
+    """Where every transaction runs: :meth:`write` for a unit that may change data, :meth:`read`
+    for one that only reads."""
 
-    def __init__(self, engine: AsyncEngine, latest: _Latest | None = None) -> None:
-        self.engine = engine
-        self._latest = latest
-        self._executor: ThreadPoolExecutor | None = None
+    def __init__(self, url: str) -> None:
+        self.url = normalise_url(url)
+        self.is_sqlite = self.url.startswith("sqlite")
+        self.dialect_name = "sqlite" if self.is_sqlite else "postgresql"
+        self._writer: _ThreadConnections | None = None
+        self._readers: _ThreadConnections | None = None
+        self._pool: Engine | None = None
+        if self.is_sqlite:
+            self._writer = _ThreadConnections(create_engine(url))
+            self._write_executor = ThreadPoolExecutor(1, thread_name_prefix="tidings-db-write")
+            if is_memory_sqlite(url):
+                # Another connection would open another, empty, in-memory database.
+                self._read_executor = self._write_executor
+                self._readers = self._writer
+            else:
+                self._readers = _ThreadConnections(create_engine(url, read_only=True))
+                self._read_executor = ThreadPoolExecutor(
+                    SQLITE_READERS, thread_name_prefix="tidings-db-read"
+                )
+        else:
+            self._pool = create_engine(url, pool_size=POSTGRES_POOL)
+            self._write_executor = ThreadPoolExecutor(
+                POSTGRES_POOL, thread_name_prefix="tidings-db"
+            )
+            self._read_executor = self._write_executor
 
     @classmethod
     def from_url(cls, url: str) -> "Database":
-        latest = _Latest()
-        return cls(create_engine(url, latest), latest)
+        return cls(url)
 
-    @property
-    def is_sqlite(self) -> bool:
-        return is_sqlite(self.engine)
+    async def write(self, work: Callable[[Connection], T]) -> T:
+        """Run ``work(conn)`` as one transaction that may write; commits unless it raises.
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncConnection]:
-        """One unit of work: commits on success, rolls back on any exception."""
-        async with self.engine.begin() as conn:
-            yield conn
-
-    @property
-    def has_sqlite_batches(self) -> bool:
-        """True when :meth:`sqlite_batch` is available (SQLite, engine made by ``from_url``)."""
-        return self.is_sqlite and self._latest is not None
-
-    async def sqlite_batch(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``work`` on the raw SQLite connection as one ``BEGIN IMMEDIATE`` transaction.
-
-        One thread round trip for the whole unit, and none of SQLAlchemy's per-statement work:
-        for the worker's batched claims and results. ``work`` commits with the transaction, or
-        rolls it back by raising.
+        Cancelling the caller does not cut the unit short once it has started: it commits or
+        rolls back as a whole, on its own thread.
         """
-        if self._latest is None:
-            raise RuntimeError("sqlite_batch needs an engine made by Database.from_url")
-        # Entering the context checks the pool's one connection out (opening it if there was
-        # none, which updates ``_latest``), so no other task can use it until we are done.
-        async with self.engine.connect():
-            raw = self._latest.get()
-            if raw is None:
-                raise RuntimeError("the SQLite connection is gone")
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(1, thread_name_prefix="tidings-sqlite")
-            loop = asyncio.get_running_loop()
-            future = loop.run_in_executor(self._executor, _in_transaction, raw, work)
-            try:
-                return await asyncio.shield(future)
-            except asyncio.CancelledError:
-                # The connection goes back to the pool only once the thread is done with it.
-                while not future.done():
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await asyncio.wait({future})
-                raise
+        if self._writer is not None:
+            return await _hand_off(self._write_executor, partial(_run_unit, self._writer, work))
+        assert self._pool is not None
+        return await _hand_off(self._write_executor, partial(_run_pooled, self._pool, work))
+
+    async def read(self, work: Callable[[Connection], T]) -> T:
+        """Run ``work(conn)`` as one read-only transaction (a consistent snapshot)."""
+        if self._readers is not None:
+            return await _hand_off(self._read_executor, partial(_run_unit, self._readers, work))
+        assert self._pool is not None
+        return await _hand_off(self._read_executor, partial(_run_pooled, self._pool, work))
 
     async def notify(self, channel: str, payloads: Sequence[str]) -> None:
         """PostgreSQL: ``NOTIFY channel`` once per payload, in one transaction."""
         if self.is_sqlite:
             raise RuntimeError("NOTIFY needs PostgreSQL")
-        async with self.transaction() as conn:
+
+        def work(conn: Connection) -> None:
             for payload in payloads:
-                await conn.execute(select(func.pg_notify(channel, payload)))
+                conn.execute(select(func.pg_notify(channel, payload)))
+
+        await self.write(work)
 
     async def listen(self, channel: str, on_message: Callable[[str], None]) -> "Subscription":
         """PostgreSQL: call ``on_message(payload)`` for every ``NOTIFY`` on ``channel``.
 
-        A connection of its own, outside the pool: a listening connection is held for good.
+        A connection of its own, outside the pool (a listening connection is held for good), on
+        asyncpg, whose listeners are called on the event loop.
         """
         if self.is_sqlite:
             raise RuntimeError("LISTEN needs PostgreSQL")
-        dsn = make_url(self.engine.url).set(drivername="postgresql")
+        dsn = make_url(self.url).set(drivername="postgresql")
         connection = await asyncpg.connect(dsn.render_as_string(hide_password=False))
         await connection.add_listener(channel, lambda *args: on_message(str(args[-1])))
         return Subscription(connection)
 
     async def dispose(self) -> None:
-        await self.engine.dispose()
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
-            self._executor = None
+        """Close every connection and stop the threads (waiting for units in progress)."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self._close)
+
+    def _close(self) -> None:
+        self._write_executor.shutdown(wait=True)
+        self._read_executor.shutdown(wait=True)
+        for connections in (self._writer, self._readers):
+            if connections is not None:
+                connections.close_all()
+                connections.engine.dispose()
+        if self._pool is not None:
+            self._pool.dispose()
 
 
 class Subscription:
@@ -211,14 +263,3 @@ class Subscription:
     async def close(self) -> None:
         if not self._connection.is_closed():
             await self._connection.close()
-
-
-def _in_transaction(raw: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
-    raw.execute("BEGIN IMMEDIATE")
-    try:
-        result = work(raw)
-    except BaseException:
-        raw.execute("ROLLBACK")
-        raise
-    raw.execute("COMMIT")
-    return result

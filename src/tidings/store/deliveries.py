@@ -3,7 +3,7 @@
 from typing import Any
 
 from sqlalchemy import and_, delete, func, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from tidings.domain.deliveries import Attempt, Delivery, DeliveryStatus, ErrorKind
 from tidings.store.schema import deliveries, delivery_attempts
@@ -49,25 +49,25 @@ def _attempt(row: Any) -> Attempt:
     )
 
 
-async def list_deliveries(
-    conn: AsyncConnection, hook_id: str, status: str | None, offset: int, limit: int
+def list_deliveries(
+    conn: Connection, hook_id: str, status: str | None, offset: int, limit: int
 ) -> list[Delivery]:
     """A hook's deliveries, newest first."""
     query = select(deliveries).where(deliveries.c.hook_id == hook_id)
     if status:
         query = query.where(deliveries.c.status == status)
     query = query.order_by(deliveries.c.create_at.desc(), deliveries.c.id.desc())
-    rows = await conn.execute(query.offset(offset).limit(limit))
+    rows = conn.execute(query.offset(offset).limit(limit))
     return [delivery_from_row(r) for r in rows]
 
 
-async def find_delivery(conn: AsyncConnection, delivery_id: str) -> Delivery | None:
-    row = (await conn.execute(select(deliveries).where(deliveries.c.id == delivery_id))).first()
+def find_delivery(conn: Connection, delivery_id: str) -> Delivery | None:
+    row = (conn.execute(select(deliveries).where(deliveries.c.id == delivery_id))).first()
     return delivery_from_row(row) if row else None
 
 
-async def list_attempts(conn: AsyncConnection, delivery_id: str) -> list[Attempt]:
-    rows = await conn.execute(
+def list_attempts(conn: Connection, delivery_id: str) -> list[Attempt]:
+    rows = conn.execute(
         select(delivery_attempts)
         .where(delivery_attempts.c.delivery_id == delivery_id)
         .order_by(delivery_attempts.c.started_at, delivery_attempts.c.number)
@@ -75,33 +75,29 @@ async def list_attempts(conn: AsyncConnection, delivery_id: str) -> list[Attempt
     return [_attempt(r) for r in rows]
 
 
-async def count_by_status(conn: AsyncConnection) -> dict[str, int]:
-    rows = await conn.execute(
-        select(deliveries.c.status, func.count()).group_by(deliveries.c.status)
-    )
+def count_by_status(conn: Connection) -> dict[str, int]:
+    rows = conn.execute(select(deliveries.c.status, func.count()).group_by(deliveries.c.status))
     return {r[0]: int(r[1]) for r in rows}
 
 
-async def prune_finished(conn: AsyncConnection, older_than_ms: int, limit: int = 1000) -> int:
+def prune_finished(conn: Connection, older_than_ms: int, limit: int = 1000) -> int:
     """Delete up to ``limit`` finished deliveries (and their attempts) last touched before the cutoff."""
     finished = [DeliveryStatus.SUCCEEDED.value, DeliveryStatus.FAILED.value]
     ids = [
         r.id
-        for r in await conn.execute(
+        for r in conn.execute(
             select(deliveries.c.id)
             .where(and_(deliveries.c.status.in_(finished), deliveries.c.update_at < older_than_ms))
             .limit(limit)
         )
     ]
     if ids:
-        await conn.execute(
-            delete(delivery_attempts).where(delivery_attempts.c.delivery_id.in_(ids))
-        )
-        await conn.execute(delete(deliveries).where(deliveries.c.id.in_(ids)))
+        conn.execute(delete(delivery_attempts).where(delivery_attempts.c.delivery_id.in_(ids)))
+        conn.execute(delete(deliveries).where(deliveries.c.id.in_(ids)))
     return len(ids)
 
 
-async def failure_streak(conn: AsyncConnection, hook_id: str, since_ms: int) -> tuple[int, int]:
+def failure_streak(conn: Connection, hook_id: str, since_ms: int) -> tuple[int, int]:
     """(failed deliveries, oldest failure's create_at) since the hook's last success or ``since_ms``.
 
     Pings (no post) do not count: they are the owner's experiments, not traffic. Nor do
@@ -109,7 +105,7 @@ async def failure_streak(conn: AsyncConnection, hook_id: str, since_ms: int) -> 
     the receiver.
     """
     last_ok = (
-        await conn.execute(
+        conn.execute(
             select(func.max(deliveries.c.update_at)).where(
                 deliveries.c.hook_id == hook_id,
                 deliveries.c.status == DeliveryStatus.SUCCEEDED.value,
@@ -119,7 +115,7 @@ async def failure_streak(conn: AsyncConnection, hook_id: str, since_ms: int) -> 
     ).scalar()
     start = max(int(last_ok or 0), since_ms)
     row = (
-        await conn.execute(
+        conn.execute(
             select(func.count(), func.min(deliveries.c.create_at)).where(
                 deliveries.c.hook_id == hook_id,
                 deliveries.c.status == DeliveryStatus.FAILED.value,

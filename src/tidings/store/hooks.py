@@ -4,7 +4,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from tidings.domain.hooks import OutgoingHook
 from tidings.store.schema import outgoing_hooks, users
@@ -60,29 +60,27 @@ def _values(hook: OutgoingHook) -> dict[str, Any]:
     }
 
 
-async def insert_hook(conn: AsyncConnection, hook: OutgoingHook) -> None:
-    await insert_hooks(conn, [hook])
+def insert_hook(conn: Connection, hook: OutgoingHook) -> None:
+    insert_hooks(conn, [hook])
 
 
-async def insert_hooks(conn: AsyncConnection, hooks: Sequence[OutgoingHook]) -> None:
+def insert_hooks(conn: Connection, hooks: Sequence[OutgoingHook]) -> None:
     """Insert many hooks in one batched statement (bulk loads: benchmarks, scale tests)."""
     if hooks:
-        await conn.execute(outgoing_hooks.insert(), [_values(hook) for hook in hooks])
+        conn.execute(outgoing_hooks.insert(), [_values(hook) for hook in hooks])
 
 
-async def save_hook(conn: AsyncConnection, hook: OutgoingHook) -> None:
+def save_hook(conn: Connection, hook: OutgoingHook) -> None:
     """Overwrite every stored field with ``hook``'s."""
     values = _values(hook)
     del values["id"]
-    await conn.execute(
-        update(outgoing_hooks).where(outgoing_hooks.c.id == hook.id).values(**values)
-    )
+    conn.execute(update(outgoing_hooks).where(outgoing_hooks.c.id == hook.id).values(**values))
 
 
-async def find_hook(conn: AsyncConnection, hook_id: str) -> OutgoingHook | None:
+def find_hook(conn: Connection, hook_id: str) -> OutgoingHook | None:
     """A live (not deleted) hook."""
     row = (
-        await conn.execute(
+        conn.execute(
             select(outgoing_hooks).where(
                 outgoing_hooks.c.id == hook_id, outgoing_hooks.c.delete_at == 0
             )
@@ -91,16 +89,16 @@ async def find_hook(conn: AsyncConnection, hook_id: str) -> OutgoingHook | None:
     return _hook(row) if row else None
 
 
-async def find_hooks(conn: AsyncConnection, hook_ids: set[str]) -> dict[str, OutgoingHook]:
+def find_hooks(conn: Connection, hook_ids: set[str]) -> dict[str, OutgoingHook]:
     """Hooks by id, deleted ones included (a delivery outlives its hook's deletion)."""
     if not hook_ids:
         return {}
-    rows = await conn.execute(select(outgoing_hooks).where(outgoing_hooks.c.id.in_(hook_ids)))
+    rows = conn.execute(select(outgoing_hooks).where(outgoing_hooks.c.id.in_(hook_ids)))
     return {r.id: _hook(r) for r in rows}
 
 
-async def list_hooks(
-    conn: AsyncConnection,
+def list_hooks(
+    conn: Connection,
     *,
     team_id: str | None = None,
     channel_id: str | None = None,
@@ -118,10 +116,10 @@ async def list_hooks(
     query = query.order_by(outgoing_hooks.c.create_at, outgoing_hooks.c.id).offset(offset)
     if limit is not None:
         query = query.limit(limit)
-    return [_hook(r) for r in (await conn.execute(query)).all()]
+    return [_hook(r) for r in (conn.execute(query)).all()]
 
 
-async def list_matchable_hooks(conn: AsyncConnection, team_id: str) -> list[OutgoingHook]:
+def list_matchable_hooks(conn: Connection, team_id: str) -> list[OutgoingHook]:
     """The team's live hooks whose creator is an active account: the ones a post may fire.
 
     A deactivated owner's hooks stay stored (and fire again on reactivation) but match nothing.
@@ -136,12 +134,12 @@ async def list_matchable_hooks(conn: AsyncConnection, team_id: str) -> list[Outg
         )
         .order_by(outgoing_hooks.c.create_at, outgoing_hooks.c.id)
     )
-    return [_hook(r) for r in (await conn.execute(query)).all()]
+    return [_hook(r) for r in (conn.execute(query)).all()]
 
 
-async def list_creator_team_ids(conn: AsyncConnection, creator_id: str) -> list[str]:
+def list_creator_team_ids(conn: Connection, creator_id: str) -> list[str]:
     """The teams in which ``creator_id`` owns live hooks (their match indexes depend on them)."""
-    rows = await conn.execute(
+    rows = conn.execute(
         select(outgoing_hooks.c.team_id)
         .where(outgoing_hooks.c.creator_id == creator_id, outgoing_hooks.c.delete_at == 0)
         .distinct()
@@ -149,11 +147,9 @@ async def list_creator_team_ids(conn: AsyncConnection, creator_id: str) -> list[
     return [r.team_id for r in rows]
 
 
-async def claim_failure_notice(
-    conn: AsyncConnection, hook_id: str, now_ms: int, every_ms: int
-) -> bool:
+def claim_failure_notice(conn: Connection, hook_id: str, now_ms: int, every_ms: int) -> bool:
     """Take the right to tell the owner about failures; False if someone did within ``every_ms``."""
-    result = await conn.execute(
+    result = conn.execute(
         update(outgoing_hooks)
         .where(
             outgoing_hooks.c.id == hook_id, outgoing_hooks.c.failure_notice_at <= now_ms - every_ms
@@ -163,9 +159,9 @@ async def claim_failure_notice(
     return bool(result.rowcount == 1)
 
 
-async def disable_hook(conn: AsyncConnection, hook_id: str, reason: str, now_ms: int) -> bool:
+def disable_hook(conn: Connection, hook_id: str, reason: str, now_ms: int) -> bool:
     """Disable a live, enabled hook; False if it already was (or is gone)."""
-    result = await conn.execute(
+    result = conn.execute(
         update(outgoing_hooks)
         .where(
             outgoing_hooks.c.id == hook_id,

@@ -1,11 +1,9 @@
 """Applying Alembic migrations from code (``tidings migrate`` and server start).
 
-Alembic's environment starts its own event loop; when ``upgrade`` is called from inside a
-running loop it does the work on a helper thread, so it is safe to call from anywhere.
+Alembic's environment (``migrations/env.py``) runs on the same synchronous engine as the
+server, with the same pragmas.
 """
 
-import asyncio
-import threading
 from pathlib import Path
 
 from alembic import command
@@ -25,22 +23,7 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(url: str) -> None:
-    """Bring the database at ``url`` to the newest schema (creating SQLite's folder if needed)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        command.upgrade(alembic_config(url), "head")
-        return
-    failure: list[BaseException] = []
+    """Bring the database at ``url`` to the newest schema (creating SQLite's folder if needed).
 
-    def work() -> None:
-        try:
-            command.upgrade(alembic_config(url), "head")
-        except BaseException as exc:  # handed to the caller's thread below
-            failure.append(exc)
-
-    thread = threading.Thread(target=work)
-    thread.start()
-    thread.join()
-    if failure:
-        raise failure[0]
+    Synchronous and short; a server calls it once before it starts serving."""
+    command.upgrade(alembic_config(url), "head")

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import func, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from tidings.domain.posts import Post
 from tidings.store.compiled import CompiledStatement
@@ -50,9 +50,9 @@ def _values(post: Post) -> dict[str, Any]:
     }
 
 
-async def insert_posts(conn: AsyncConnection, new_posts: Sequence[Post]) -> None:
+def insert_posts(conn: Connection, new_posts: Sequence[Post]) -> None:
     if new_posts:
-        await conn.execute(posts.insert(), [_values(p) for p in new_posts])
+        conn.execute(posts.insert(), [_values(p) for p in new_posts])
 
 
 _INSERT_RAW = CompiledStatement.insert(posts)
@@ -64,25 +64,25 @@ def insert_posts_raw(conn: sqlite3.Connection, new_posts: Sequence[Post]) -> Non
         _INSERT_RAW.execute_many(conn, [_values(p) for p in new_posts])
 
 
-async def find_post(conn: AsyncConnection, post_id: str) -> Post | None:
-    row = (await conn.execute(select(posts).where(posts.c.id == post_id))).first()
+def find_post(conn: Connection, post_id: str) -> Post | None:
+    row = (conn.execute(select(posts).where(posts.c.id == post_id))).first()
     return _post(row) if row else None
 
 
-async def update_post(conn: AsyncConnection, post_id: str, **values: Any) -> None:
-    await conn.execute(update(posts).where(posts.c.id == post_id).values(**values))
+def update_post(conn: Connection, post_id: str, **values: Any) -> None:
+    conn.execute(update(posts).where(posts.c.id == post_id).values(**values))
 
 
-async def delete_post(conn: AsyncConnection, post: Post, at: int) -> None:
+def delete_post(conn: Connection, post: Post, at: int) -> None:
     """Soft delete the post and, when it is a root, its replies."""
     condition = posts.c.id == post.id
     if not post.root_id:
         condition = or_(condition, posts.c.root_id == post.id)
-    await conn.execute(update(posts).where(condition).values(delete_at=at, update_at=at))
+    conn.execute(update(posts).where(condition).values(delete_at=at, update_at=at))
 
 
-async def list_channel_posts(
-    conn: AsyncConnection,
+def list_channel_posts(
+    conn: Connection,
     channel_id: str,
     offset: int,
     limit: int,
@@ -103,11 +103,11 @@ async def list_channel_posts(
     if after_create_at is not None:
         query = query.where(posts.c.create_at > after_create_at)
     query = query.order_by(posts.c.create_at.desc(), posts.c.id.desc()).offset(offset).limit(limit)
-    return [_post(r) for r in (await conn.execute(query)).all()]
+    return [_post(r) for r in (conn.execute(query)).all()]
 
 
-async def list_thread(conn: AsyncConnection, root_id: str) -> list[Post]:
-    rows = await conn.execute(
+def list_thread(conn: Connection, root_id: str) -> list[Post]:
+    rows = conn.execute(
         select(posts)
         .where(or_(posts.c.id == root_id, posts.c.root_id == root_id), posts.c.delete_at == 0)
         .order_by(posts.c.create_at.desc(), posts.c.id.desc())
@@ -115,11 +115,11 @@ async def list_thread(conn: AsyncConnection, root_id: str) -> list[Post]:
     return [_post(r) for r in rows]
 
 
-async def reply_counts(conn: AsyncConnection, root_ids: set[str]) -> dict[str, tuple[int, int]]:
+def reply_counts(conn: Connection, root_ids: set[str]) -> dict[str, tuple[int, int]]:
     """root id → (number of live replies, time of the last one)."""
     if not root_ids:
         return {}
-    rows = await conn.execute(
+    rows = conn.execute(
         select(posts.c.root_id, func.count(), func.max(posts.c.create_at))
         .where(posts.c.root_id.in_(root_ids), posts.c.delete_at == 0)
         .group_by(posts.c.root_id)
@@ -127,8 +127,8 @@ async def reply_counts(conn: AsyncConnection, root_ids: set[str]) -> dict[str, t
     return {r[0]: (int(r[1]), int(r[2] or 0)) for r in rows}
 
 
-async def find_posts(conn: AsyncConnection, post_ids: set[str]) -> dict[str, Post]:
+def find_posts(conn: Connection, post_ids: set[str]) -> dict[str, Post]:
     if not post_ids:
         return {}
-    rows = await conn.execute(select(posts).where(posts.c.id.in_(post_ids)))
+    rows = conn.execute(select(posts).where(posts.c.id.in_(post_ids)))
     return {r.id: _post(r) for r in rows}

@@ -5,7 +5,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import and_, bindparam, func, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from tidings.domain.teams import (
     Channel,
@@ -56,8 +56,8 @@ def _channel(row: Any) -> Channel:
 _TEAM_COLUMNS = [c for c in teams.c if c.name != "hooks_version"]
 
 
-async def insert_team(conn: AsyncConnection, team: Team) -> None:
-    await conn.execute(
+def insert_team(conn: Connection, team: Team) -> None:
+    conn.execute(
         teams.insert().values(
             id=team.id,
             create_at=team.create_at,
@@ -75,23 +75,23 @@ async def insert_team(conn: AsyncConnection, team: Team) -> None:
     )
 
 
-async def find_team(conn: AsyncConnection, team_id: str) -> Team | None:
-    row = (await conn.execute(select(*_TEAM_COLUMNS).where(teams.c.id == team_id))).first()
+def find_team(conn: Connection, team_id: str) -> Team | None:
+    row = (conn.execute(select(*_TEAM_COLUMNS).where(teams.c.id == team_id))).first()
     return _team(row) if row else None
 
 
-async def find_team_by_name(conn: AsyncConnection, name: str) -> Team | None:
-    row = (await conn.execute(select(*_TEAM_COLUMNS).where(teams.c.name == name))).first()
+def find_team_by_name(conn: Connection, name: str) -> Team | None:
+    row = (conn.execute(select(*_TEAM_COLUMNS).where(teams.c.name == name))).first()
     return _team(row) if row else None
 
 
-async def find_team_by_invite(conn: AsyncConnection, invite_id: str) -> Team | None:
-    row = (await conn.execute(select(*_TEAM_COLUMNS).where(teams.c.invite_id == invite_id))).first()
+def find_team_by_invite(conn: Connection, invite_id: str) -> Team | None:
+    row = (conn.execute(select(*_TEAM_COLUMNS).where(teams.c.invite_id == invite_id))).first()
     return _team(row) if row else None
 
 
-async def list_teams(
-    conn: AsyncConnection, offset: int, limit: int, *, visible_to: str | None = None
+def list_teams(
+    conn: Connection, offset: int, limit: int, *, visible_to: str | None = None
 ) -> list[Team]:
     """Live teams by name; with ``visible_to``, only open teams and that user's own."""
     query = select(*_TEAM_COLUMNS).where(teams.c.delete_at == 0)
@@ -100,12 +100,12 @@ async def list_teams(
             team_members.c.user_id == visible_to, team_members.c.delete_at == 0
         )
         query = query.where(or_(teams.c.type == TeamType.OPEN.value, teams.c.id.in_(mine)))
-    rows = await conn.execute(query.order_by(teams.c.name).offset(offset).limit(limit))
+    rows = conn.execute(query.order_by(teams.c.name).offset(offset).limit(limit))
     return [_team(r) for r in rows]
 
 
-async def list_user_teams(conn: AsyncConnection, user_id: str) -> list[Team]:
-    rows = await conn.execute(
+def list_user_teams(conn: Connection, user_id: str) -> list[Team]:
+    rows = conn.execute(
         select(*_TEAM_COLUMNS)
         .join(team_members, team_members.c.team_id == teams.c.id)
         .where(
@@ -118,42 +118,36 @@ async def list_user_teams(conn: AsyncConnection, user_id: str) -> list[Team]:
     return [_team(r) for r in rows]
 
 
-async def find_team_with_hooks_version(
-    conn: AsyncConnection, team_id: str
-) -> tuple[Team, int] | None:
+def find_team_with_hooks_version(conn: Connection, team_id: str) -> tuple[Team, int] | None:
     """The team and its hooks version in one query (posting needs both)."""
     row = (
-        await conn.execute(
-            select(*_TEAM_COLUMNS, teams.c.hooks_version).where(teams.c.id == team_id)
-        )
+        conn.execute(select(*_TEAM_COLUMNS, teams.c.hooks_version).where(teams.c.id == team_id))
     ).first()
     return (_team(row), int(row.hooks_version or 0)) if row else None
 
 
-async def hooks_version(conn: AsyncConnection, team_id: str) -> int:
-    value = (
-        await conn.execute(select(teams.c.hooks_version).where(teams.c.id == team_id))
-    ).scalar()
+def hooks_version(conn: Connection, team_id: str) -> int:
+    value = (conn.execute(select(teams.c.hooks_version).where(teams.c.id == team_id))).scalar()
     return int(value or 0)
 
 
-async def bump_hooks_version(conn: AsyncConnection, team_id: str) -> None:
+def bump_hooks_version(conn: Connection, team_id: str) -> None:
     """Mark the team's cached hook index stale (same transaction as the hook change)."""
-    await conn.execute(
+    conn.execute(
         update(teams).where(teams.c.id == team_id).values(hooks_version=teams.c.hooks_version + 1)
     )
 
 
-async def upsert_team_member(conn: AsyncConnection, member: TeamMember) -> None:
-    existing = await find_team_member(conn, member.team_id, member.user_id, include_deleted=True)
+def upsert_team_member(conn: Connection, member: TeamMember) -> None:
+    existing = find_team_member(conn, member.team_id, member.user_id, include_deleted=True)
     if existing is None:
-        await conn.execute(
+        conn.execute(
             team_members.insert().values(
                 team_id=member.team_id, user_id=member.user_id, roles=member.roles, delete_at=0
             )
         )
     else:
-        await conn.execute(
+        conn.execute(
             update(team_members)
             .where(
                 team_members.c.team_id == member.team_id, team_members.c.user_id == member.user_id
@@ -162,15 +156,15 @@ async def upsert_team_member(conn: AsyncConnection, member: TeamMember) -> None:
         )
 
 
-async def find_team_member(
-    conn: AsyncConnection, team_id: str, user_id: str, *, include_deleted: bool = False
+def find_team_member(
+    conn: Connection, team_id: str, user_id: str, *, include_deleted: bool = False
 ) -> TeamMember | None:
     query = select(team_members).where(
         team_members.c.team_id == team_id, team_members.c.user_id == user_id
     )
     if not include_deleted:
         query = query.where(team_members.c.delete_at == 0)
-    row = (await conn.execute(query)).first()
+    row = (conn.execute(query)).first()
     if row is None:
         return None
     return TeamMember(
@@ -178,10 +172,8 @@ async def find_team_member(
     )
 
 
-async def list_team_members(
-    conn: AsyncConnection, team_id: str, offset: int, limit: int
-) -> list[TeamMember]:
-    rows = await conn.execute(
+def list_team_members(conn: Connection, team_id: str, offset: int, limit: int) -> list[TeamMember]:
+    rows = conn.execute(
         select(team_members)
         .where(team_members.c.team_id == team_id, team_members.c.delete_at == 0)
         .order_by(team_members.c.user_id)
@@ -191,8 +183,8 @@ async def list_team_members(
     return [TeamMember(team_id=r.team_id, user_id=r.user_id, roles=r.roles) for r in rows]
 
 
-async def insert_channel(conn: AsyncConnection, channel: Channel) -> None:
-    await conn.execute(
+def insert_channel(conn: Connection, channel: Channel) -> None:
+    conn.execute(
         channels.insert().values(
             id=channel.id,
             create_at=channel.create_at,
@@ -211,20 +203,20 @@ async def insert_channel(conn: AsyncConnection, channel: Channel) -> None:
     )
 
 
-async def find_channel(conn: AsyncConnection, channel_id: str) -> Channel | None:
-    row = (await conn.execute(select(channels).where(channels.c.id == channel_id))).first()
+def find_channel(conn: Connection, channel_id: str) -> Channel | None:
+    row = (conn.execute(select(channels).where(channels.c.id == channel_id))).first()
     return _channel(row) if row else None
 
 
-async def find_channel_with_member(
-    conn: AsyncConnection, channel_id: str, user_id: str
+def find_channel_with_member(
+    conn: Connection, channel_id: str, user_id: str
 ) -> tuple[Channel | None, ChannelMember | None]:
     """A channel and the user's membership of it, in one query (posting needs both)."""
     membership = and_(
         channel_members.c.channel_id == channels.c.id, channel_members.c.user_id == user_id
     )
     row = (
-        await conn.execute(
+        conn.execute(
             select(channels, channel_members)
             .select_from(channels.outerjoin(channel_members, membership))
             .where(channels.c.id == channel_id)
@@ -235,23 +227,21 @@ async def find_channel_with_member(
     return _channel(row), (_member(row) if row.user_id is not None else None)
 
 
-async def find_channel_by_name(conn: AsyncConnection, team_id: str, name: str) -> Channel | None:
+def find_channel_by_name(conn: Connection, team_id: str, name: str) -> Channel | None:
     row = (
-        await conn.execute(
-            select(channels).where(channels.c.team_id == team_id, channels.c.name == name)
-        )
+        conn.execute(select(channels).where(channels.c.team_id == team_id, channels.c.name == name))
     ).first()
     return _channel(row) if row else None
 
 
-async def list_team_channels(
-    conn: AsyncConnection,
+def list_team_channels(
+    conn: Connection,
     team_id: str,
     offset: int,
     limit: int,
     types: tuple[ChannelType, ...] = (ChannelType.PUBLIC,),
 ) -> list[Channel]:
-    rows = await conn.execute(
+    rows = conn.execute(
         select(channels)
         .where(
             channels.c.team_id == team_id,
@@ -265,9 +255,9 @@ async def list_team_channels(
     return [_channel(r) for r in rows]
 
 
-async def list_user_channels(conn: AsyncConnection, user_id: str, team_id: str) -> list[Channel]:
+def list_user_channels(conn: Connection, user_id: str, team_id: str) -> list[Channel]:
     """The channels of a team the user belongs to, plus the user's DMs (team id ``""``)."""
-    rows = await conn.execute(
+    rows = conn.execute(
         select(channels)
         .join(channel_members, channel_members.c.channel_id == channels.c.id)
         .where(
@@ -291,9 +281,9 @@ _TOUCH = (
 _TOUCH_RAW = CompiledStatement(_TOUCH)
 
 
-async def touch_channel(conn: AsyncConnection, channel_id: str, at: int, count: int = 1) -> None:
+def touch_channel(conn: Connection, channel_id: str, at: int, count: int = 1) -> None:
     """Record new posts: last_post_at and the message count move together."""
-    await conn.execute(_TOUCH, {"b_id": channel_id, "b_at": at, "b_count": count})
+    conn.execute(_TOUCH, {"b_id": channel_id, "b_at": at, "b_count": count})
 
 
 def touch_channels_raw(conn: sqlite3.Connection, latest: Mapping[str, tuple[int, int]]) -> None:
@@ -306,8 +296,8 @@ def touch_channels_raw(conn: sqlite3.Connection, latest: Mapping[str, tuple[int,
     )
 
 
-async def update_channel(conn: AsyncConnection, channel_id: str, **values: Any) -> None:
-    await conn.execute(update(channels).where(channels.c.id == channel_id).values(**values))
+def update_channel(conn: Connection, channel_id: str, **values: Any) -> None:
+    conn.execute(update(channels).where(channels.c.id == channel_id).values(**values))
 
 
 def _member(row: Any) -> ChannelMember:
@@ -321,8 +311,8 @@ def _member(row: Any) -> ChannelMember:
     )
 
 
-async def insert_channel_member(conn: AsyncConnection, member: ChannelMember) -> None:
-    await conn.execute(
+def insert_channel_member(conn: Connection, member: ChannelMember) -> None:
+    conn.execute(
         channel_members.insert().values(
             channel_id=member.channel_id,
             user_id=member.user_id,
@@ -334,11 +324,9 @@ async def insert_channel_member(conn: AsyncConnection, member: ChannelMember) ->
     )
 
 
-async def find_channel_member(
-    conn: AsyncConnection, channel_id: str, user_id: str
-) -> ChannelMember | None:
+def find_channel_member(conn: Connection, channel_id: str, user_id: str) -> ChannelMember | None:
     row = (
-        await conn.execute(
+        conn.execute(
             select(channel_members).where(
                 channel_members.c.channel_id == channel_id, channel_members.c.user_id == user_id
             )
@@ -347,18 +335,18 @@ async def find_channel_member(
     return _member(row) if row else None
 
 
-async def delete_channel_member(conn: AsyncConnection, channel_id: str, user_id: str) -> None:
-    await conn.execute(
+def delete_channel_member(conn: Connection, channel_id: str, user_id: str) -> None:
+    conn.execute(
         channel_members.delete().where(
             and_(channel_members.c.channel_id == channel_id, channel_members.c.user_id == user_id)
         )
     )
 
 
-async def list_channel_members(
-    conn: AsyncConnection, channel_id: str, offset: int, limit: int
+def list_channel_members(
+    conn: Connection, channel_id: str, offset: int, limit: int
 ) -> list[ChannelMember]:
-    rows = await conn.execute(
+    rows = conn.execute(
         select(channel_members)
         .where(channel_members.c.channel_id == channel_id)
         .order_by(channel_members.c.user_id)
@@ -368,16 +356,16 @@ async def list_channel_members(
     return [_member(r) for r in rows]
 
 
-async def channel_member_ids(conn: AsyncConnection, channel_id: str) -> list[str]:
-    rows = await conn.execute(
+def channel_member_ids(conn: Connection, channel_id: str) -> list[str]:
+    rows = conn.execute(
         select(channel_members.c.user_id).where(channel_members.c.channel_id == channel_id)
     )
     return [r.user_id for r in rows]
 
 
-async def mark_viewed(conn: AsyncConnection, channel_id: str, user_id: str, at: int) -> None:
+def mark_viewed(conn: Connection, channel_id: str, user_id: str, at: int) -> None:
     total = select(channels.c.total_msg_count).where(channels.c.id == channel_id)
-    await conn.execute(
+    conn.execute(
         update(channel_members)
         .where(channel_members.c.channel_id == channel_id, channel_members.c.user_id == user_id)
         .values(
@@ -388,10 +376,10 @@ async def mark_viewed(conn: AsyncConnection, channel_id: str, user_id: str, at: 
     )
 
 
-async def count_channel_members(conn: AsyncConnection, channel_id: str) -> int:
+def count_channel_members(conn: Connection, channel_id: str) -> int:
     return int(
         (
-            await conn.execute(
+            conn.execute(
                 select(func.count())
                 .select_from(channel_members)
                 .where(channel_members.c.channel_id == channel_id)

@@ -3,7 +3,7 @@
 from typing import Any
 
 from sqlalchemy import func, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from tidings.domain.posts import BROADCAST_MENTIONS, mentioned_names
 from tidings.domain.users import User
@@ -32,8 +32,8 @@ def _user(row: Any) -> User:
     )
 
 
-async def insert_user(conn: AsyncConnection, user: User, password_hash: str) -> None:
-    await conn.execute(
+def insert_user(conn: Connection, user: User, password_hash: str) -> None:
+    conn.execute(
         users.insert().values(
             id=user.id,
             create_at=user.create_at,
@@ -59,7 +59,7 @@ async def insert_user(conn: AsyncConnection, user: User, password_hash: str) -> 
 _ACCOUNT_CREATION_LOCK = 7_311_200_001
 
 
-async def lock_account_creation(conn: AsyncConnection) -> None:
+def lock_account_creation(conn: Connection) -> None:
     """Make account creations take turns until the caller's transaction ends.
 
     The first account becomes system admin, decided by counting accounts: two sign-ups that
@@ -67,65 +67,61 @@ async def lock_account_creation(conn: AsyncConnection) -> None:
     serialises writers, so there this is a no-op.
     """
     if conn.dialect.name == "postgresql":
-        await conn.execute(select(func.pg_advisory_xact_lock(_ACCOUNT_CREATION_LOCK)))
+        conn.execute(select(func.pg_advisory_xact_lock(_ACCOUNT_CREATION_LOCK)))
 
 
-async def count_users(conn: AsyncConnection) -> int:
-    return int((await conn.execute(select(func.count()).select_from(users))).scalar_one())
+def count_users(conn: Connection) -> int:
+    return int((conn.execute(select(func.count()).select_from(users))).scalar_one())
 
 
-async def find_user(conn: AsyncConnection, user_id: str) -> User | None:
-    row = (await conn.execute(select(*_USER_COLUMNS).where(users.c.id == user_id))).first()
+def find_user(conn: Connection, user_id: str) -> User | None:
+    row = (conn.execute(select(*_USER_COLUMNS).where(users.c.id == user_id))).first()
     return _user(row) if row else None
 
 
-async def find_user_by_username(conn: AsyncConnection, username: str) -> User | None:
-    row = (
-        await conn.execute(select(*_USER_COLUMNS).where(users.c.username == username.lower()))
-    ).first()
+def find_user_by_username(conn: Connection, username: str) -> User | None:
+    row = (conn.execute(select(*_USER_COLUMNS).where(users.c.username == username.lower()))).first()
     return _user(row) if row else None
 
 
-async def find_user_by_email(conn: AsyncConnection, email: str) -> User | None:
-    row = (await conn.execute(select(*_USER_COLUMNS).where(users.c.email == email.lower()))).first()
+def find_user_by_email(conn: Connection, email: str) -> User | None:
+    row = (conn.execute(select(*_USER_COLUMNS).where(users.c.email == email.lower()))).first()
     return _user(row) if row else None
 
 
-async def find_login(conn: AsyncConnection, login_id: str) -> tuple[User, str] | None:
+def find_login(conn: Connection, login_id: str) -> tuple[User, str] | None:
     """The user whose username or email is ``login_id``, with the password hash."""
     login = login_id.strip().lower()
     row = (
-        await conn.execute(
-            select(users).where(or_(users.c.username == login, users.c.email == login))
-        )
+        conn.execute(select(users).where(or_(users.c.username == login, users.c.email == login)))
     ).first()
     return (_user(row), row.password_hash) if row else None
 
 
-async def list_users(
-    conn: AsyncConnection, offset: int, limit: int, ids: list[str] | None = None
+def list_users(
+    conn: Connection, offset: int, limit: int, ids: list[str] | None = None
 ) -> list[User]:
     query = select(*_USER_COLUMNS).order_by(users.c.username).offset(offset).limit(limit)
     if ids is not None:
         query = query.where(users.c.id.in_(ids))
-    return [_user(r) for r in (await conn.execute(query)).all()]
+    return [_user(r) for r in (conn.execute(query)).all()]
 
 
-async def usernames_by_id(conn: AsyncConnection, ids: set[str]) -> dict[str, str]:
+def usernames_by_id(conn: Connection, ids: set[str]) -> dict[str, str]:
     if not ids:
         return {}
-    rows = await conn.execute(select(users.c.id, users.c.username).where(users.c.id.in_(ids)))
+    rows = conn.execute(select(users.c.id, users.c.username).where(users.c.id.in_(ids)))
     return {r.id: r.username for r in rows}
 
 
-async def update_user(conn: AsyncConnection, user_id: str, **values: Any) -> None:
-    await conn.execute(update(users).where(users.c.id == user_id).values(**values))
+def update_user(conn: Connection, user_id: str, **values: Any) -> None:
+    conn.execute(update(users).where(users.c.id == user_id).values(**values))
 
 
-async def insert_session(
-    conn: AsyncConnection, token_hash: str, user_id: str, csrf: str, now: int, expires: int
+def insert_session(
+    conn: Connection, token_hash: str, user_id: str, csrf: str, now: int, expires: int
 ) -> None:
-    await conn.execute(
+    conn.execute(
         sessions.insert().values(
             id=token_hash,
             user_id=user_id,
@@ -137,10 +133,10 @@ async def insert_session(
     )
 
 
-async def find_session(conn: AsyncConnection, token_hash: str) -> tuple[str, str, int] | None:
+def find_session(conn: Connection, token_hash: str) -> tuple[str, str, int] | None:
     """(user_id, csrf_token, expires_at) of a session."""
     row = (
-        await conn.execute(
+        conn.execute(
             select(sessions.c.user_id, sessions.c.csrf_token, sessions.c.expires_at).where(
                 sessions.c.id == token_hash
             )
@@ -149,10 +145,10 @@ async def find_session(conn: AsyncConnection, token_hash: str) -> tuple[str, str
     return (row.user_id, row.csrf_token, row.expires_at) if row else None
 
 
-async def find_session_user(conn: AsyncConnection, token_hash: str) -> tuple[User, str, int] | None:
+def find_session_user(conn: Connection, token_hash: str) -> tuple[User, str, int] | None:
     """(user, csrf_token, expires_at) of a session, in one query: every request asks."""
     row = (
-        await conn.execute(
+        conn.execute(
             select(*_USER_COLUMNS, sessions.c.csrf_token, sessions.c.expires_at)
             .select_from(sessions.join(users, users.c.id == sessions.c.user_id))
             .where(sessions.c.id == token_hash)
@@ -161,32 +157,32 @@ async def find_session_user(conn: AsyncConnection, token_hash: str) -> tuple[Use
     return (_user(row), row.csrf_token, row.expires_at) if row else None
 
 
-async def delete_session(conn: AsyncConnection, token_hash: str) -> list[str]:
+def delete_session(conn: Connection, token_hash: str) -> list[str]:
     """Delete one session; the token hashes deleted (none if it was already gone)."""
-    result = await conn.execute(
+    result = conn.execute(
         sessions.delete().where(sessions.c.id == token_hash).returning(sessions.c.id)
     )
     return [row.id for row in result]
 
 
-async def delete_user_sessions(conn: AsyncConnection, user_id: str, keep: str = "") -> list[str]:
+def delete_user_sessions(conn: Connection, user_id: str, keep: str = "") -> list[str]:
     """Delete every session of ``user_id`` but the one hashed ``keep``; the hashes deleted."""
     query = sessions.delete().where(sessions.c.user_id == user_id)
     if keep:
         query = query.where(sessions.c.id != keep)
-    result = await conn.execute(query.returning(sessions.c.id))
+    result = conn.execute(query.returning(sessions.c.id))
     return [row.id for row in result]
 
 
-async def find_users(conn: AsyncConnection, user_ids: set[str]) -> dict[str, User]:
+def find_users(conn: Connection, user_ids: set[str]) -> dict[str, User]:
     if not user_ids:
         return {}
-    rows = await conn.execute(select(*_USER_COLUMNS).where(users.c.id.in_(user_ids)))
+    rows = conn.execute(select(*_USER_COLUMNS).where(users.c.id.in_(user_ids)))
     return {r.id: _user(r) for r in rows}
 
 
-async def mentioned_user_ids(
-    conn: AsyncConnection, message: str, member_ids: list[str], author_id: str
+def mentioned_user_ids(
+    conn: Connection, message: str, member_ids: list[str], author_id: str
 ) -> list[str]:
     """Channel members the message mentions by @username, or all of them for @channel/@all/@here."""
     names = mentioned_names(message)
@@ -195,5 +191,5 @@ async def mentioned_user_ids(
         return []
     if names & BROADCAST_MENTIONS:
         return others
-    found = await find_users(conn, set(others))
+    found = find_users(conn, set(others))
     return [user_id for user_id, user in found.items() if user.username in names]

@@ -1,6 +1,4 @@
-"""Alembic environment: runs migrations on the async engine Tidings uses, with its pragmas."""
-
-import asyncio
+"""Alembic environment: runs migrations on the engine Tidings uses, with its pragmas."""
 
 from alembic import context
 from sqlalchemy.engine import Connection
@@ -22,14 +20,10 @@ def _run(connection: Connection) -> None:
         context.run_migrations()
 
 
-async def _run_async() -> None:
-    engine = create_engine(config.get_main_option("sqlalchemy.url") or "")
-    try:
-        async with engine.connect() as connection:
-            await connection.run_sync(_run)
-            await connection.commit()
-    finally:
-        await engine.dispose()
-
-
-asyncio.run(_run_async())
+engine = create_engine(config.get_main_option("sqlalchemy.url") or "")
+try:
+    with engine.connect() as connection:
+        _run(connection)
+        connection.commit()
+finally:
+    engine.dispose()

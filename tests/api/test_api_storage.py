@@ -1,6 +1,5 @@
 """Alembic migrations from an empty database produce exactly ``tidings.store.schema``."""
 
-import asyncio
 from typing import Any
 
 import pytest
@@ -10,7 +9,7 @@ from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
 from support import fresh_database
-from tidings.store.database import Database
+from tidings.store.database import create_engine
 from tidings.store.schema import metadata
 
 pytestmark = pytest.mark.db
@@ -23,15 +22,12 @@ def _differences(url: str) -> tuple[list[Any], set[str]]:
         )
         return compare_metadata(context, metadata), set(inspect(connection).get_table_names())
 
-    async def run() -> tuple[list[Any], set[str]]:
-        db = Database.from_url(url)
-        try:
-            async with db.engine.connect() as conn:
-                return await conn.run_sync(compare)
-        finally:
-            await db.dispose()
-
-    return asyncio.run(run())
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return compare(conn)
+    finally:
+        engine.dispose()
 
 
 def _is_backfill_default(difference: Any) -> bool:

@@ -279,12 +279,12 @@ def test_the_socket_closes_when_its_session_expires(
     token_hash = hashlib.sha256(user.token.encode()).hexdigest()
 
     async def expire_soon() -> None:
-        async with server.runtime.db.transaction() as conn:
-            await conn.execute(
-                update(sessions)
-                .where(sessions.c.id == token_hash)
-                .values(expires_at=int(time.time() * 1000) + 1000)
-            )
+        statement = (
+            update(sessions)
+            .where(sessions.c.id == token_hash)
+            .values(expires_at=int(time.time() * 1000) + 1000)
+        )
+        await server.runtime.db.write(lambda conn: conn.execute(statement))
 
     server.run(expire_soon())
     with _socket(ws_url, user.token) as ws:

@@ -118,8 +118,7 @@ def test_hook_commands_round_trip(database: str) -> None:
     async def disable() -> None:
         db = Database.from_url(database)
         try:
-            async with db.transaction() as conn:
-                assert await hook_store.disable_hook(conn, hook_id, "testing", 1)
+            assert await db.write(lambda conn: hook_store.disable_hook(conn, hook_id, "testing", 1))
         finally:
             await db.dispose()
 

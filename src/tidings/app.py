@@ -73,7 +73,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.add_middleware(RequestContextMiddleware, limits=limits)
     install_error_handlers(app)
     install_openapi(app)
-    for module in (users, teams, posts, hooks, deliveries, system):
+    # FastAPI tries routes in order, router by router, at a cost per route tried: the hot
+    # routes (posting, the health check load balancers poll, users/me) come first.
+    for module in (posts, system, users, teams, hooks, deliveries):
         app.include_router(module.router, prefix="/api/v4", dependencies=[Depends(valid_path_ids)])
     app.include_router(metrics.router)
     app.include_router(websocket.router)

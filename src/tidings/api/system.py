@@ -13,7 +13,7 @@ router = APIRouter(tags=["system"])
 
 
 @router.get("/system/ping")
-async def ping(rt: RuntimeDep) -> JSONResponse:
+async def ping() -> JSONResponse:
     return ok({"status": "OK", "ActiveSearchBackend": "database", "version": __version__})
 
 

@@ -1,9 +1,14 @@
-"""Teams and channels: create, find, join, leave, members, direct messages."""
+"""Teams and channels: create, find, join, leave, members, direct messages.
 
+Each public function is one unit of work (``rt.db.read`` or ``rt.db.write``): the permission
+checks run inside it over the rows it reads, so what is checked and what is changed are one
+snapshot. Configuration and events are awaited or published outside it. A unit that lost a
+race on a unique constraint (two joins, two DMs opened at once) rolled back whole and runs once
+more, to answer with what the winner made.
+"""
+
+from collections.abc import Callable
 from dataclasses import replace
-
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tidings.domain import permissions as perm
 from tidings.domain.teams import (
@@ -25,6 +30,7 @@ from tidings.ids import is_valid_id, new_id
 from tidings.services.runtime import Runtime
 from tidings.store import teams as store
 from tidings.store import users as user_store
+from tidings.store.database import Connection, IntegrityError
 
 
 def _team_not_found() -> NotFound:
@@ -35,6 +41,10 @@ def _channel_not_found() -> NotFound:
     return NotFound("app.channel.get.existing.app_error", "Unable to find the existing channel.")
 
 
+def _user_not_found() -> NotFound:
+    return NotFound("app.user.missing_account.const", "Unable to find the user.")
+
+
 def _as_seen_by(actor: User, team: Team, member: TeamMember | None) -> Team:
     """The team as ``actor`` may see it: the invite id (which opens sign-up) and the contact
     email only for its admins, as Mattermost sanitises teams for callers without manage_team."""
@@ -43,12 +53,33 @@ def _as_seen_by(actor: User, team: Team, member: TeamMember | None) -> Team:
     return replace(team, invite_id="", email="")
 
 
-async def _seen_teams(conn: AsyncConnection, actor: User, teams: list[Team]) -> list[Team]:
+def _seen_teams(conn: Connection, actor: User, teams: list[Team]) -> list[Team]:
     if actor.is_system_admin:
         return teams
-    return [
-        _as_seen_by(actor, t, await store.find_team_member(conn, t.id, actor.id)) for t in teams
-    ]
+    return [_as_seen_by(actor, t, store.find_team_member(conn, t.id, actor.id)) for t in teams]
+
+
+def _visible_team(
+    conn: Connection, actor: User, team: Team | None
+) -> tuple[Team, TeamMember | None]:
+    """``team`` and the actor's membership of it, if the actor may see it.
+
+    An invite-only team is invisible to outsiders: the same 404 as a team that does not exist,
+    so its id or name cannot be probed.
+    """
+    member = store.find_team_member(conn, team.id, actor.id) if team else None
+    if (
+        team is None
+        or team.delete_at
+        or (not perm.can_view_team(actor, member) and team.type != TeamType.OPEN)
+    ):
+        raise _team_not_found()
+    return team, member
+
+
+def _load_team(conn: Connection, actor: User, team_id: str) -> tuple[Team, TeamMember | None]:
+    team = store.find_team(conn, team_id) if is_valid_id(team_id) else None
+    return _visible_team(conn, actor, team)
 
 
 async def create_team(
@@ -84,8 +115,12 @@ async def create_team(
         invite_id=new_id(),
         allow_open_invite=team_type == "O",
     )
+
+    def work(conn: Connection) -> None:
+        _insert_team(conn, team, actor)
+
     try:
-        await _insert_team(rt, team, actor)
+        await rt.db.write(work)
     except IntegrityError as exc:  # a concurrent create took the name after our check
         raise _team_name_taken() from exc
     return team
@@ -97,142 +132,163 @@ def _team_name_taken() -> Conflict:
     )
 
 
-async def _insert_team(rt: Runtime, team: Team, actor: User) -> None:
+def _insert_team(conn: Connection, team: Team, actor: User) -> None:
     """The team, its creator as team admin, and its default channels."""
     now = team.create_at
-    async with rt.db.transaction() as conn:
-        if await store.find_team_by_name(conn, team.name) is not None:
-            raise _team_name_taken()
-        await store.insert_team(conn, team)
-        await store.upsert_team_member(conn, TeamMember(team.id, actor.id, "team_user team_admin"))
-        for channel_name, channel_display in DEFAULT_CHANNELS:
-            channel = Channel(
-                id=new_id(),
-                create_at=now,
-                update_at=now,
-                delete_at=0,
-                team_id=team.id,
-                type=ChannelType.PUBLIC,
-                name=channel_name,
-                display_name=channel_display,
-                creator_id=actor.id,
-            )
-            await store.insert_channel(conn, channel)
-            await store.insert_channel_member(
-                conn, ChannelMember(channel.id, actor.id, "channel_user channel_admin")
-            )
+    if store.find_team_by_name(conn, team.name) is not None:
+        raise _team_name_taken()
+    store.insert_team(conn, team)
+    store.upsert_team_member(conn, TeamMember(team.id, actor.id, "team_user team_admin"))
+    for channel_name, channel_display in DEFAULT_CHANNELS:
+        channel = Channel(
+            id=new_id(),
+            create_at=now,
+            update_at=now,
+            delete_at=0,
+            team_id=team.id,
+            type=ChannelType.PUBLIC,
+            name=channel_name,
+            display_name=channel_display,
+            creator_id=actor.id,
+        )
+        store.insert_channel(conn, channel)
+        store.insert_channel_member(
+            conn, ChannelMember(channel.id, actor.id, "channel_user channel_admin")
+        )
 
 
 async def get_team(rt: Runtime, actor: User, team_id: str) -> Team:
-    async with rt.db.transaction() as conn:
-        team = await store.find_team(conn, team_id) if is_valid_id(team_id) else None
-        member = await store.find_team_member(conn, team_id, actor.id) if team else None
-    # An invite-only team is invisible to outsiders: the same 404 as a team that does not
-    # exist, so its id or name cannot be probed.
-    if (
-        team is None
-        or team.delete_at
-        or (not perm.can_view_team(actor, member) and team.type != TeamType.OPEN)
-    ):
-        raise _team_not_found()
-    return _as_seen_by(actor, team, member)
+    def work(conn: Connection) -> Team:
+        return _as_seen_by(actor, *_load_team(conn, actor, team_id))
+
+    return await rt.db.read(work)
 
 
 async def get_team_invite_id(rt: Runtime, actor: User, team_id: str) -> str:
     """The team's invite id, which lets anyone sign up into it: team and system admins only."""
-    team = await get_team(rt, actor, team_id)
-    async with rt.db.transaction() as conn:
-        member = await store.find_team_member(conn, team.id, actor.id)
-        full = await store.find_team(conn, team.id)
-    if full is None or not perm.can_see_team_invite(actor, member):
-        raise permission_error(actor.id, perm.MANAGE_TEAM)
-    return full.invite_id
+
+    def work(conn: Connection) -> str:
+        team, member = _load_team(conn, actor, team_id)
+        if not perm.can_see_team_invite(actor, member):
+            raise permission_error(actor.id, perm.MANAGE_TEAM)
+        return team.invite_id
+
+    return await rt.db.read(work)
 
 
 async def get_team_by_name(rt: Runtime, actor: User, name: str) -> Team:
-    async with rt.db.transaction() as conn:
-        team = await store.find_team_by_name(conn, name)
-    if team is None or team.delete_at:
-        raise _team_not_found()
-    return await get_team(rt, actor, team.id)
+    def work(conn: Connection) -> Team:
+        team = store.find_team_by_name(conn, name)
+        return _as_seen_by(actor, *_visible_team(conn, actor, team))
+
+    return await rt.db.read(work)
 
 
 async def list_teams(rt: Runtime, actor: User, page: int, per_page: int) -> list[Team]:
     """Admins see every team; others see the open ones and their own (filtered in the query,
     so a page is never short of what exists)."""
     visible_to = None if actor.is_system_admin else actor.id
-    async with rt.db.transaction() as conn:
-        found = await store.list_teams(conn, page * per_page, per_page, visible_to=visible_to)
-        return await _seen_teams(conn, actor, found)
+
+    def work(conn: Connection) -> list[Team]:
+        found = store.list_teams(conn, page * per_page, per_page, visible_to=visible_to)
+        return _seen_teams(conn, actor, found)
+
+    return await rt.db.read(work)
 
 
 async def list_my_teams(rt: Runtime, actor: User) -> list[Team]:
-    async with rt.db.transaction() as conn:
-        return await _seen_teams(conn, actor, await store.list_user_teams(conn, actor.id))
+    def work(conn: Connection) -> list[Team]:
+        return _seen_teams(conn, actor, store.list_user_teams(conn, actor.id))
+
+    return await rt.db.read(work)
 
 
 async def list_user_teams(rt: Runtime, actor: User, user_id: str) -> list[Team]:
     """The teams of a user: your own, or anyone's for a system admin."""
     if user_id != actor.id and not perm.can_manage_system(actor):
         raise permission_error(actor.id, perm.MANAGE_SYSTEM)
-    async with rt.db.transaction() as conn:
-        found = await user_store.find_user(conn, user_id) if is_valid_id(user_id) else None
+
+    def work(conn: Connection) -> list[Team]:
+        found = user_store.find_user(conn, user_id) if is_valid_id(user_id) else None
         if found is None:
-            raise NotFound("app.user.missing_account.const", "Unable to find the user.")
-        return await _seen_teams(conn, actor, await store.list_user_teams(conn, found.id))
+            raise _user_not_found()
+        return _seen_teams(conn, actor, store.list_user_teams(conn, found.id))
+
+    return await rt.db.read(work)
 
 
-async def _require_team_view(rt: Runtime, actor: User, team_id: str) -> None:
+def _require_team_view(conn: Connection, actor: User, team_id: str) -> None:
     """Who belongs to a team is for its members and system admins (Mattermost's ``view_team``),
     even when the team itself is open for anyone to see and join."""
-    await get_team(rt, actor, team_id)
-    async with rt.db.transaction() as conn:
-        member = await store.find_team_member(conn, team_id, actor.id)
+    _team, member = _load_team(conn, actor, team_id)
     if not perm.can_view_team(actor, member):
         raise permission_error(actor.id, "view_team")
 
 
 async def get_team_member(rt: Runtime, actor: User, team_id: str, user_id: str) -> TeamMember:
-    await _require_team_view(rt, actor, team_id)
-    async with rt.db.transaction() as conn:
-        member = await store.find_team_member(conn, team_id, user_id)
-    if member is None:
-        raise NotFound(
-            "app.team.get_member.missing.app_error",
-            "No team member found for that user ID and team ID.",
-        )
-    return member
+    def work(conn: Connection) -> TeamMember:
+        _require_team_view(conn, actor, team_id)
+        member = store.find_team_member(conn, team_id, user_id)
+        if member is None:
+            raise NotFound(
+                "app.team.get_member.missing.app_error",
+                "No team member found for that user ID and team ID.",
+            )
+        return member
+
+    return await rt.db.read(work)
 
 
 async def list_team_members(
     rt: Runtime, actor: User, team_id: str, page: int, per_page: int
 ) -> list[TeamMember]:
-    await _require_team_view(rt, actor, team_id)
-    async with rt.db.transaction() as conn:
-        return await store.list_team_members(conn, team_id, page * per_page, per_page)
+    def work(conn: Connection) -> list[TeamMember]:
+        _require_team_view(conn, actor, team_id)
+        return store.list_team_members(conn, team_id, page * per_page, per_page)
+
+    return await rt.db.read(work)
 
 
 async def add_team_member(rt: Runtime, actor: User, team_id: str, user_id: str) -> TeamMember:
     """Team admins add anyone; anyone may join an open team themselves."""
-    team = await get_team(rt, actor, team_id)
-    async with rt.db.transaction() as conn:
-        actor_member = await store.find_team_member(conn, team_id, actor.id)
-        target = await user_store.find_user(conn, user_id) if is_valid_id(user_id) else None
-    if target is None:
-        raise NotFound("app.user.missing_account.const", "Unable to find the user.")
-    self_join = actor.id == user_id and team.type == TeamType.OPEN
-    if not (self_join or perm.is_team_admin(actor, actor_member)):
-        raise permission_error(actor.id, "add_user_to_team")
-    return await add_team_member_unchecked(rt, team_id, user_id)
+
+    def work(conn: Connection) -> tuple[TeamMember, bool]:
+        team, actor_member = _load_team(conn, actor, team_id)
+        target = user_store.find_user(conn, user_id) if is_valid_id(user_id) else None
+        if target is None:
+            raise _user_not_found()
+        self_join = actor.id == user_id and team.type == TeamType.OPEN
+        if not (self_join or perm.is_team_admin(actor, actor_member)):
+            raise permission_error(actor.id, "add_user_to_team")
+        return _join_team(conn, team.id, user_id)
+
+    return await _write_join_team(rt, work, team_id, user_id)
 
 
 async def add_team_member_unchecked(rt: Runtime, team_id: str, user_id: str) -> TeamMember:
     """Join the team and its default channels (callers have checked the right to)."""
+
+    def work(conn: Connection) -> tuple[TeamMember, bool]:
+        return _join_team(conn, team_id, user_id)
+
+    return await _write_join_team(rt, work, team_id, user_id)
+
+
+async def _write_join_team(
+    rt: Runtime,
+    work: Callable[[Connection], tuple[TeamMember, bool]],
+    team_id: str,
+    user_id: str,
+) -> TeamMember:
+    """Run a join (``work`` ends in ``_join_team``) and tell the user if it made the membership.
+
+    A failed attempt rolls back whole, so the retry is still one transaction that counts.
+    """
     try:
-        member, joined = await _join_team(rt, team_id, user_id)
+        member, joined = await rt.db.write(work)
     except IntegrityError:
         # A concurrent join of the same user won; the membership it made is the answer.
-        member, joined = await _join_team(rt, team_id, user_id)
+        member, joined = await rt.db.write(work)
     if joined:
         rt.events.publish(
             Event("added_to_team", {"team_id": team_id, "user_id": user_id}, {"user_id": user_id}),
@@ -241,20 +297,17 @@ async def add_team_member_unchecked(rt: Runtime, team_id: str, user_id: str) -> 
     return member
 
 
-async def _join_team(rt: Runtime, team_id: str, user_id: str) -> tuple[TeamMember, bool]:
+def _join_team(conn: Connection, team_id: str, user_id: str) -> tuple[TeamMember, bool]:
     """(the membership, whether this call made it)."""
-    async with rt.db.transaction() as conn:
-        existing = await store.find_team_member(conn, team_id, user_id)
-        if existing is not None:
-            return existing, False
-        member = TeamMember(team_id, user_id, "team_user")
-        await store.upsert_team_member(conn, member)
-        for channel_name, _ in DEFAULT_CHANNELS:
-            channel = await store.find_channel_by_name(conn, team_id, channel_name)
-            if channel and await store.find_channel_member(conn, channel.id, user_id) is None:
-                await store.insert_channel_member(
-                    conn, ChannelMember(channel.id, user_id, "channel_user")
-                )
+    existing = store.find_team_member(conn, team_id, user_id)
+    if existing is not None:
+        return existing, False
+    member = TeamMember(team_id, user_id, "team_user")
+    store.upsert_team_member(conn, member)
+    for channel_name, _ in DEFAULT_CHANNELS:
+        channel = store.find_channel_by_name(conn, team_id, channel_name)
+        if channel and store.find_channel_member(conn, channel.id, user_id) is None:
+            store.insert_channel_member(conn, ChannelMember(channel.id, user_id, "channel_user"))
     return member, True
 
 
@@ -286,7 +339,6 @@ async def create_channel(
         raise BadRequest("model.channel.is_valid.display_name.app_error", "Invalid display name.")
     if len(purpose) > 250 or len(header) > 1024:
         raise BadRequest("model.channel.is_valid.purpose.app_error", "Invalid purpose or header.")
-    await get_team(rt, actor, team_id)
     now = rt.clock.now_ms()
     channel = Channel(
         id=new_id(),
@@ -301,17 +353,20 @@ async def create_channel(
         header=header,
         creator_id=actor.id,
     )
+
+    def work(conn: Connection) -> None:
+        _team, member = _load_team(conn, actor, team_id)
+        if member is None and not actor.is_system_admin:
+            raise permission_error(actor.id, "create_public_channel")
+        if store.find_channel_by_name(conn, team_id, name) is not None:
+            raise _channel_name_taken()
+        store.insert_channel(conn, channel)
+        store.insert_channel_member(
+            conn, ChannelMember(channel.id, actor.id, "channel_user channel_admin")
+        )
+
     try:
-        async with rt.db.transaction() as conn:
-            member = await store.find_team_member(conn, team_id, actor.id)
-            if member is None and not actor.is_system_admin:
-                raise permission_error(actor.id, "create_public_channel")
-            if await store.find_channel_by_name(conn, team_id, name) is not None:
-                raise _channel_name_taken()
-            await store.insert_channel(conn, channel)
-            await store.insert_channel_member(
-                conn, ChannelMember(channel.id, actor.id, "channel_user channel_admin")
-            )
+        await rt.db.write(work)
     except IntegrityError as exc:  # a concurrent create took the name after our check
         raise _channel_name_taken() from exc
     rt.events.publish(
@@ -323,20 +378,24 @@ async def create_channel(
     return channel
 
 
-async def _load_channel(
-    rt: Runtime, actor: User, channel_id: str
+def _channel_access(
+    conn: Connection, actor: User, channel: Channel | None
 ) -> tuple[Channel, TeamMember | None, ChannelMember | None]:
-    async with rt.db.transaction() as conn:
-        channel = await store.find_channel(conn, channel_id) if is_valid_id(channel_id) else None
-        if channel is None or channel.delete_at:
-            raise _channel_not_found()
-        team_member = (
-            await store.find_team_member(conn, channel.team_id, actor.id)
-            if channel.team_id
-            else None
-        )
-        member = await store.find_channel_member(conn, channel.id, actor.id)
+    """A live channel with the actor's team and channel memberships (404 if there is none)."""
+    if channel is None or channel.delete_at:
+        raise _channel_not_found()
+    team_member = (
+        store.find_team_member(conn, channel.team_id, actor.id) if channel.team_id else None
+    )
+    member = store.find_channel_member(conn, channel.id, actor.id)
     return channel, team_member, member
+
+
+def _load_channel(
+    conn: Connection, actor: User, channel_id: str
+) -> tuple[Channel, TeamMember | None, ChannelMember | None]:
+    channel = store.find_channel(conn, channel_id) if is_valid_id(channel_id) else None
+    return _channel_access(conn, actor, channel)
 
 
 def channel_refusal(actor: User, channel: Channel, team: Team | None) -> AppError:
@@ -348,87 +407,112 @@ def channel_refusal(actor: User, channel: Channel, team: Team | None) -> AppErro
     return permission_error(actor.id, perm.READ_PUBLIC_CHANNEL)
 
 
-async def _refuse_channel(rt: Runtime, actor: User, channel: Channel) -> AppError:
-    async with rt.db.transaction() as conn:
-        team = await store.find_team(conn, channel.team_id) if channel.team_id else None
+def _refuse_channel(conn: Connection, actor: User, channel: Channel) -> AppError:
+    team = store.find_team(conn, channel.team_id) if channel.team_id else None
     return channel_refusal(actor, channel, team)
+
+
+def _readable_channel(
+    conn: Connection, actor: User, found: tuple[Channel, TeamMember | None, ChannelMember | None]
+) -> Channel:
+    """The channel of ``found`` (from ``_channel_access``) if the actor may read it."""
+    channel, team_member, member = found
+    if not perm.can_read_channel(actor, channel, team_member, member):
+        raise _refuse_channel(conn, actor, channel)
+    return channel
 
 
 async def get_channel(rt: Runtime, actor: User, channel_id: str) -> Channel:
     """A channel the actor may read; one they may not is refused by ``channel_refusal``."""
-    channel, team_member, member = await _load_channel(rt, actor, channel_id)
-    if not perm.can_read_channel(actor, channel, team_member, member):
-        raise await _refuse_channel(rt, actor, channel)
-    return channel
+
+    def work(conn: Connection) -> Channel:
+        return _readable_channel(conn, actor, _load_channel(conn, actor, channel_id))
+
+    return await rt.db.read(work)
 
 
 async def get_channel_by_name(rt: Runtime, actor: User, team_id: str, name: str) -> Channel:
-    async with rt.db.transaction() as conn:
-        channel = await store.find_channel_by_name(conn, team_id, name)
-    if channel is None or channel.delete_at:
-        raise _channel_not_found()
-    return await get_channel(rt, actor, channel.id)
+    def work(conn: Connection) -> Channel:
+        channel = store.find_channel_by_name(conn, team_id, name)
+        return _readable_channel(conn, actor, _channel_access(conn, actor, channel))
+
+    return await rt.db.read(work)
 
 
 async def list_public_channels(
     rt: Runtime, actor: User, team_id: str, page: int, per_page: int
 ) -> list[Channel]:
-    await get_team(rt, actor, team_id)
-    async with rt.db.transaction() as conn:
-        member = await store.find_team_member(conn, team_id, actor.id)
+    def work(conn: Connection) -> list[Channel]:
+        _team, member = _load_team(conn, actor, team_id)
         if member is None and not actor.is_system_admin:
             raise permission_error(actor.id, "list_team_channels")
-        return await store.list_team_channels(conn, team_id, page * per_page, per_page)
+        return store.list_team_channels(conn, team_id, page * per_page, per_page)
+
+    return await rt.db.read(work)
 
 
 async def list_my_channels(rt: Runtime, actor: User, team_id: str) -> list[Channel]:
-    async with rt.db.transaction() as conn:
-        return await store.list_user_channels(conn, actor.id, team_id)
+    def work(conn: Connection) -> list[Channel]:
+        return store.list_user_channels(conn, actor.id, team_id)
+
+    return await rt.db.read(work)
 
 
-async def _channels_owner(rt: Runtime, actor: User, user_id: str, team_id: str) -> str:
+def _channels_owner(conn: Connection, actor: User, user_id: str, team_id: str) -> str:
     """Whose channels ``actor`` may list: their own, or anyone's for a system admin."""
     if user_id != actor.id and not perm.can_manage_system(actor):
         raise permission_error(actor.id, perm.MANAGE_SYSTEM)
-    async with rt.db.transaction() as conn:
-        found = await user_store.find_user(conn, user_id) if is_valid_id(user_id) else None
+    found = user_store.find_user(conn, user_id) if is_valid_id(user_id) else None
     if found is None:
-        raise NotFound("app.user.missing_account.const", "Unable to find the user.")
-    await get_team(rt, actor, team_id)
+        raise _user_not_found()
+    _load_team(conn, actor, team_id)
     return found.id
+
+
+def _channel_members_of(conn: Connection, user_id: str, team_id: str) -> list[ChannelMember]:
+    """The user's memberships of their channels in a team and of their DMs."""
+    channels = store.list_user_channels(conn, user_id, team_id)
+    members = [store.find_channel_member(conn, c.id, user_id) for c in channels]
+    return [m for m in members if m is not None]
 
 
 async def list_user_channels(rt: Runtime, actor: User, user_id: str, team_id: str) -> list[Channel]:
     """A user's channels in a team plus their direct messages."""
-    owner = await _channels_owner(rt, actor, user_id, team_id)
-    async with rt.db.transaction() as conn:
-        return await store.list_user_channels(conn, owner, team_id)
+
+    def work(conn: Connection) -> list[Channel]:
+        owner = _channels_owner(conn, actor, user_id, team_id)
+        return store.list_user_channels(conn, owner, team_id)
+
+    return await rt.db.read(work)
 
 
 async def list_user_channel_members(
     rt: Runtime, actor: User, user_id: str, team_id: str
 ) -> list[ChannelMember]:
     """A user's memberships of those channels."""
-    owner = await _channels_owner(rt, actor, user_id, team_id)
-    async with rt.db.transaction() as conn:
-        channels = await store.list_user_channels(conn, owner, team_id)
-        members = [await store.find_channel_member(conn, c.id, owner) for c in channels]
-    return [m for m in members if m is not None]
+
+    def work(conn: Connection) -> list[ChannelMember]:
+        owner = _channels_owner(conn, actor, user_id, team_id)
+        return _channel_members_of(conn, owner, team_id)
+
+    return await rt.db.read(work)
 
 
 async def list_my_channel_members(rt: Runtime, actor: User, team_id: str) -> list[ChannelMember]:
-    async with rt.db.transaction() as conn:
-        channels = await store.list_user_channels(conn, actor.id, team_id)
-        members = [await store.find_channel_member(conn, c.id, actor.id) for c in channels]
-    return [m for m in members if m is not None]
+    def work(conn: Connection) -> list[ChannelMember]:
+        return _channel_members_of(conn, actor.id, team_id)
+
+    return await rt.db.read(work)
 
 
 async def list_channel_members(
     rt: Runtime, actor: User, channel_id: str, page: int, per_page: int
 ) -> list[ChannelMember]:
-    await get_channel(rt, actor, channel_id)
-    async with rt.db.transaction() as conn:
-        return await store.list_channel_members(conn, channel_id, page * per_page, per_page)
+    def work(conn: Connection) -> list[ChannelMember]:
+        channel = _readable_channel(conn, actor, _load_channel(conn, actor, channel_id))
+        return store.list_channel_members(conn, channel.id, page * per_page, per_page)
+
+    return await rt.db.read(work)
 
 
 async def add_channel_member(
@@ -436,32 +520,37 @@ async def add_channel_member(
 ) -> ChannelMember:
     """Join a public channel yourself, or add a teammate to a channel you belong to (a team
     admin to any channel of the team)."""
-    channel, team_member, member = await _load_channel(rt, actor, channel_id)
-    if not _may_see_members(actor, channel, team_member, member):
-        raise await _refuse_channel(rt, actor, channel)
-    if channel.type == ChannelType.DIRECT:
-        raise BadRequest(
-            "api.channel.add_user.to.channel.failed.deleted.app_error",
-            "Cannot add members to a direct message channel.",
-        )
-    if user_id == actor.id:
-        if member is not None:
-            return member
-        if not perm.can_join_channel(actor, channel, team_member):
-            raise permission_error(actor.id, "join_public_channels")
-    elif not perm.can_manage_channel_members(actor, channel, team_member, member):
-        raise permission_error(actor.id, "manage_public_channel_members")
+
+    def work(conn: Connection) -> tuple[ChannelMember, list[str], str]:
+        """(the membership, the channel's members to tell or [], the channel's team)."""
+        channel, team_member, member = _load_channel(conn, actor, channel_id)
+        if not _may_see_members(actor, channel, team_member, member):
+            raise _refuse_channel(conn, actor, channel)
+        if channel.type == ChannelType.DIRECT:
+            raise BadRequest(
+                "api.channel.add_user.to.channel.failed.deleted.app_error",
+                "Cannot add members to a direct message channel.",
+            )
+        if user_id == actor.id:
+            if member is not None:
+                return member, [], channel.team_id
+            if not perm.can_join_channel(actor, channel, team_member):
+                raise permission_error(actor.id, "join_public_channels")
+        elif not perm.can_manage_channel_members(actor, channel, team_member, member):
+            raise permission_error(actor.id, "manage_public_channel_members")
+        return (*_join_channel(conn, channel, user_id), channel.team_id)
+
     try:
-        new_member, member_ids = await _join_channel(rt, channel, user_id)
+        new_member, member_ids, team_id = await rt.db.write(work)
     except IntegrityError:
         # A concurrent add of the same user won; the membership it made is the answer.
-        new_member, member_ids = await _join_channel(rt, channel, user_id)
+        new_member, member_ids, team_id = await rt.db.write(work)
     if not member_ids:
         return new_member
     rt.events.publish(
         Event(
             "user_added",
-            {"user_id": user_id, "team_id": channel.team_id},
+            {"user_id": user_id, "team_id": team_id},
             {"channel_id": channel_id},
         ),
         member_ids,
@@ -469,26 +558,23 @@ async def add_channel_member(
     return new_member
 
 
-async def _join_channel(
-    rt: Runtime, channel: Channel, user_id: str
+def _join_channel(
+    conn: Connection, channel: Channel, user_id: str
 ) -> tuple[ChannelMember, list[str]]:
     """(the membership, the channel's members to tell, or [] when it already existed)."""
-    async with rt.db.transaction() as conn:
-        target_team_member = (
-            await store.find_team_member(conn, channel.team_id, user_id)
-            if is_valid_id(user_id)
-            else None
+    target_team_member = (
+        store.find_team_member(conn, channel.team_id, user_id) if is_valid_id(user_id) else None
+    )
+    if target_team_member is None:
+        raise BadRequest(
+            "api.channel.add_members.user_denied", "The user is not a member of the team."
         )
-        if target_team_member is None:
-            raise BadRequest(
-                "api.channel.add_members.user_denied", "The user is not a member of the team."
-            )
-        existing = await store.find_channel_member(conn, channel.id, user_id)
-        if existing is not None:
-            return existing, []
-        new_member = ChannelMember(channel.id, user_id, "channel_user")
-        await store.insert_channel_member(conn, new_member)
-        return new_member, await store.channel_member_ids(conn, channel.id)
+    existing = store.find_channel_member(conn, channel.id, user_id)
+    if existing is not None:
+        return existing, []
+    new_member = ChannelMember(channel.id, user_id, "channel_user")
+    store.insert_channel_member(conn, new_member)
+    return new_member, store.channel_member_ids(conn, channel.id)
 
 
 def _may_see_members(
@@ -502,24 +588,26 @@ def _may_see_members(
 
 
 async def remove_channel_member(rt: Runtime, actor: User, channel_id: str, user_id: str) -> None:
-    channel, team_member, member = await _load_channel(rt, actor, channel_id)
-    if not _may_see_members(actor, channel, team_member, member):
-        raise await _refuse_channel(rt, actor, channel)
-    if channel.type == ChannelType.DIRECT:
-        raise BadRequest(
-            "api.channel.remove.direct.app_error", "Cannot leave a direct message channel."
-        )
-    if user_id != actor.id and not perm.can_manage_channel_members(
-        actor, channel, team_member, member
-    ):
-        raise permission_error(actor.id, "manage_public_channel_members")
-    if channel.name == "town-square":
-        raise Forbidden(
-            "api.channel.remove.default.app_error",
-            "Unable to remove user from the default channel.",
-        )
-    async with rt.db.transaction() as conn:
-        await store.delete_channel_member(conn, channel_id, user_id)
+    def work(conn: Connection) -> None:
+        channel, team_member, member = _load_channel(conn, actor, channel_id)
+        if not _may_see_members(actor, channel, team_member, member):
+            raise _refuse_channel(conn, actor, channel)
+        if channel.type == ChannelType.DIRECT:
+            raise BadRequest(
+                "api.channel.remove.direct.app_error", "Cannot leave a direct message channel."
+            )
+        if user_id != actor.id and not perm.can_manage_channel_members(
+            actor, channel, team_member, member
+        ):
+            raise permission_error(actor.id, "manage_public_channel_members")
+        if channel.name == "town-square":
+            raise Forbidden(
+                "api.channel.remove.default.app_error",
+                "Unable to remove user from the default channel.",
+            )
+        store.delete_channel_member(conn, channel.id, user_id)
+
+    await rt.db.write(work)
 
 
 async def get_or_create_direct(
@@ -528,11 +616,17 @@ async def get_or_create_direct(
     """The one DM channel of two users (``actor`` must be one of them; None = the system)."""
     if actor is not None and actor.id not in (user_a, user_b) and not actor.is_system_admin:
         raise permission_error(actor.id, "create_direct_channel")
+    now = rt.clock.now_ms()
+    creator_id = actor.id if actor else ""
+
+    def work(conn: Connection) -> tuple[Channel, bool]:
+        return _find_or_create_direct(conn, creator_id, user_a, user_b, now)
+
     try:
-        channel, created = await _find_or_create_direct(rt, actor, user_a, user_b)
+        channel, created = await rt.db.write(work)
     except IntegrityError:
         # The same DM was opened concurrently; the channel it made is the answer.
-        channel, created = await _find_or_create_direct(rt, actor, user_a, user_b)
+        channel, created = await rt.db.write(work)
     if created:
         rt.events.publish(
             Event("direct_added", {"teammate_id": user_b}, {"channel_id": channel.id}),
@@ -545,46 +639,50 @@ async def find_direct(rt: Runtime, actor: User, user_a: str, user_b: str) -> Cha
     """The DM channel of two users if it exists (read-only: opening a DM page must not make it)."""
     if actor.id not in (user_a, user_b) and not actor.is_system_admin:
         raise permission_error(actor.id, "create_direct_channel")
-    async with rt.db.transaction() as conn:
-        return await store.find_channel_by_name(conn, "", direct_channel_name(user_a, user_b))
+    name = direct_channel_name(user_a, user_b)
+
+    def work(conn: Connection) -> Channel | None:
+        return store.find_channel_by_name(conn, "", name)
+
+    return await rt.db.read(work)
 
 
-async def _find_or_create_direct(
-    rt: Runtime, actor: User | None, user_a: str, user_b: str
+def _find_or_create_direct(
+    conn: Connection, creator_id: str, user_a: str, user_b: str, now: int
 ) -> tuple[Channel, bool]:
     """(the DM channel, whether this call created it)."""
-    name = direct_channel_name(user_a, user_b)
-    now = rt.clock.now_ms()
-    async with rt.db.transaction() as conn:
-        for user_id in {user_a, user_b}:
-            if not is_valid_id(user_id) or await user_store.find_user(conn, user_id) is None:
-                raise BadRequest(
-                    "api.channel.create_direct_channel.invalid_user.app_error",
-                    "Invalid user ID for direct channel creation.",
-                )
-        existing = await store.find_channel_by_name(conn, "", name)
-        if existing is not None:
-            return existing, False
-        channel = Channel(
-            id=new_id(),
-            create_at=now,
-            update_at=now,
-            delete_at=0,
-            team_id="",
-            type=ChannelType.DIRECT,
-            name=name,
-            display_name="",
-            creator_id=actor.id if actor else "",
-        )
-        await store.insert_channel(conn, channel)
-        for user_id in {user_a, user_b}:
-            await store.insert_channel_member(
-                conn, ChannelMember(channel.id, user_id, "channel_user")
+    for user_id in {user_a, user_b}:
+        if not is_valid_id(user_id) or user_store.find_user(conn, user_id) is None:
+            raise BadRequest(
+                "api.channel.create_direct_channel.invalid_user.app_error",
+                "Invalid user ID for direct channel creation.",
             )
+    name = direct_channel_name(user_a, user_b)
+    existing = store.find_channel_by_name(conn, "", name)
+    if existing is not None:
+        return existing, False
+    channel = Channel(
+        id=new_id(),
+        create_at=now,
+        update_at=now,
+        delete_at=0,
+        team_id="",
+        type=ChannelType.DIRECT,
+        name=name,
+        display_name="",
+        creator_id=creator_id,
+    )
+    store.insert_channel(conn, channel)
+    for user_id in {user_a, user_b}:
+        store.insert_channel_member(conn, ChannelMember(channel.id, user_id, "channel_user"))
     return channel, True
 
 
 async def view_channel(rt: Runtime, actor: User, channel_id: str) -> None:
     """Mark the channel read for the actor (clears the unread mark)."""
-    async with rt.db.transaction() as conn:
-        await store.mark_viewed(conn, channel_id, actor.id, rt.clock.now_ms())
+    now = rt.clock.now_ms()
+
+    def work(conn: Connection) -> None:
+        store.mark_viewed(conn, channel_id, actor.id, now)
+
+    await rt.db.write(work)

@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     worker_poll_interval_seconds: float = Field(default=0.2, gt=0)
     login_failures_per_minute: int = Field(default=10, ge=1)
     session_lifetime_seconds: int = Field(default=30 * 24 * 3600, ge=60)
+    # How long this process trusts a session it read (tidings.services.session_cache): the
+    # longest a change made by another process (the `tidings user` CLI, a second server) can go
+    # unseen here. This process's own changes take effect at once. 0 reads every request's session.
+    session_cache_seconds: float = Field(default=5.0, ge=0, le=3600)
     metrics_token: str = Field(default="", repr=False)
     # See tidings.process: how soon the database driver's thread gets the GIL back.
     # argon2id cost; the defaults are argon2-cffi's (RFC 9106 low-memory profile).

@@ -9,6 +9,7 @@ from tidings.config import Settings
 from tidings.domain import server_config
 from tidings.domain.server_config import ConfigDocument
 from tidings.events import EventHub
+from tidings.services.session_cache import SessionCache
 from tidings.store.database import Database
 from tidings.store.settings import load_config
 
@@ -40,6 +41,9 @@ class Runtime:
     clock: Clock = field(default_factory=SystemClock)
     events: EventHub = field(default_factory=EventHub)
     config_cache: ConfigCache = field(default_factory=ConfigCache)
+    # Sessions recently read, so most requests authenticate without the database; every
+    # change to a session or a user forgets its entries (services.users).
+    session_cache: SessionCache = field(default_factory=SessionCache)
     hook_indexes: dict[str, tuple[int, Any]] = field(default_factory=dict)
     # Set after a commit that queued deliveries, so an in-process worker need not wait to poll.
     outbox_signal: asyncio.Event = field(default_factory=asyncio.Event)

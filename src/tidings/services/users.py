@@ -11,8 +11,6 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tidings.domain.permissions import MANAGE_SYSTEM, can_manage_system
 from tidings.domain.server_config import ConfigDocument, password_rules
@@ -37,9 +35,11 @@ from tidings.errors import (
 )
 from tidings.ids import is_valid_id, new_id
 from tidings.services.runtime import Runtime
+from tidings.services.session_cache import Session as Session  # noqa: PLC0414 (a re-export)
 from tidings.store import hooks as hook_store
 from tidings.store import teams as team_store
 from tidings.store import users as store
+from tidings.store.database import Connection, IntegrityError
 
 _hashers: dict[tuple[int, int], PasswordHasher] = {}
 # Verifying reads the cost from the stored hash itself, so any hasher verifies any hash.
@@ -52,16 +52,6 @@ def _hasher(rt: Runtime) -> PasswordHasher:
     if key not in _hashers:
         _hashers[key] = PasswordHasher(time_cost=key[0], memory_cost=key[1])
     return _hashers[key]
-
-
-@dataclass(frozen=True, slots=True)
-class Session:
-    """An authenticated caller: the user, the session's CSRF token and when it expires."""
-
-    user: User
-    token_hash: str
-    csrf_token: str
-    expires_at: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,8 +193,8 @@ def _check_new_user(new: NewUser, config: ConfigDocument) -> None:
             raise BadRequest(f"model.user.is_valid.{name}.app_error", f"Invalid {name}.")
 
 
-async def _creation_rights(
-    conn: AsyncConnection,
+def _creation_rights(
+    conn: Connection,
     actor: User | None,
     config: ConfigDocument,
     *,
@@ -213,11 +203,11 @@ async def _creation_rights(
     trusted: bool,
 ) -> tuple[bool, Team | None]:
     """(is this the server's first account, the invite's team), or the reason not to create."""
-    bot = await store.find_user_by_username(conn, SYSTEM_BOT_USERNAME)
-    first = await store.count_users(conn) == (1 if bot is not None and bot.is_bot else 0)
+    bot = store.find_user_by_username(conn, SYSTEM_BOT_USERNAME)
+    first = store.count_users(conn) == (1 if bot is not None and bot.is_bot else 0)
     invite_team = None
     if invite_id:
-        invite_team = await team_store.find_team_by_invite(conn, invite_id)
+        invite_team = team_store.find_team_by_invite(conn, invite_id)
         if invite_team is None or invite_team.delete_at:
             raise BadRequest(
                 "api.user.create_user.invite_id.app_error", "The invite link is not valid."
@@ -240,13 +230,13 @@ async def _creation_rights(
     return first, invite_team
 
 
-async def _check_available(conn: AsyncConnection, username: str, email: str) -> None:
-    if await store.find_user_by_username(conn, username) is not None:
+def _check_available(conn: Connection, username: str, email: str) -> None:
+    if store.find_user_by_username(conn, username) is not None:
         raise Conflict(
             "app.user.save.username_exists.app_error",
             "An account with that username already exists.",
         )
-    if await store.find_user_by_email(conn, email) is not None:
+    if store.find_user_by_email(conn, email) is not None:
         raise Conflict(
             "app.user.save.email_exists.app_error", "An account with that email already exists."
         )
@@ -280,34 +270,37 @@ async def create_user(
         trusted=trusted,
     )
     # Refuse before hashing: argon2 is too costly to spend on requests that cannot succeed.
-    async with rt.db.transaction() as conn:
-        await rights(conn)
+    # The rights are checked again where the account is inserted, as they may have changed.
+    await rt.db.read(rights)
     password_hash = await hash_password(rt, new.password)
     now = rt.clock.now_ms()
+
+    def insert(conn: Connection) -> tuple[User, Team | None]:
+        store.lock_account_creation(conn)
+        first, invite_team = rights(conn)
+        _check_available(conn, new.username, new.email)
+        user = User(
+            id=new_id(),
+            create_at=now,
+            update_at=now,
+            delete_at=0,
+            username=new.username,
+            email=new.email,
+            nickname=new.nickname,
+            first_name=new.first_name,
+            last_name=new.last_name,
+            roles="system_admin system_user" if first or make_admin else "system_user",
+            last_password_update=now,
+        )
+        store.insert_user(conn, user, password_hash)
+        return user, invite_team
+
     try:
-        async with rt.db.transaction() as conn:
-            await store.lock_account_creation(conn)
-            first, invite_team = await rights(conn)
-            await _check_available(conn, new.username, new.email)
-            roles = "system_admin system_user" if first or make_admin else "system_user"
-            user = User(
-                id=new_id(),
-                create_at=now,
-                update_at=now,
-                delete_at=0,
-                username=new.username,
-                email=new.email,
-                nickname=new.nickname,
-                first_name=new.first_name,
-                last_name=new.last_name,
-                roles=roles,
-                last_password_update=now,
-            )
-            await store.insert_user(conn, user, password_hash)
+        user, invite_team = await rt.db.write(insert)
     except IntegrityError:
-        # A concurrent sign-up took the name or the email between our check and our insert.
-        async with rt.db.transaction() as conn:
-            await _check_available(conn, new.username, new.email)
+        # A concurrent sign-up took the name or the email between our check and our insert:
+        # say which, as a 409, rather than a 500.
+        await rt.db.read(lambda conn: _check_available(conn, new.username, new.email))
         raise
     if invite_team is not None:
         from tidings.services.teams import add_team_member_unchecked
@@ -326,11 +319,12 @@ async def ensure_system_bot(rt: Runtime) -> User:
 
 
 async def _find_or_create_bot(rt: Runtime) -> User:
-    async with rt.db.transaction() as conn:
-        bot = await store.find_user_by_username(conn, SYSTEM_BOT_USERNAME)
+    now = rt.clock.now_ms()
+
+    def work(conn: Connection) -> User:
+        bot = store.find_user_by_username(conn, SYSTEM_BOT_USERNAME)
         if bot is not None:
             return bot
-        now = rt.clock.now_ms()
         bot = User(
             id=new_id(),
             create_at=now,
@@ -342,8 +336,10 @@ async def _find_or_create_bot(rt: Runtime) -> User:
             roles="system_user",
             is_bot=True,
         )
-        await store.insert_user(conn, bot, "")
+        store.insert_user(conn, bot, "")
         return bot
+
+    return await rt.db.write(work)
 
 
 async def login(
@@ -352,10 +348,11 @@ async def login(
     """Check credentials and open a session: (user, bearer token, CSRF token).
 
     ``address`` is the client's network address: failures are limited per address and account.
+    Two units of work, the lookup and the new session, with argon2 between them: it runs in a
+    thread, outside any transaction.
     """
     key = login_id.strip().lower()
-    async with rt.db.transaction() as conn:
-        found = await store.find_login(conn, key)
+    found = await rt.db.read(lambda conn: store.find_login(conn, key))
     # One budget per account, so its username and its email do not each get their own.
     key = found[0].id if found is not None else key
     limiter.check(address, key, known=found is not None)
@@ -373,73 +370,110 @@ async def login(
     limiter.succeeded(address, key)
     user = found[0]
     token, csrf = new_id(), new_id()
+    token_hash = hash_token(token)
     now = rt.clock.now_ms()
-    async with rt.db.transaction() as conn:
-        await store.insert_session(
-            conn,
-            hash_token(token),
-            user.id,
-            csrf,
-            now,
-            now + rt.settings.session_lifetime_seconds * 1000,
-        )
+    expires_at = now + rt.settings.session_lifetime_seconds * 1000
+    await rt.db.write(
+        lambda conn: store.insert_session(conn, token_hash, user.id, csrf, now, expires_at)
+    )
     return user, token, csrf
 
 
+def _session_expired() -> Unauthorized:
+    return Unauthorized(
+        "api.context.session_expired.app_error",
+        "Invalid or expired session, please login again.",
+    )
+
+
 async def authenticate(rt: Runtime, token: str) -> Session:
-    """The session a bearer token or cookie names, or 401."""
+    """The session a bearer token or cookie names, or 401.
+
+    Every request asks, so the answer comes from the session cache when it can: a session read
+    from the database is trusted for ``session_cache_seconds`` at most (and never past its
+    expiry). This process's own changes reach the cache at once (``sessions_ended``,
+    ``user_changed``); another process's within that time.
+    """
     token_hash = hash_token(token)
-    async with rt.db.transaction() as conn:
-        found = await store.find_session_user(conn, token_hash)
+    cache = rt.session_cache
+    cached = cache.get(token_hash, rt.clock)
+    if cached is not None:
+        return cached
+    # Taken before the read: a forget that lands while we read makes ``put`` keep nothing.
+    generation = cache.generation
+    found = await rt.db.read(lambda conn: store.find_session_user(conn, token_hash))
     if found is None or not found[0].is_active or found[2] < rt.clock.now_ms():
-        raise Unauthorized(
-            "api.context.session_expired.app_error",
-            "Invalid or expired session, please login again.",
-        )
+        raise _session_expired()
     user, csrf_token, expires_at = found
-    return Session(user=user, token_hash=token_hash, csrf_token=csrf_token, expires_at=expires_at)
+    session = Session(
+        user=user, token_hash=token_hash, csrf_token=csrf_token, expires_at=expires_at
+    )
+    cache.put(
+        session,
+        generation=generation,
+        clock=rt.clock,
+        ttl_seconds=rt.settings.session_cache_seconds,
+    )
+    return session
 
 
 async def check_session(rt: Runtime, session: Session) -> bool:
     """Is ``session`` still valid: stored, unexpired, its user active? (Long-lived connections
-    ask this now and then, so a session ended by another process or by time stops too.)"""
+    ask this now and then, so a session ended by another process or by time stops too.)
+
+    Always the database, never the session cache: this is the check that catches what other
+    processes changed.
+    """
     if session.expires_at and session.expires_at < rt.clock.now_ms():
         return False
-    async with rt.db.transaction() as conn:
-        found = await store.find_session_user(conn, session.token_hash)
+    found = await rt.db.read(lambda conn: store.find_session_user(conn, session.token_hash))
     return found is not None and found[0].is_active and found[2] >= rt.clock.now_ms()
 
 
 def sessions_ended(rt: Runtime, user_id: str, token_hashes: list[str]) -> None:
     """The one place that says "these sessions ended", called after the deleting commit.
 
-    Everything that holds on to a session in this process reacts here: today the websockets
-    opened with them are closed at once. A session cache (issue #11) forgets them here, and
-    cross-process invalidation (issue #12) announces them from here; until then other
-    processes notice within their websockets' periodic session check.
+    Everything that holds on to a session in this process reacts here: the session cache
+    forgets them and the websockets opened with them are closed at once. Cross-process
+    invalidation (issue #12) will announce them from here; until then other processes notice
+    within their ``session_cache_seconds`` and their websockets' periodic session check.
     """
     if token_hashes:
+        rt.session_cache.forget_sessions(token_hashes)
         rt.events.end_sessions(user_id, token_hashes)
+
+
+def user_changed(rt: Runtime, user_id: str) -> None:
+    """The one place that says "this user's row changed", called after the changing commit.
+
+    Sessions carry their user, so the session cache forgets the user's sessions: the next
+    request reads the row again and sees the new roles, activity or profile at once. Every
+    function here that updates a user calls this. Cross-process invalidation (issue #12) will
+    announce it from here; until then other processes see it within ``session_cache_seconds``.
+    """
+    rt.session_cache.forget_user(user_id)
 
 
 async def logout(rt: Runtime, session: Session) -> None:
     """End this session (only this one, as Mattermost's logout does)."""
-    async with rt.db.transaction() as conn:
-        ended = await store.delete_session(conn, session.token_hash)
+    ended = await rt.db.write(lambda conn: store.delete_session(conn, session.token_hash))
     sessions_ended(rt, session.user.id, ended)
 
 
-async def get_user(rt: Runtime, user_id: str) -> User:
-    async with rt.db.transaction() as conn:
-        user = await store.find_user(conn, user_id) if is_valid_id(user_id) else None
+def _get_user(conn: Connection, user_id: str) -> User:
+    """The user ``user_id`` names, or 404 (a malformed id names nobody)."""
+    user = store.find_user(conn, user_id) if is_valid_id(user_id) else None
     if user is None:
         raise NotFound("app.user.missing_account.const", "Unable to find the user.")
     return user
 
 
+async def get_user(rt: Runtime, user_id: str) -> User:
+    return await rt.db.read(lambda conn: _get_user(conn, user_id))
+
+
 async def get_user_by_username(rt: Runtime, username: str) -> User:
-    async with rt.db.transaction() as conn:
-        user = await store.find_user_by_username(conn, username)
+    user = await rt.db.read(lambda conn: store.find_user_by_username(conn, username))
     if user is None:
         raise NotFound(
             "app.user.get_by_username.app_error",
@@ -451,15 +485,11 @@ async def get_user_by_username(rt: Runtime, username: str) -> User:
 async def list_users(
     rt: Runtime, page: int, per_page: int, ids: list[str] | None = None
 ) -> list[User]:
-    async with rt.db.transaction() as conn:
-        return await store.list_users(conn, page * per_page, per_page, ids)
+    return await rt.db.read(lambda conn: store.list_users(conn, page * per_page, per_page, ids))
 
 
-async def patch_user(rt: Runtime, actor: User, user_id: str, changes: dict[str, str]) -> User:
-    """Profile fields only; roles and passwords have their own calls."""
-    if actor.id != user_id and not can_manage_system(actor):
-        raise permission_error(actor.id, "edit_other_users")
-    user = await get_user(rt, user_id)
+def _profile_changes(user: User, changes: dict[str, str]) -> dict[str, Any]:
+    """The fields of ``changes`` a profile patch sets, checked (400 for a bad one)."""
     allowed: dict[str, Any] = {
         k: v for k, v in changes.items() if k in ("nickname", "first_name", "last_name", "position")
     }
@@ -470,17 +500,28 @@ async def patch_user(rt: Runtime, actor: User, user_id: str, changes: dict[str, 
         if not is_valid_email(changes["email"]):
             raise BadRequest("model.user.is_valid.email.app_error", "Invalid email.")
         allowed["email"] = changes["email"].lower()
+    return allowed
+
+
+async def patch_user(rt: Runtime, actor: User, user_id: str, changes: dict[str, str]) -> User:
+    """Profile fields only; roles and passwords have their own calls."""
+    if actor.id != user_id and not can_manage_system(actor):
+        raise permission_error(actor.id, "edit_other_users")
     now = rt.clock.now_ms()
-    async with rt.db.transaction() as conn:
-        if (
-            "email" in allowed
-            and await store.find_user_by_email(conn, allowed["email"]) is not None
-        ):
+
+    def work(conn: Connection) -> User:
+        user = _get_user(conn, user_id)
+        allowed = _profile_changes(user, changes)
+        if "email" in allowed and store.find_user_by_email(conn, allowed["email"]) is not None:
             raise Conflict(
                 "app.user.save.email_exists.app_error", "An account with that email already exists."
             )
-        await store.update_user(conn, user_id, update_at=now, **allowed)
-    return replace(user, update_at=now, **allowed)
+        store.update_user(conn, user_id, update_at=now, **allowed)
+        return replace(user, update_at=now, **allowed)
+
+    patched = await rt.db.write(work)
+    user_changed(rt, user_id)
+    return patched
 
 
 async def change_password(
@@ -490,28 +531,39 @@ async def change_password(
 
     Either way the account's sessions end, as Mattermost's do: all but the caller's own
     (``keep_session``, a token hash) when users change their own, all of them on a reset.
+    Two units of work, the check and the change, with argon2 (verifying the current password,
+    hashing the new one) between them: it runs in a thread, outside any transaction.
     """
     if actor.id != user_id and not can_manage_system(actor):
         raise permission_error(actor.id, "edit_other_users")
     check_password(new, password_rules(await rt.config()))
-    await get_user(rt, user_id)
-    if actor.id == user_id:
-        async with rt.db.transaction() as conn:
-            found = await store.find_login(conn, actor.username)
-        if found is None or not await _verify_password(found[1], current):
-            raise BadRequest(
-                "api.user.update_password.incorrect.app_error",
-                'The "Current Password" you entered is incorrect. Please check that Caps Lock is off and try again.',
-            )
+    own = actor.id == user_id
+
+    def stored_hash(conn: Connection) -> str | None:
+        """404 for no such user; for one's own password, the hash to check ``current`` against."""
+        _get_user(conn, user_id)
+        found = store.find_login(conn, actor.username) if own else None
+        return found[1] if found is not None else None
+
+    stored = await rt.db.read(stored_hash)
+    if own and (stored is None or not await _verify_password(stored, current)):
+        raise BadRequest(
+            "api.user.update_password.incorrect.app_error",
+            'The "Current Password" you entered is incorrect. Please check that Caps Lock is off and try again.',
+        )
     password_hash = await hash_password(rt, new)
     now = rt.clock.now_ms()
-    keep = keep_session if actor.id == user_id else ""
-    async with rt.db.transaction() as conn:
-        await store.update_user(
+    keep = keep_session if own else ""
+
+    def work(conn: Connection) -> list[str]:
+        store.update_user(
             conn, user_id, password_hash=password_hash, last_password_update=now, update_at=now
         )
-        ended = await store.delete_user_sessions(conn, user_id, keep=keep)
+        return store.delete_user_sessions(conn, user_id, keep=keep)
+
+    ended = await rt.db.write(work)
     sessions_ended(rt, user_id, ended)
+    user_changed(rt, user_id)
 
 
 async def set_roles(rt: Runtime, actor: User | None, user_id: str, roles: str) -> User:
@@ -524,12 +576,17 @@ async def set_roles(rt: Runtime, actor: User | None, user_id: str, roles: str) -
             "api.roles.patch_roles.invalid",
             'Roles must be "system_user" or "system_admin system_user".',
         )
-    user = await get_user(rt, user_id)
     normalised = "system_admin system_user" if "system_admin" in wanted else "system_user"
     now = rt.clock.now_ms()
-    async with rt.db.transaction() as conn:
-        await store.update_user(conn, user_id, roles=normalised, update_at=now)
-    return replace(user, roles=normalised, update_at=now)
+
+    def work(conn: Connection) -> User:
+        user = _get_user(conn, user_id)
+        store.update_user(conn, user_id, roles=normalised, update_at=now)
+        return replace(user, roles=normalised, update_at=now)
+
+    changed = await rt.db.write(work)
+    user_changed(rt, user_id)
+    return changed
 
 
 async def set_active(rt: Runtime, actor: User | None, user_id: str, active: bool) -> User:
@@ -542,13 +599,18 @@ async def set_active(rt: Runtime, actor: User | None, user_id: str, active: bool
     """
     if actor is not None and not can_manage_system(actor):
         raise permission_error(actor.id, MANAGE_SYSTEM)
-    user = await get_user(rt, user_id)
     now = rt.clock.now_ms()
     delete_at = 0 if active else now
-    async with rt.db.transaction() as conn:
-        await store.update_user(conn, user_id, delete_at=delete_at, update_at=now)
-        for team_id in await hook_store.list_creator_team_ids(conn, user_id):
-            await team_store.bump_hooks_version(conn, team_id)
-        ended = [] if active else await store.delete_user_sessions(conn, user_id)
+
+    def work(conn: Connection) -> tuple[User, list[str]]:
+        user = _get_user(conn, user_id)
+        store.update_user(conn, user_id, delete_at=delete_at, update_at=now)
+        for team_id in hook_store.list_creator_team_ids(conn, user_id):
+            team_store.bump_hooks_version(conn, team_id)
+        ended = [] if active else store.delete_user_sessions(conn, user_id)
+        return replace(user, delete_at=delete_at, update_at=now), ended
+
+    changed, ended = await rt.db.write(work)
     sessions_ended(rt, user_id, ended)
-    return replace(user, delete_at=delete_at, update_at=now)
+    user_changed(rt, user_id)
+    return changed

@@ -110,5 +110,9 @@ class EventHub:
                 closed += 1
         return closed
 
+    def has_listeners(self) -> bool:
+        """Whether anyone listens at all: with no one, an event need not even be built."""
+        return bool(self._listeners)
+
     def listener_count(self) -> int:
         return sum(len(v) for v in self._listeners.values())

@@ -8,6 +8,7 @@ from hooks_support import Scene, delivery_rows, form, send
 from support import Receiver, ServerThread
 from tidings.domain.hooks import OutgoingHook
 from tidings.ids import new_id
+from tidings.store.database import Connection
 from tidings.store.hooks import insert_hooks
 from tidings.store.teams import bump_hooks_version
 from tidings.webhooks.signing import new_signing_secret
@@ -67,12 +68,11 @@ def test_ten_thousand_hooks_still_fire_the_right_one(
     )
     hooks = _hooks(scene, elsewhere["id"], receiver.url)
 
-    async def insert() -> None:
-        async with server.runtime.db.transaction() as conn:
-            await insert_hooks(conn, hooks)
-            await bump_hooks_version(conn, scene.team["id"])
+    def insert(conn: Connection) -> None:
+        insert_hooks(conn, hooks)
+        bump_hooks_version(conn, scene.team["id"])
 
-    server.run(insert(), timeout=60)
+    server.run(server.runtime.db.write(insert), timeout=60)
 
     cases = {
         "w4444 exact": 4444,  # team-wide, equals

@@ -7,6 +7,7 @@ create and update alike; trigger words with no channel are 400 on both. A non-pu
 (clients match on it), update says ``…not_open…``.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from tidings.domain import permissions as perm
@@ -24,11 +25,12 @@ from tidings.errors import (
     permission_error,
 )
 from tidings.ids import is_valid_id, new_id
-from tidings.services import teams as team_service
+from tidings.services.posts import readable_channel
 from tidings.services.runtime import Runtime
 from tidings.store import hooks as store
 from tidings.store import teams as team_store
 from tidings.store import users as user_store
+from tidings.store.database import Connection
 from tidings.webhooks.signing import new_signing_secret
 
 
@@ -53,6 +55,22 @@ class HookInput:
     timeout_given: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class HookSettings:
+    """What the configuration says about outgoing hooks, read before a unit of work."""
+
+    enabled: bool
+    members_allowed: bool
+
+
+async def hook_settings(rt: Runtime) -> HookSettings:
+    config = await rt.config()
+    return HookSettings(
+        enabled=server_config.webhook_settings(config).enabled,
+        members_allowed=bool(config["ServiceSettings"]["EnableMemberOutgoingWebhooks"]),
+    )
+
+
 def _disabled() -> FeatureDisabled:
     return FeatureDisabled(
         "api.outgoing_webhook.disabled.app_error",
@@ -64,40 +82,38 @@ def _missing() -> NotFound:
     return NotFound("app.webhooks.get_outgoing.app_error", "Unable to get the webhook.")
 
 
-async def _require_enabled(rt: Runtime) -> bool:
-    """Raise 501 when the feature is off; return whether members may manage their own hooks."""
-    config = await rt.config()
-    if not server_config.webhook_settings(config).enabled:
+def _require_enabled(settings: HookSettings) -> None:
+    """Raise 501 when the feature is off."""
+    if not settings.enabled:
         raise _disabled()
-    return bool(config["ServiceSettings"]["EnableMemberOutgoingWebhooks"])
 
 
-async def _team_rights(
-    rt: Runtime, actor: User, team_id: str, members_allowed: bool
+def _team_rights(
+    conn: Connection, actor: User, team_id: str, members_allowed: bool
 ) -> tuple[bool, bool]:
     """(may manage own hooks, may manage others' hooks) in the team."""
     if not team_id:
         return False, False
-    async with rt.db.transaction() as conn:
-        member = (
-            await team_store.find_team_member(conn, team_id, actor.id)
-            if is_valid_id(team_id)
-            else None
-        )
+    member = team_store.find_team_member(conn, team_id, actor.id) if is_valid_id(team_id) else None
     return (
         perm.can_manage_own_hooks(actor, member, members_allowed),
         perm.can_manage_others_hooks(actor, member),
     )
 
 
-async def _check_channel_and_triggers(
-    rt: Runtime, actor: User, hook: OutgoingHook, *, creating: bool
+def _check_channel_and_triggers(
+    conn: Connection, actor: User, hook: OutgoingHook, *, creating: bool
 ) -> None:
     """The channel rules of REF §3, after the actor's own view of the channel: one they may not
     read answers as ``team_service.get_channel`` does (a private channel, a DM or a channel of
     an invite-only team as missing), so naming a channel id on a hook is no existence oracle."""
     if hook.channel_id:
-        channel = await team_service.get_channel(rt, actor, hook.channel_id)
+        access = (
+            team_store.find_channel_access(conn, hook.channel_id, actor.id)
+            if is_valid_id(hook.channel_id)
+            else None
+        )
+        channel = readable_channel(actor, access)
         if channel.type != ChannelType.PUBLIC:
             raise Forbidden(
                 "api.outgoing_webhook.disabled.app_error"
@@ -117,9 +133,8 @@ async def _check_channel_and_triggers(
         )
 
 
-async def _check_conflicts(rt: Runtime, hook: OutgoingHook, error_id: str) -> None:
-    async with rt.db.transaction() as conn:
-        others = await store.list_hooks(conn, team_id=hook.team_id)
+def _check_conflicts(conn: Connection, hook: OutgoingHook, error_id: str) -> None:
+    others = store.list_hooks(conn, team_id=hook.team_id)
     if any(other.id != hook.id and hooks_conflict(hook, other) for other in others):
         raise BadRequest(
             error_id,
@@ -129,72 +144,79 @@ async def _check_conflicts(rt: Runtime, hook: OutgoingHook, error_id: str) -> No
 
 async def create_hook(rt: Runtime, actor: User, data: HookInput) -> OutgoingHook:
     team_id = data.team_id or ""
-    members_allowed = bool((await rt.config())["ServiceSettings"]["EnableMemberOutgoingWebhooks"])
-    own, _ = await _team_rights(rt, actor, team_id, members_allowed)
-    if not own:
-        raise permission_error(actor.id, perm.MANAGE_OWN_HOOKS)
-    creator_id = actor.id
-    if data.creator_id and data.creator_id != actor.id:
-        # The creator owns the hook's notices and its fate when deactivated: only a system
-        # admin may name someone else (Mattermost lets manage_others_outgoing_webhooks do it,
-        # which team admins hold; they could then pin hooks on any account of the server).
-        if not perm.can_create_hook_for_others(actor):
-            raise permission_error(actor.id, perm.MANAGE_OTHERS_HOOKS)
-        async with rt.db.transaction() as conn:
+    settings = await hook_settings(rt)
+    now = rt.clock.now_ms()
+    hook_id, token, secret = new_id(), data.token or new_id(), new_signing_secret()
+
+    def work(conn: Connection) -> OutgoingHook:
+        own, _ = _team_rights(conn, actor, team_id, settings.members_allowed)
+        if not own:
+            raise permission_error(actor.id, perm.MANAGE_OWN_HOOKS)
+        creator_id = actor.id
+        if data.creator_id and data.creator_id != actor.id:
+            # The creator owns the hook's notices and its fate when deactivated: only a system
+            # admin may name someone else (Mattermost lets manage_others_outgoing_webhooks do
+            # it, which team admins hold; they could then pin hooks on any account of the server).
+            if not perm.can_create_hook_for_others(actor):
+                raise permission_error(actor.id, perm.MANAGE_OTHERS_HOOKS)
             creator = (
-                await user_store.find_user(conn, data.creator_id)
+                user_store.find_user(conn, data.creator_id)
                 if is_valid_id(data.creator_id)
                 else None
             )
-        if creator is None:
-            raise NotFound("app.user.missing_account.const", "Unable to find the user.")
-        creator_id = creator.id
-    await _require_enabled(rt)
-    if data.id:
-        raise BadRequest(
-            "app.webhooks.save_outgoing.override.app_error",
-            "You cannot overwrite an existing OutgoingWebhook.",
+            if creator is None:
+                raise NotFound("app.user.missing_account.const", "Unable to find the user.")
+            creator_id = creator.id
+        _require_enabled(settings)
+        if data.id:
+            raise BadRequest(
+                "app.webhooks.save_outgoing.override.app_error",
+                "You cannot overwrite an existing OutgoingWebhook.",
+            )
+        hook = OutgoingHook(
+            id=hook_id,
+            token=token,
+            create_at=now,
+            update_at=now,
+            delete_at=0,
+            creator_id=creator_id,
+            channel_id=data.channel_id or "",
+            team_id=team_id,
+            trigger_words=data.trigger_words or (),
+            trigger_when=data.trigger_when or 0,
+            callback_urls=data.callback_urls or (),
+            display_name=data.display_name or "",
+            description=data.description or "",
+            content_type=data.content_type or "",
+            username=data.username or "",
+            icon_url=data.icon_url or "",
+            signing_secret=secret,
+            timeout_seconds=data.timeout_seconds,
         )
-    now = rt.clock.now_ms()
-    hook = OutgoingHook(
-        id=new_id(),
-        token=data.token or new_id(),
-        create_at=now,
-        update_at=now,
-        delete_at=0,
-        creator_id=creator_id,
-        channel_id=data.channel_id or "",
-        team_id=team_id,
-        trigger_words=data.trigger_words or (),
-        trigger_when=data.trigger_when or 0,
-        callback_urls=data.callback_urls or (),
-        display_name=data.display_name or "",
-        description=data.description or "",
-        content_type=data.content_type or "",
-        username=data.username or "",
-        icon_url=data.icon_url or "",
-        signing_secret=new_signing_secret(),
-        timeout_seconds=data.timeout_seconds,
-    )
-    await _check_channel_and_triggers(rt, actor, hook, creating=True)
-    await _check_conflicts(rt, hook, "api.webhook.create_outgoing.intersect.app_error")
-    validate_hook(hook)
-    async with rt.db.transaction() as conn:
-        await store.insert_hook(conn, hook)
-        await team_store.bump_hooks_version(conn, hook.team_id)
-    return hook
+        _check_channel_and_triggers(conn, actor, hook, creating=True)
+        _check_conflicts(conn, hook, "api.webhook.create_outgoing.intersect.app_error")
+        validate_hook(hook)
+        store.insert_hook(conn, hook)
+        team_store.bump_hooks_version(conn, hook.team_id)
+        return hook
+
+    return await rt.db.write(work)
 
 
-async def _load_for_change(rt: Runtime, actor: User, hook_id: str) -> OutgoingHook:
-    """Load, then check rights: 400 malformed id, 501 off, 404 missing, 403 not allowed."""
+def load_hook_for_change(
+    conn: Connection, actor: User, hook_id: str, settings: HookSettings
+) -> OutgoingHook:
+    """Load, then check rights: 400 malformed id, 501 off, 404 missing, 403 not allowed.
+
+    Runs inside a unit of work (the delivery log's services check their rights with it too).
+    """
     if not is_valid_id(hook_id):
         raise invalid_url_param("hook_id")
-    members_allowed = await _require_enabled(rt)
-    async with rt.db.transaction() as conn:
-        hook = await store.find_hook(conn, hook_id)
+    _require_enabled(settings)
+    hook = store.find_hook(conn, hook_id)
     if hook is None:
         raise _missing()
-    own, others = await _team_rights(rt, actor, hook.team_id, members_allowed)
+    own, others = _team_rights(conn, actor, hook.team_id, settings.members_allowed)
     if not own:
         raise permission_error(actor.id, perm.MANAGE_OWN_HOOKS)
     if hook.creator_id != actor.id and not others:
@@ -203,7 +225,8 @@ async def _load_for_change(rt: Runtime, actor: User, hook_id: str) -> OutgoingHo
 
 
 async def get_hook(rt: Runtime, actor: User, hook_id: str) -> OutgoingHook:
-    return await _load_for_change(rt, actor, hook_id)
+    settings = await hook_settings(rt)
+    return await rt.db.read(lambda conn: load_hook_for_change(conn, actor, hook_id, settings))
 
 
 async def list_hooks(
@@ -216,47 +239,42 @@ async def list_hooks(
     per_page: int = 60,
 ) -> list[OutgoingHook]:
     """``channel_id`` wins over ``team_id``; with neither, only system admins may list (all teams)."""
-    members_allowed = await _require_enabled(rt)
-    creator_id: str | None = None
-    if channel_id:
-        async with rt.db.transaction() as conn:
-            channel = (
-                await team_store.find_channel(conn, channel_id) if is_valid_id(channel_id) else None
+    settings = await hook_settings(rt)
+
+    def work(conn: Connection) -> list[OutgoingHook]:
+        _require_enabled(settings)
+        creator_id: str | None = None
+        if channel_id:
+            channel = team_store.find_channel(conn, channel_id) if is_valid_id(channel_id) else None
+            own, others = _team_rights(
+                conn, actor, channel.team_id if channel else "", settings.members_allowed
             )
-        own, others = await _team_rights(
-            rt, actor, channel.team_id if channel else "", members_allowed
-        )
-        if channel is None or not own:
-            raise permission_error(actor.id, perm.MANAGE_OWN_HOOKS)
-        creator_id = None if others else actor.id
-        filters = {"channel_id": channel_id}
-    elif team_id:
-        own, others = await _team_rights(rt, actor, team_id, members_allowed)
-        if not own:
-            raise permission_error(actor.id, perm.MANAGE_OWN_HOOKS)
-        creator_id = None if others else actor.id
-        filters = {"team_id": team_id}
-    else:
-        if not perm.can_manage_system(actor):
-            raise permission_error(actor.id, perm.MANAGE_OTHERS_HOOKS)
-        filters = {}
-    async with rt.db.transaction() as conn:
-        return await store.list_hooks(
+            if channel is None or not own:
+                raise permission_error(actor.id, perm.MANAGE_OWN_HOOKS)
+            creator_id = None if others else actor.id
+            filters = {"channel_id": channel_id}
+        elif team_id:
+            own, others = _team_rights(conn, actor, team_id, settings.members_allowed)
+            if not own:
+                raise permission_error(actor.id, perm.MANAGE_OWN_HOOKS)
+            creator_id = None if others else actor.id
+            filters = {"team_id": team_id}
+        else:
+            if not perm.can_manage_system(actor):
+                raise permission_error(actor.id, perm.MANAGE_OTHERS_HOOKS)
+            filters = {}
+        return store.list_hooks(
             conn, creator_id=creator_id, offset=page * per_page, limit=per_page, **filters
         )
 
+    return await rt.db.read(work)
 
-async def update_hook(rt: Runtime, actor: User, hook_id: str, data: HookInput) -> OutgoingHook:
-    if data.id is not None and data.id != hook_id:
-        raise invalid_body_param("hook_id")
-    hook = await _load_for_change(rt, actor, hook_id)
-    if data.team_id and data.team_id != hook.team_id:
-        raise BadRequest(
-            "api.webhook.team_mismatch.app_error", "Unable to update webhook across teams."
-        )
-    updated = replace(
+
+def _merged(hook: OutgoingHook, data: HookInput, now: int) -> OutgoingHook:
+    """``hook`` with the fields the client sent (a missing field keeps its value)."""
+    return replace(
         hook,
-        update_at=max(rt.clock.now_ms(), hook.update_at + 1),
+        update_at=max(now, hook.update_at + 1),
         channel_id=hook.channel_id if data.channel_id is None else data.channel_id,
         token=data.token or hook.token,
         trigger_words=hook.trigger_words if data.trigger_words is None else data.trigger_words,
@@ -269,50 +287,79 @@ async def update_hook(rt: Runtime, actor: User, hook_id: str, data: HookInput) -
         icon_url=hook.icon_url if data.icon_url is None else data.icon_url,
         timeout_seconds=data.timeout_seconds if data.timeout_given else hook.timeout_seconds,
     )
-    await _check_channel_and_triggers(rt, actor, updated, creating=False)
-    await _check_conflicts(rt, updated, "api.webhook.update_outgoing.intersect.app_error")
-    validate_hook(updated)
-    async with rt.db.transaction() as conn:
-        await store.save_hook(conn, updated)
-        await team_store.bump_hooks_version(conn, hook.team_id)
-    return updated
+
+
+async def update_hook(rt: Runtime, actor: User, hook_id: str, data: HookInput) -> OutgoingHook:
+    if data.id is not None and data.id != hook_id:
+        raise invalid_body_param("hook_id")
+    settings = await hook_settings(rt)
+    now = rt.clock.now_ms()
+
+    def work(conn: Connection) -> OutgoingHook:
+        hook = load_hook_for_change(conn, actor, hook_id, settings)
+        if data.team_id and data.team_id != hook.team_id:
+            raise BadRequest(
+                "api.webhook.team_mismatch.app_error", "Unable to update webhook across teams."
+            )
+        updated = _merged(hook, data, now)
+        _check_channel_and_triggers(conn, actor, updated, creating=False)
+        _check_conflicts(conn, updated, "api.webhook.update_outgoing.intersect.app_error")
+        validate_hook(updated)
+        store.save_hook(conn, updated)
+        team_store.bump_hooks_version(conn, hook.team_id)
+        return updated
+
+    return await rt.db.write(work)
+
+
+async def _change_hook(
+    rt: Runtime, actor: User, hook_id: str, change: Callable[[OutgoingHook], OutgoingHook]
+) -> OutgoingHook:
+    """Load a hook the actor may change, store ``change(hook)``: one unit of work."""
+    settings = await hook_settings(rt)
+
+    def work(conn: Connection) -> OutgoingHook:
+        hook = load_hook_for_change(conn, actor, hook_id, settings)
+        changed = change(hook)
+        store.save_hook(conn, changed)
+        team_store.bump_hooks_version(conn, hook.team_id)
+        return changed
+
+    return await rt.db.write(work)
 
 
 async def delete_hook(rt: Runtime, actor: User, hook_id: str) -> None:
-    hook = await _load_for_change(rt, actor, hook_id)
     now = rt.clock.now_ms()
-    async with rt.db.transaction() as conn:
-        await store.save_hook(conn, replace(hook, delete_at=now, update_at=now))
-        await team_store.bump_hooks_version(conn, hook.team_id)
+    await _change_hook(rt, actor, hook_id, lambda hook: replace(hook, delete_at=now, update_at=now))
 
 
 async def regenerate_token(rt: Runtime, actor: User, hook_id: str) -> OutgoingHook:
     """A new token and a new signing secret together: a leaked pair is replaced as a pair."""
-    hook = await _load_for_change(rt, actor, hook_id)
-    updated = replace(
-        hook,
-        token=new_id(),
-        signing_secret=new_signing_secret(),
-        update_at=max(rt.clock.now_ms(), hook.update_at + 1),
+    now = rt.clock.now_ms()
+    token, secret = new_id(), new_signing_secret()
+    return await _change_hook(
+        rt,
+        actor,
+        hook_id,
+        lambda hook: replace(
+            hook, token=token, signing_secret=secret, update_at=max(now, hook.update_at + 1)
+        ),
     )
-    async with rt.db.transaction() as conn:
-        await store.save_hook(conn, updated)
-        await team_store.bump_hooks_version(conn, hook.team_id)
-    return updated
 
 
 async def set_hook_enabled(
     rt: Runtime, actor: User, hook_id: str, enabled: bool, reason: str = ""
 ) -> OutgoingHook:
     """Re-enable a hook the engine disabled (or disable one by hand)."""
-    hook = await _load_for_change(rt, actor, hook_id)
-    updated = replace(
-        hook,
-        enabled=enabled,
-        disabled_reason="" if enabled else reason,
-        update_at=max(rt.clock.now_ms(), hook.update_at + 1),
+    now = rt.clock.now_ms()
+    return await _change_hook(
+        rt,
+        actor,
+        hook_id,
+        lambda hook: replace(
+            hook,
+            enabled=enabled,
+            disabled_reason="" if enabled else reason,
+            update_at=max(now, hook.update_at + 1),
+        ),
     )
-    async with rt.db.transaction() as conn:
-        await store.save_hook(conn, updated)
-        await team_store.bump_hooks_version(conn, hook.team_id)
-    return updated

@@ -5,10 +5,8 @@ callback URL) are written in one transaction, and the worker delivers after comm
 """
 
 import json
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
-
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tidings.domain import permissions as perm
 from tidings.domain import server_config
@@ -26,14 +24,16 @@ from tidings.errors import BadRequest, NotFound, permission_error
 from tidings.events import Event
 from tidings.ids import is_valid_id, new_id
 from tidings.services.runtime import Runtime
-from tidings.services.teams import channel_refusal, get_channel
+from tidings.services.teams import channel_refusal
 from tidings.store import hooks as hook_store
 from tidings.store import posts as store
 from tidings.store import teams as team_store
 from tidings.store import users as user_store
+from tidings.store.database import Connection
+from tidings.store.outbox import NewDelivery, enqueue
+from tidings.store.teams import ChannelAccess
 from tidings.webhooks.matching import HookIndex, Match
 from tidings.webhooks.payloads import build_payload_fields, encode_body
-from tidings.webhooks.queue import NewDelivery, enqueue
 
 
 def _not_found() -> NotFound:
@@ -53,14 +53,14 @@ def _check_props(props: dict[str, Any]) -> None:
         raise BadRequest("model.post.is_valid.props.app_error", "Invalid props.")
 
 
-async def _hook_index(rt: Runtime, conn: AsyncConnection, team_id: str, version: int) -> HookIndex:
-    """The team's match index, rebuilt only when one of its hooks, or a hook creator's
-    activity, changed (``version``): a deactivated creator's hooks are left out."""
+def _hook_index(rt: Runtime, conn: Connection, team_id: str, version: int) -> HookIndex:
+    """The team's match index, rebuilt (inside the caller's unit) only when one of its hooks, or
+    a hook creator's activity, changed (``version``): a deactivated creator's hooks are left out."""
     cached = rt.hook_indexes.get(team_id)
     if cached is not None and cached[0] == version:
         index: HookIndex = cached[1]
         return index
-    index = HookIndex.build(await hook_store.list_matchable_hooks(conn, team_id))
+    index = HookIndex.build(hook_store.list_matchable_hooks(conn, team_id))
     rt.hook_indexes[team_id] = (version, index)
     return index
 
@@ -95,6 +95,48 @@ def _deliveries_for(
     return new
 
 
+def _channel_missing() -> NotFound:
+    return NotFound("app.channel.get.existing.app_error", "Unable to find the existing channel.")
+
+
+def readable_channel(actor: User, access: ChannelAccess | None) -> Channel:
+    """The channel of ``access`` if ``actor`` may read it, inside a unit of work: the rule of
+    ``services.teams.get_channel`` over rows already read (a missing or deleted channel is 404;
+    one the actor may not read is refused by ``channel_refusal``)."""
+    if access is None or access.channel.delete_at:
+        raise _channel_missing()
+    if not perm.can_read_channel(actor, access.channel, access.team_member, access.member):
+        raise channel_refusal(actor, access.channel, access.team)
+    return access.channel
+
+
+def _postable_channel(actor: User, access: ChannelAccess | None) -> Channel:
+    if access is None or access.channel.delete_at:
+        raise _channel_missing()
+    channel = access.channel
+    if not perm.can_post(actor, channel, access.member):
+        if not perm.can_read_channel(actor, channel, access.team_member, access.member):
+            # A private channel or DM as if it did not exist; a public one of an open team
+            # refused with 403, its existence being no secret.
+            raise channel_refusal(actor, channel, access.team)
+        raise permission_error(actor.id, perm.CREATE_POST)
+    return channel
+
+
+def _check_root(conn: Connection, root_id: str, channel_id: str) -> None:
+    root = store.find_post(conn, root_id) if is_valid_id(root_id) else None
+    if root is None or root.delete_at or root.channel_id != channel_id or root.root_id:
+        raise BadRequest("api.post.create_post.root_id.app_error", "Invalid RootId parameter.")
+
+
+@dataclass(frozen=True, slots=True)
+class _Saved:
+    channel: Channel
+    member_ids: list[str]
+    mentions: list[str]
+    queued: bool
+
+
 async def create_post(
     rt: Runtime,
     actor: User,
@@ -107,7 +149,12 @@ async def create_post(
     pending_post_id: str = "",
     post_type: str = "",
 ) -> Post:
-    """Save a user's post and, in the same transaction, queue the deliveries of the hooks it fires."""
+    """Save a user's post and, in the same transaction, queue the deliveries of the hooks it fires.
+
+    The hot path of the server: one unit of work of few, prebuilt statements (the channel with
+    the poster's memberships and the team's hooks version; the post; the channel's counters; the
+    poster's; the deliveries, only when a hook matched; the members, only when anyone listens).
+    """
     _check_message(message)
     if (
         post_type.startswith("system_")
@@ -123,8 +170,9 @@ async def create_post(
         )
     clean_props = strip_reserved_props(props or {})
     _check_props(clean_props)
-    config = await rt.config()
-    hooks_on = server_config.webhook_settings(config).enabled
+    hooks_on = server_config.webhook_settings(await rt.config()).enabled
+    if not is_valid_id(channel_id):
+        raise _channel_missing()
     now = rt.clock.now_ms()
     post = Post(
         id=new_id(),
@@ -141,59 +189,47 @@ async def create_post(
         file_ids=file_ids,
         pending_post_id=pending_post_id,
     )
-    queued: list[str] = []
-    async with rt.db.transaction() as conn:
-        channel, member = (
-            await team_store.find_channel_with_member(conn, channel_id, actor.id)
-            if is_valid_id(channel_id)
-            else (None, None)
-        )
-        if channel is None or channel.delete_at:
-            raise NotFound(
-                "app.channel.get.existing.app_error", "Unable to find the existing channel."
-            )
-        if not perm.can_post(actor, channel, member):
-            team_member = (
-                await team_store.find_team_member(conn, channel.team_id, actor.id)
-                if channel.team_id
-                else None
-            )
-            if not perm.can_read_channel(actor, channel, team_member, member):
-                # A private channel or DM as if it did not exist; a public one of an open team
-                # refused with 403, its existence being no secret.
-                team = (
-                    await team_store.find_team(conn, channel.team_id) if channel.team_id else None
-                )
-                raise channel_refusal(actor, channel, team)
-            raise permission_error(actor.id, perm.CREATE_POST)
+    # The posted event goes to the channel's members who listen; with no listener at all, the
+    # members need not be read (nor the mentions worked out).
+    announce = rt.events.has_listeners()
+
+    def work(conn: Connection) -> _Saved:
+        access = team_store.find_channel_access(conn, channel_id, actor.id)
+        channel = _postable_channel(actor, access)
+        assert access is not None
         if root_id:
-            root = await store.find_post(conn, root_id) if is_valid_id(root_id) else None
-            if root is None or root.delete_at or root.channel_id != channel_id or root.root_id:
-                raise BadRequest(
-                    "api.post.create_post.root_id.app_error", "Invalid RootId parameter."
-                )
-        await store.insert_posts(conn, [post])
-        await team_store.touch_channel(conn, channel_id, now)
-        if member is not None:
-            await team_store.mark_viewed(conn, channel_id, actor.id, now)
-        if hooks_on and channel.team_id and channel.type == ChannelType.PUBLIC:
-            found = await team_store.find_team_with_hooks_version(conn, channel.team_id)
-            if found is not None:
-                team, version = found
-                index = await _hook_index(rt, conn, team.id, version)
-                deliveries = _deliveries_for(
-                    index.match(channel_id, message), post, team, channel, actor
-                )
-                queued = await enqueue(conn, deliveries, now)
-        member_ids = await team_store.channel_member_ids(conn, channel_id)
-        mentions = await user_store.mentioned_user_ids(conn, message, member_ids, actor.id)
-    rt.events.publish(
-        posted_event(
-            post, channel, sender_name=f"@{actor.username}", mentions=mentions, set_online=True
-        ),
-        member_ids,
-    )
-    if queued:
+            _check_root(conn, root_id, channel_id)
+        store.insert_post(conn, post)
+        team_store.touch_channel(conn, channel_id, now)
+        if access.member is not None:
+            team_store.mark_viewed_by_poster(conn, channel_id, actor.id, now)
+        queued: list[str] = []
+        if hooks_on and access.has_team and channel.type == ChannelType.PUBLIC:
+            index = _hook_index(rt, conn, channel.team_id, access.hooks_version)
+            matches = index.match(channel_id, message)
+            team = access.team if matches else None
+            if team is not None:
+                queued = enqueue(conn, _deliveries_for(matches, post, team, channel, actor), now)
+        member_ids: list[str] = []
+        mentions: list[str] = []
+        if announce:
+            member_ids = team_store.channel_member_ids(conn, channel_id)
+            mentions = user_store.mentioned_user_ids(conn, message, member_ids, actor.id)
+        return _Saved(channel, member_ids, mentions, bool(queued))
+
+    saved = await rt.db.write(work)
+    if saved.member_ids:
+        rt.events.publish(
+            posted_event(
+                post,
+                saved.channel,
+                sender_name=f"@{actor.username}",
+                mentions=saved.mentions,
+                set_online=True,
+            ),
+            saved.member_ids,
+        )
+    if saved.queued:
         rt.outbox_signal.set()
     return post
 
@@ -210,35 +246,47 @@ def posted_event(
     )
 
 
-async def _readable_post(rt: Runtime, actor: User, post_id: str) -> tuple[Post, Channel]:
-    async with rt.db.transaction() as conn:
-        post = await store.find_post(conn, post_id) if is_valid_id(post_id) else None
+def _readable_post(conn: Connection, actor: User, post_id: str) -> tuple[Post, ChannelAccess]:
+    """A live post in a channel the actor may read, with that channel's access rows."""
+    post = store.find_post(conn, post_id) if is_valid_id(post_id) else None
     if post is None or post.delete_at:
         raise _not_found()
+    access = team_store.find_channel_access(conn, post.channel_id, actor.id)
     try:
-        channel = await get_channel(rt, actor, post.channel_id)
+        readable_channel(actor, access)
     except NotFound:
         # A post in a channel the actor may not read is as absent as a missing post (a public
         # channel of an open team is refused with get_channel's 403 instead: no secret there).
         raise _not_found() from None
-    return post, channel
+    assert access is not None
+    return post, access
 
 
 async def get_post(rt: Runtime, actor: User, post_id: str) -> Post:
-    post, _ = await _readable_post(rt, actor, post_id)
-    return post
+    return await rt.db.read(lambda conn: _readable_post(conn, actor, post_id)[0])
 
 
 async def get_thread(rt: Runtime, actor: User, post_id: str) -> dict[str, Any]:
-    post, _ = await _readable_post(rt, actor, post_id)
-    root_id = post.root_id or post.id
-    async with rt.db.transaction() as conn:
-        thread = await store.list_thread(conn, root_id)
-        counts = await store.reply_counts(conn, {root_id})
+    def work(conn: Connection) -> tuple[str, list[Post], dict[str, tuple[int, int]]]:
+        post, _ = _readable_post(conn, actor, post_id)
+        root_id = post.root_id or post.id
+        return root_id, store.list_thread(conn, root_id), store.reply_counts(conn, {root_id})
+
+    root_id, thread, counts = await rt.db.read(work)
     result = post_list_json(thread, counts)
     # Mattermost puts the root first in a thread's order.
     result["order"] = [root_id] + [p.id for p in reversed(thread) if p.id != root_id]
     return result
+
+
+def _anchor_time(conn: Connection, ref: str, name: str) -> int:
+    """The create_at of the post a ``before``/``after`` parameter names; 400 if there is none."""
+    anchor = store.find_post(conn, ref) if is_valid_id(ref) else None
+    if anchor is None:
+        raise BadRequest(
+            "api.context.invalid_param.app_error", f"Invalid {name} parameter.", f"name={name}"
+        )
+    return anchor.create_at
 
 
 async def list_channel_posts(
@@ -253,23 +301,16 @@ async def list_channel_posts(
     after: str = "",
     include_deleted: bool = False,
 ) -> dict[str, Any]:
-    await get_channel(rt, actor, channel_id)
-    async with rt.db.transaction() as conn:
-        before_at = after_at = None
-        for ref, name in ((before, "before"), (after, "after")):
-            if ref:
-                anchor = await store.find_post(conn, ref) if is_valid_id(ref) else None
-                if anchor is None:
-                    raise BadRequest(
-                        "api.context.invalid_param.app_error",
-                        f"Invalid {name} parameter.",
-                        f"name={name}",
-                    )
-                if name == "before":
-                    before_at = anchor.create_at
-                else:
-                    after_at = anchor.create_at
-        posts = await store.list_channel_posts(
+    def work(conn: Connection) -> tuple[list[Post], dict[str, tuple[int, int]]]:
+        access = (
+            team_store.find_channel_access(conn, channel_id, actor.id)
+            if is_valid_id(channel_id)
+            else None
+        )
+        readable_channel(actor, access)
+        before_at = _anchor_time(conn, before, "before") if before else None
+        after_at = _anchor_time(conn, after, "after") if after else None
+        posts = store.list_channel_posts(
             conn,
             channel_id,
             page * per_page,
@@ -279,8 +320,9 @@ async def list_channel_posts(
             after_create_at=after_at,
             include_deleted=include_deleted and actor.is_system_admin,
         )
-        roots = {p.root_id or p.id for p in posts}
-        counts = await store.reply_counts(conn, roots)
+        return posts, store.reply_counts(conn, {p.root_id or p.id for p in posts})
+
+    posts, counts = await rt.db.read(work)
     return post_list_json(posts, counts)
 
 
@@ -288,34 +330,35 @@ async def patch_post(
     rt: Runtime, actor: User, post_id: str, message: str | None, props: dict[str, Any] | None
 ) -> Post:
     """Edit the message (and non-reserved props); the author or a team admin may."""
-    post, channel = await _readable_post(rt, actor, post_id)
-    async with rt.db.transaction() as conn:
-        team_member = (
-            await team_store.find_team_member(conn, channel.team_id, actor.id)
-            if channel.team_id
-            else None
-        )
-    if not perm.can_edit_post(actor, post.user_id, team_member):
-        raise permission_error(actor.id, perm.EDIT_OTHERS_POSTS)
-    changes: dict[str, Any] = {}
-    if message is not None:
-        _check_message(message)
-        changes["message"] = message
-    if props is not None:
-        kept = {k: v for k, v in post.props.items() if k not in strip_reserved_props(post.props)}
-        new_props = {**strip_reserved_props(props), **kept}
-        _check_props(new_props)
-        changes["props"] = new_props
     now = rt.clock.now_ms()
-    updated = replace(
-        post, update_at=now, edit_at=now if "message" in changes else post.edit_at, **changes
-    )
-    async with rt.db.transaction() as conn:
-        await store.update_post(conn, post_id, update_at=now, edit_at=updated.edit_at, **changes)
-        member_ids = await team_store.channel_member_ids(conn, post.channel_id)
+
+    def work(conn: Connection) -> tuple[Post, list[str]]:
+        post, access = _readable_post(conn, actor, post_id)
+        if not perm.can_edit_post(actor, post.user_id, access.team_member):
+            raise permission_error(actor.id, perm.EDIT_OTHERS_POSTS)
+        changes: dict[str, Any] = {}
+        if message is not None:
+            _check_message(message)
+            changes["message"] = message
+        if props is not None:
+            kept = {
+                k: v for k, v in post.props.items() if k not in strip_reserved_props(post.props)
+            }
+            new_props = {**strip_reserved_props(props), **kept}
+            _check_props(new_props)
+            changes["props"] = new_props
+        updated = replace(
+            post, update_at=now, edit_at=now if "message" in changes else post.edit_at, **changes
+        )
+        store.update_post(conn, post_id, update_at=now, edit_at=updated.edit_at, **changes)
+        return updated, team_store.channel_member_ids(conn, post.channel_id)
+
+    updated, member_ids = await rt.db.write(work)
     rt.events.publish(
         Event(
-            "post_edited", {"post": json.dumps(post_json(updated))}, {"channel_id": post.channel_id}
+            "post_edited",
+            {"post": json.dumps(post_json(updated))},
+            {"channel_id": updated.channel_id},
         ),
         member_ids,
     )
@@ -323,19 +366,16 @@ async def patch_post(
 
 
 async def delete_post(rt: Runtime, actor: User, post_id: str) -> None:
-    post, channel = await _readable_post(rt, actor, post_id)
-    async with rt.db.transaction() as conn:
-        team_member = (
-            await team_store.find_team_member(conn, channel.team_id, actor.id)
-            if channel.team_id
-            else None
-        )
-    if not perm.can_edit_post(actor, post.user_id, team_member):
-        raise permission_error(actor.id, perm.DELETE_OTHERS_POSTS)
     now = rt.clock.now_ms()
-    async with rt.db.transaction() as conn:
-        await store.delete_post(conn, post, now)
-        member_ids = await team_store.channel_member_ids(conn, post.channel_id)
+
+    def work(conn: Connection) -> tuple[Post, list[str]]:
+        post, access = _readable_post(conn, actor, post_id)
+        if not perm.can_edit_post(actor, post.user_id, access.team_member):
+            raise permission_error(actor.id, perm.DELETE_OTHERS_POSTS)
+        store.delete_post(conn, post, now)
+        return post, team_store.channel_member_ids(conn, post.channel_id)
+
+    post, member_ids = await rt.db.write(work)
     deleted = replace(post, delete_at=now, update_at=now)
     rt.events.publish(
         Event(

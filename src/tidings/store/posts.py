@@ -4,7 +4,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.engine import Connection
 
 from tidings.domain.posts import Post
@@ -50,9 +50,19 @@ def _values(post: Post) -> dict[str, Any]:
     }
 
 
+# Statements every post runs are built once: building one per call costs several times what
+# executing it does.
+_INSERT = posts.insert()
+_FIND = select(posts).where(posts.c.id == bindparam("b_id"))
+
+
+def insert_post(conn: Connection, post: Post) -> None:
+    conn.execute(_INSERT, _values(post))
+
+
 def insert_posts(conn: Connection, new_posts: Sequence[Post]) -> None:
     if new_posts:
-        conn.execute(posts.insert(), [_values(p) for p in new_posts])
+        conn.execute(_INSERT, [_values(p) for p in new_posts])
 
 
 _INSERT_RAW = CompiledStatement.insert(posts)
@@ -65,7 +75,7 @@ def insert_posts_raw(conn: sqlite3.Connection, new_posts: Sequence[Post]) -> Non
 
 
 def find_post(conn: Connection, post_id: str) -> Post | None:
-    row = (conn.execute(select(posts).where(posts.c.id == post_id))).first()
+    row = conn.execute(_FIND, {"b_id": post_id}).first()
     return _post(row) if row else None
 
 

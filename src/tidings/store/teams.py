@@ -386,3 +386,146 @@ def count_channel_members(conn: Connection, channel_id: str) -> int:
             )
         ).scalar_one()
     )
+
+
+# --- Read once per post: a channel with everything its rules look at --------------------------
+
+
+class ChannelAccess:
+    """A channel as one user meets it: their membership of it and of its team, the team, and the
+    team's hooks version. Posting (and a hook naming a channel) needs all of them, so they come
+    from one query; the team and the team membership, which only some paths look at, are made
+    into objects when first asked for (every post pays for what it builds)."""
+
+    __slots__ = ("_row", "_team", "_user_id", "channel", "hooks_version", "member")
+
+    def __init__(self, row: Any, user_id: str) -> None:
+        self._row = row
+        self._user_id = user_id
+        self._team: Team | None = None
+        self.channel = _channel(row)
+        self.member = _member(row) if row.user_id is not None else None
+        self.hooks_version = int(row.t_hooks_version or 0)
+
+    @property
+    def has_team(self) -> bool:
+        return self._row.t_id is not None
+
+    @property
+    def team(self) -> Team | None:
+        if self._team is None and self.has_team:
+            self._team = _labelled_team(self._row)
+        return self._team
+
+    @property
+    def team_member(self) -> TeamMember | None:
+        """The user's live membership of the channel's team."""
+        row = self._row
+        if row.tm_roles is None:
+            return None
+        return TeamMember(
+            team_id=row.team_id,
+            user_id=self._user_id,
+            roles=row.tm_roles,
+            delete_at=row.tm_delete_at,
+        )
+
+
+# Built once: building a statement per call costs several times what executing it does.
+# channels' and channel_members' column names do not collide; the team's columns are "t_…",
+# the team membership's "tm_…".
+_ACCESS = (
+    select(
+        channels,
+        channel_members,
+        team_members.c.roles.label("tm_roles"),
+        team_members.c.delete_at.label("tm_delete_at"),
+        *[c.label(f"t_{c.name}") for c in teams.c],
+    )
+    .select_from(
+        channels.outerjoin(
+            channel_members,
+            and_(
+                channel_members.c.channel_id == channels.c.id,
+                channel_members.c.user_id == bindparam("b_user"),
+            ),
+        )
+        .outerjoin(teams, teams.c.id == channels.c.team_id)
+        .outerjoin(
+            team_members,
+            and_(
+                team_members.c.team_id == channels.c.team_id,
+                team_members.c.user_id == bindparam("b_user"),
+                team_members.c.delete_at == 0,
+            ),
+        )
+    )
+    .where(channels.c.id == bindparam("b_channel"))
+)
+
+
+def _labelled_team(row: Any) -> Team:
+    """``_team`` for the "t_…" columns of ``_ACCESS`` (spelled out: every post reads one)."""
+    return Team(
+        id=row.t_id,
+        create_at=row.t_create_at,
+        update_at=row.t_update_at,
+        delete_at=row.t_delete_at,
+        name=row.t_name,
+        display_name=row.t_display_name,
+        type=TeamType(row.t_type),
+        description=row.t_description,
+        email=row.t_email,
+        invite_id=row.t_invite_id,
+        allow_open_invite=row.t_allow_open_invite,
+    )
+
+
+def find_channel_access(conn: Connection, channel_id: str, user_id: str) -> ChannelAccess | None:
+    """The channel (deleted or not), ``user_id``'s live memberships of it and of its team, the
+    team and its hooks version, in one query; None if there is no such channel."""
+    row = conn.execute(_ACCESS, {"b_channel": channel_id, "b_user": user_id}).first()
+    return ChannelAccess(row, user_id) if row is not None else None
+
+
+_MARK_POSTED = (
+    update(channel_members)
+    .where(
+        channel_members.c.channel_id == bindparam("b_channel"),
+        channel_members.c.user_id == bindparam("b_user"),
+    )
+    .values(
+        last_viewed_at=bindparam("b_at"),
+        msg_count=func.coalesce(
+            select(channels.c.total_msg_count)
+            .where(channels.c.id == bindparam("b_channel"))
+            .scalar_subquery(),
+            0,
+        ),
+        mention_count=0,
+    )
+)
+
+
+def mark_viewed_by_poster(conn: Connection, channel_id: str, user_id: str, at: int) -> None:
+    """``mark_viewed`` for the poster of a new post (after ``touch_channel``), prebuilt: every
+    post runs it. The poster has read the channel up to their own post."""
+    conn.execute(_MARK_POSTED, {"b_channel": channel_id, "b_user": user_id, "b_at": at})
+
+
+_NEXT_HOOKS_VERSION = (
+    update(teams)
+    .where(teams.c.id == bindparam("b_id"))
+    .values(hooks_version=teams.c.hooks_version + 1)
+    .returning(teams.c.hooks_version)
+)
+
+
+def next_hooks_version(conn: Connection, team_id: str) -> int | None:
+    """``bump_hooks_version`` that returns the new version (None if there is no such team).
+
+    The update locks the team's row until the transaction ends, so on PostgreSQL the hook
+    changes of one team take turns from here on, and each version names exactly one change.
+    """
+    value = conn.execute(_NEXT_HOOKS_VERSION, {"b_id": team_id}).scalar()
+    return int(value) if value is not None else None

@@ -169,9 +169,21 @@ def test_a_claim_passes_over_saturated_destinations_owners_and_teams() -> None:
         new = [_new(scene, h1, "http://a.test/x"), _new(scene, h2, "http://b.test/y")]
         await db.write(partial(outbox.enqueue, new=new, now_ms=NOW))
 
-        async def claimed(**skip: list[str]) -> set[str]:
+        async def claimed(
+            destinations: tuple[str, ...] = (),
+            owners: tuple[str, ...] = (),
+            teams: tuple[str, ...] = (),
+        ) -> set[str]:
             found = await db.write(
-                partial(outbox.claim, limit=10, lease_ms=LEASE_MS, now_ms=NOW, **skip)
+                partial(
+                    outbox.claim,
+                    limit=10,
+                    lease_ms=LEASE_MS,
+                    now_ms=NOW,
+                    skip_destinations=destinations,
+                    skip_owners=owners,
+                    skip_teams=teams,
+                )
             )
             # Give them back, so the next claim sees them again.
             await db.write(
@@ -183,11 +195,11 @@ def test_a_claim_passes_over_saturated_destinations_owners_and_teams() -> None:
             )
             return {d.hook_id for d in found}
 
-        assert await claimed(skip_destinations=["http://a.test:80"]) == {h2}
-        assert await claimed(skip_owners=[o1]) == {h2}
-        assert await claimed(skip_teams=[t2]) == {h1}
-        assert await claimed(skip_owners=[o1], skip_teams=[t2]) == set()
-        assert await claimed(skip_owners=["nobody"], skip_teams=[]) == {h1, h2}
+        assert await claimed(destinations=("http://a.test:80",)) == {h2}
+        assert await claimed(owners=(o1,)) == {h2}
+        assert await claimed(teams=(t2,)) == {h1}
+        assert await claimed(owners=(o1,), teams=(t2,)) == set()
+        assert await claimed(owners=("nobody",)) == {h1, h2}
         assert await claimed() == {h1, h2}
 
     _run(scenario)

@@ -14,7 +14,11 @@ def _module_name(path: Path) -> str:
 
 
 def _imports(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text(), filename=str(path))
+    return _imports_of(path.read_text(), str(path))
+
+
+def _imports_of(source: str, filename: str = "<source>") -> set[str]:
+    tree = ast.parse(source, filename=filename)
     found: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -96,6 +100,40 @@ def test_layer_imports_point_one_way(prefix: str, forbidden: tuple[str, ...]) ->
     assert _violations(prefix, forbidden) == []
 
 
+# SQL and the drivers stay behind ``tidings.store``: layers above it name the connection a unit of
+# work receives, and the errors they catch, through ``tidings.store.database``.
+DATABASE_LIBRARIES = ("sqlalchemy", "sqlite3", "asyncpg", "psycopg", "alembic")
+
+
+def _database_imports(modules: dict[str, set[str]]) -> list[str]:
+    return sorted(
+        f"{module} imports {name}"
+        for module, names in modules.items()
+        if not (module == "tidings.store" or module.startswith("tidings.store."))
+        for name in names
+        if any(name == lib or name.startswith(lib + ".") for lib in DATABASE_LIBRARIES)
+    )
+
+
+def test_only_the_store_imports_sqlalchemy_or_a_driver() -> None:
+    """sqlalchemy, sqlite3 and the PostgreSQL drivers are imported inside tidings.store only."""
+    assert _database_imports(MODULES) == []
+
+
+def test_the_store_rule_fails_on_a_violation() -> None:
+    """The rule above reports an import it forbids (not a check that passes whatever it walks)."""
+    source = "import sqlite3\nfrom sqlalchemy.exc import IntegrityError\nfrom tidings import ids\n"
+    walked = {
+        "tidings.services.example": _imports_of(source),
+        "tidings.store.example": _imports_of(source),
+    }
+    assert _database_imports(walked) == [
+        "tidings.services.example imports sqlalchemy.exc",
+        "tidings.services.example imports sqlalchemy.exc.IntegrityError",
+        "tidings.services.example imports sqlite3",
+    ]
+
+
 def test_only_the_webhook_client_speaks_http_outward() -> None:
     """aiohttp and httpx appear in exactly one module of the package: the webhook client."""
     users = sorted(
@@ -120,8 +158,14 @@ def test_pure_webhook_parts_do_no_io(part: str) -> None:
         "sqlalchemy",
         "aiohttp",
         "tidings.webhooks.client",
-        "tidings.webhooks.queue",
+        "tidings.webhooks.delivery",
         "socket",
         "psutil",
     )
     assert sorted(n for n in names if any(n == x or n.startswith(x + ".") for x in io)) == []
+
+
+def test_a_single_attempt_needs_no_database() -> None:
+    """webhooks/delivery.py reaches storage only through what the worker hands it."""
+    names = MODULES["tidings.webhooks.delivery"]
+    assert sorted(n for n in names if n.startswith(("tidings.store", "tidings.services"))) == []

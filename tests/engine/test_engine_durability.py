@@ -22,7 +22,7 @@ from support import (
 from tidings.config import Settings
 from tidings.services import posts as post_service
 from tidings.services.runtime import Runtime
-from tidings.store.database import Database
+from tidings.store.database import Connection, Database
 from tidings.store.schema import deliveries, posts
 
 pytestmark = pytest.mark.db
@@ -65,13 +65,9 @@ async def _prepare(url: str, callback_url: str) -> list[str]:
 
 async def _status_counts(url: str) -> Counter[str]:
     db = Database.from_url(url)
+    query = select(deliveries.c.status, func.count()).group_by(deliveries.c.status)
     try:
-        async with db.transaction() as conn:
-            rows = (
-                await conn.execute(
-                    select(deliveries.c.status, func.count()).group_by(deliveries.c.status)
-                )
-            ).all()
+        rows = await db.read(lambda conn: conn.execute(query).all())
     finally:
         await db.dispose()
     return Counter({str(status): int(count) for status, count in rows})
@@ -79,17 +75,18 @@ async def _status_counts(url: str) -> Counter[str]:
 
 async def _delivery_ids_and_replies(url: str) -> tuple[set[str], Counter[str]]:
     db = Database.from_url(url)
+
+    def read(conn: Connection) -> tuple[set[str], Counter[str]]:
+        ids = set(conn.execute(select(deliveries.c.id)).scalars())
+        replies = Counter(
+            conn.execute(select(posts.c.root_id).where(posts.c.message == "ack")).scalars().all()
+        )
+        return ids, replies
+
     try:
-        async with db.transaction() as conn:
-            ids = set((await conn.execute(select(deliveries.c.id))).scalars())
-            replies = Counter(
-                (await conn.execute(select(posts.c.root_id).where(posts.c.message == "ack")))
-                .scalars()
-                .all()
-            )
+        return await db.read(read)
     finally:
         await db.dispose()
-    return ids, replies
 
 
 def _post_id(request: Recorded) -> str:

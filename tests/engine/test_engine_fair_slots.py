@@ -5,6 +5,7 @@ import asyncio
 import sqlite3
 import time
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import pytest
@@ -25,8 +26,9 @@ from tidings.services import hooks as hook_service
 from tidings.services import posts as post_service
 from tidings.services.hooks import HookInput
 from tidings.services.runtime import Runtime
-from tidings.store.database import Database
-from tidings.webhooks import queue, worker
+from tidings.store import outbox
+from tidings.store.database import Connection, Database
+from tidings.webhooks import worker
 
 pytestmark = pytest.mark.db
 
@@ -181,17 +183,25 @@ def test_the_claim_passes_over_saturated_owners_and_teams() -> None:
             for seeded in (boss, other):
                 await post_service.create_post(rt, seeded.admin, seeded.channel.id, "go")
             now = rt.clock.now_ms()
-            claimed = await queue.claim(rt.db, 100, 60_000, now, skip_owners=[boss.admin.id])
+            claim = partial(outbox.claim, limit=100, lease_ms=60_000, now_ms=now)
+            claimed = await rt.db.write(partial(claim, skip_owners=[boss.admin.id]))
             assert {d.hook_id for d in claimed} == {other.hook.id}
-            claimed = await queue.claim(rt.db, 100, 60_000, now, skip_teams=[boss.channel.team_id])
+            claimed = await rt.db.write(partial(claim, skip_teams=[boss.channel.team_id]))
             assert claimed == []
-            rest = await queue.claim(rt.db, 100, 60_000, now)
+            rest = await rt.db.write(claim)
             assert {d.hook_id for d in rest} == {boss.hook.id, unseen.id}
         finally:
             await rt.db.dispose()
 
     with fresh_database() as url:
         asyncio.run(work(url))
+
+
+def _sqlite_parameter_limit(conn: Connection) -> None:
+    """Hold the writer's connection to SQLite's classic limit of 999 bound parameters."""
+    driver_connection = conn.connection.dbapi_connection
+    assert isinstance(driver_connection, sqlite3.Connection)
+    driver_connection.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
 
 
 def test_the_claim_binds_fewer_parameters_than_sqlite_allows() -> None:
@@ -203,19 +213,19 @@ def test_the_claim_binds_fewer_parameters_than_sqlite_allows() -> None:
         try:
             seeded = await seed_channel_hook(rt, "many", "http://127.0.0.1:9/a")
             await post_service.create_post(rt, seeded.admin, seeded.channel.id, "go")
-            if rt.db.has_sqlite_batches:
-                await rt.db.sqlite_batch(
-                    lambda conn: conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
-                )
+            if rt.db.is_sqlite:
+                await rt.db.write(_sqlite_parameter_limit)
             many = [f"key-{i}" for i in range(600)]
-            claimed = await queue.claim(
-                rt.db,
-                100,
-                60_000,
-                rt.clock.now_ms(),
-                skip_destinations=many,
-                skip_owners=many,
-                skip_teams=many,
+            claimed = await rt.db.write(
+                partial(
+                    outbox.claim,
+                    limit=100,
+                    lease_ms=60_000,
+                    now_ms=rt.clock.now_ms(),
+                    skip_destinations=many,
+                    skip_owners=many,
+                    skip_teams=many,
+                )
             )
             assert [d.hook_id for d in claimed] == [seeded.hook.id]
         finally:

@@ -14,7 +14,7 @@ from tidings.config import Settings
 from tidings.ids import new_id
 from tidings.services.runtime import Runtime
 from tidings.store import deliveries as delivery_store
-from tidings.store.database import Database
+from tidings.store.database import Connection, Database
 from tidings.store.schema import deliveries, outgoing_hooks
 
 pytestmark = pytest.mark.db
@@ -50,20 +50,19 @@ def _age_hook(server: ServerThread, hook: dict[str, Any], failures: int) -> None
     """Pretend the hook was last changed two hours ago and has failed ``failures`` times since."""
     then = int(time.time() * 1000) - 2 * HOUR_MS
 
-    async def work() -> None:
-        async with server.runtime.db.transaction() as conn:
-            await conn.execute(
-                update(outgoing_hooks)
-                .where(outgoing_hooks.c.id == hook["id"])
-                .values(update_at=then - 1000)
-            )
-            rows = [
-                _failed_row(hook["id"], hook["channel_id"], then + i, "http_status")
-                for i in range(failures)
-            ]
-            await conn.execute(deliveries.insert(), rows)
+    def age(conn: Connection) -> None:
+        conn.execute(
+            update(outgoing_hooks)
+            .where(outgoing_hooks.c.id == hook["id"])
+            .values(update_at=then - 1000)
+        )
+        rows = [
+            _failed_row(hook["id"], hook["channel_id"], then + i, "http_status")
+            for i in range(failures)
+        ]
+        conn.execute(deliveries.insert(), rows)
 
-    server.run(work())
+    server.run(server.runtime.db.write(age))
 
 
 def _notices(api: Api, team: dict[str, Any]) -> list[dict[str, Any]]:
@@ -129,8 +128,9 @@ def test_not_sent_deliveries_do_not_count_in_a_hooks_failure_streak() -> None:
             seeded = await seed_channel_hook(rt, "streaky", "http://127.0.0.1:9/a")
             hook, channel_id = seeded.hook.id, seeded.channel.id
             now = rt.clock.now_ms()
-            async with rt.db.transaction() as conn:
-                await conn.execute(
+
+            def streak_after_failures(conn: Connection) -> tuple[int, int]:
+                conn.execute(
                     deliveries.insert(),
                     [
                         _failed_row(hook, channel_id, now - 3 * HOUR_MS, "not_sent"),
@@ -138,7 +138,9 @@ def test_not_sent_deliveries_do_not_count_in_a_hooks_failure_streak() -> None:
                         _failed_row(hook, channel_id, now - HOUR_MS, "not_sent"),
                     ],
                 )
-                streak = await delivery_store.failure_streak(conn, hook, 0)
+                return delivery_store.failure_streak(conn, hook, 0)
+
+            streak = await rt.db.write(streak_after_failures)
             assert streak == (1, now - 2 * HOUR_MS)
         finally:
             await rt.db.dispose()

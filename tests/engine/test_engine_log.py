@@ -347,46 +347,49 @@ def _age_hook_history(
     from sqlalchemy import update
 
     from tidings.ids import new_id
-    from tidings.store.database import Database
+    from tidings.store.database import Connection, Database
     from tidings.store.schema import deliveries, outgoing_hooks
+
+    then = int((time.time() - hours * 3600) * 1000)
+
+    def age(conn: Connection) -> None:
+        conn.execute(
+            update(outgoing_hooks)
+            .where(outgoing_hooks.c.id == hook_id)
+            .values(update_at=then - 1000)
+        )
+        conn.execute(
+            deliveries.insert(),
+            [
+                {
+                    "id": new_id(),
+                    "hook_id": hook_id,
+                    "post_id": new_id(),
+                    "root_id": "",
+                    "channel_id": channel_id,
+                    "url": "http://127.0.0.1:9/",
+                    "status": "failed",
+                    "content_type": "application/json",
+                    "body": b"{}",
+                    "trigger_word": "",
+                    "create_at": then + i,
+                    "update_at": then + i,
+                    "next_attempt_at": 0,
+                    "attempt_count": 3,
+                    "lease_expires_at": 0,
+                    "reply_posted": False,
+                    "last_status_code": 500,
+                    "last_error_kind": "http_status",
+                    "last_error": "HTTP 500",
+                }
+                for i in range(failures)
+            ],
+        )
 
     async def work() -> None:
         db = Database.from_url(database_url)
-        then = int((time.time() - hours * 3600) * 1000)
         try:
-            async with db.transaction() as conn:
-                await conn.execute(
-                    update(outgoing_hooks)
-                    .where(outgoing_hooks.c.id == hook_id)
-                    .values(update_at=then - 1000)
-                )
-                await conn.execute(
-                    deliveries.insert(),
-                    [
-                        {
-                            "id": new_id(),
-                            "hook_id": hook_id,
-                            "post_id": new_id(),
-                            "root_id": "",
-                            "channel_id": channel_id,
-                            "url": "http://127.0.0.1:9/",
-                            "status": "failed",
-                            "content_type": "application/json",
-                            "body": b"{}",
-                            "trigger_word": "",
-                            "create_at": then + i,
-                            "update_at": then + i,
-                            "next_attempt_at": 0,
-                            "attempt_count": 3,
-                            "lease_expires_at": 0,
-                            "reply_posted": False,
-                            "last_status_code": 500,
-                            "last_error_kind": "http_status",
-                            "last_error": "HTTP 500",
-                        }
-                        for i in range(failures)
-                    ],
-                )
+            await db.write(age)
         finally:
             await db.dispose()
 

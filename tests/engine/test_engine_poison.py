@@ -11,13 +11,14 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy import select, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import InterfaceError
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError
 
 from hooks.hooks_support import attempt_rows, delivery_rows, make_hook, send, webhook_posts
 from support import (
@@ -31,13 +32,14 @@ from support import (
 )
 from tidings.config import Settings
 from tidings.domain.deliveries import Attempt, Delivery, DeliveryStatus
+from tidings.domain.outbox import Finish
 from tidings.domain.posts import Post
 from tidings.ids import new_id
 from tidings.services import posts as post_service
 from tidings.services.runtime import Runtime
-from tidings.store.database import Database
+from tidings.store import outbox
+from tidings.store.database import Database, create_engine
 from tidings.store.schema import deliveries, delivery_attempts, posts
-from tidings.webhooks import queue
 from tidings.webhooks.worker import STOP_GRACE_SECONDS, Worker
 
 pytestmark = pytest.mark.db
@@ -130,7 +132,7 @@ def _reply_result(
     now: int,
     post_id: str = "",
     message: str = "reply",
-) -> queue.Finish:
+) -> Finish:
     """A successful attempt for ``delivery`` whose reply posts ``message`` as ``post_id``."""
     reply = Post(
         id=post_id or new_id(),
@@ -157,9 +159,18 @@ def _reply_result(
         response_headers={"X-A": "b"},
         response_excerpt='{"text":"reply"}',
     )
-    return queue.Finish(
+    return Finish(
         delivery=delivery, status=DeliveryStatus.SUCCEEDED, attempt=attempt, reply_posts=(reply,)
     )
+
+
+def _all(query: Any) -> Any:
+    """A unit of work reading every row ``query`` returns."""
+
+    def work(conn: Connection) -> list[Any]:
+        return list(conn.execute(query).all())
+
+    return work
 
 
 def test_a_batch_that_cannot_be_written_fails_only_its_bad_row() -> None:
@@ -174,7 +185,9 @@ def test_a_batch_that_cannot_be_written_fails_only_its_bad_row() -> None:
                 for i in range(5)
             ]
             now = rt.clock.now_ms()
-            claimed = await queue.claim(rt.db, 10, 60_000, now)
+            claimed = await rt.db.write(
+                partial(outbox.claim, limit=10, lease_ms=60_000, now_ms=now)
+            )
             assert len(claimed) == 5
             results = []
             for i, delivery in enumerate(sorted(claimed, key=lambda d: d.post_id)):
@@ -185,23 +198,19 @@ def test_a_batch_that_cannot_be_written_fails_only_its_bad_row() -> None:
                         delivery, seeded.admin.id, seeded.channel.id, now, post_id, f"reply {i}"
                     )
                 )
-            inserted, written = await queue.finish_isolating(rt.db, results, now)
+            inserted, written = await rt.db.write(
+                partial(outbox.finish_isolating, results=results, now_ms=now)
+            )
             assert [len(posts) for posts in inserted] == [1, 1, 1, 0, 1]
             assert written[3].status == DeliveryStatus.FAILED
-            async with rt.db.transaction() as conn:
-                rows = {r.id: r for r in (await conn.execute(select(deliveries))).all()}
-                attempts = {
-                    r.delivery_id: r for r in (await conn.execute(select(delivery_attempts))).all()
-                }
-                replies = (
-                    (
-                        await conn.execute(
-                            select(posts.c.message).where(posts.c.message.like("reply%"))
-                        )
-                    )
-                    .scalars()
-                    .all()
+            rows = {r.id: r for r in await rt.db.read(_all(select(deliveries)))}
+            attempts = {r.delivery_id: r for r in await rt.db.read(_all(select(delivery_attempts)))}
+            replies = [
+                r.message
+                for r in await rt.db.read(
+                    _all(select(posts.c.message).where(posts.c.message.like("reply%")))
                 )
+            ]
             bad = results[3].delivery.id
             assert rows[bad].status == "failed"
             assert rows[bad].last_error_kind == "unstorable"
@@ -226,8 +235,7 @@ def test_stopping_finishes_while_results_cannot_be_stored(receiver: Receiver) ->
         try:
             seeded = await seed_channel_hook(rt, "boss", receiver.url)
             await post_service.create_post(rt, seeded.admin, seeded.channel.id, "go")
-            async with rt.db.transaction() as conn:
-                await conn.execute(text("DROP TABLE delivery_attempts"))
+            await rt.db.write(lambda conn: conn.execute(text("DROP TABLE delivery_attempts")))
             worker = Worker(rt)
             await worker.start()
             await asyncio.to_thread(receiver.wait_for, 1)
@@ -235,8 +243,7 @@ def test_stopping_finishes_while_results_cannot_be_stored(receiver: Receiver) ->
             started = time.monotonic()
             await asyncio.wait_for(worker.stop(), 30)
             assert time.monotonic() - started < STOP_GRACE_SECONDS + 5
-            async with rt.db.transaction() as conn:
-                status = (await conn.execute(select(deliveries.c.status))).scalar_one()
+            [(status,)] = await rt.db.read(_all(select(deliveries.c.status)))
             assert status == "in_flight"  # not lost: retried once its lease expires
             assert len(receiver.requests) == 1  # and not re-sent in a loop meanwhile
         finally:
@@ -248,7 +255,7 @@ def test_stopping_finishes_while_results_cannot_be_stored(receiver: Receiver) ->
 
 @contextlib.contextmanager
 def _lock_held_briefly(url: str, delivery_id: str, seconds: float) -> Iterator[None]:
-    """Another connection holds what :func:`queue.finish` must lock (SQLite's write lock, or on
+    """Another connection holds what :func:`outbox.finish` must lock (SQLite's write lock, or on
     PostgreSQL the delivery row ``FOR UPDATE``) for ``seconds`` from entry, then lets go."""
     locked, release = threading.Event(), threading.Event()
 
@@ -262,20 +269,20 @@ def _lock_held_briefly(url: str, delivery_id: str, seconds: float) -> Iterator[N
         finally:
             holder.close()
 
-    async def hold_row() -> None:
-        engine = create_async_engine(url)
+    def hold_row() -> None:
+        engine = create_engine(url)
         try:
-            async with engine.begin() as conn:
-                await conn.execute(
+            with engine.begin() as conn:
+                conn.execute(
                     select(deliveries.c.id).where(deliveries.c.id == delivery_id).with_for_update()
                 )
                 locked.set()
-                await asyncio.to_thread(release.wait, seconds)
+                release.wait(seconds)
         finally:
-            await engine.dispose()
+            engine.dispose()
 
     sqlite = url.startswith("sqlite")
-    thread = threading.Thread(target=hold_sqlite if sqlite else lambda: asyncio.run(hold_row()))
+    thread = threading.Thread(target=hold_sqlite if sqlite else hold_row)
     thread.start()
     try:
         assert locked.wait(10)
@@ -293,46 +300,46 @@ def test_a_passing_lock_is_retried_not_recorded_unstorable() -> None:
         sqlite = url.startswith("sqlite")
         if not sqlite:
             # New sessions of this test database give up on a lock after 200 ms.
-            engine = create_async_engine(url)
-            async with engine.begin() as conn:
+            engine = create_engine(url)
+            with engine.begin() as conn:
                 name = make_url(url).database
-                await conn.execute(text(f"ALTER DATABASE \"{name}\" SET lock_timeout = '200ms'"))
-            await engine.dispose()
+                conn.execute(text(f"ALTER DATABASE \"{name}\" SET lock_timeout = '200ms'"))
+            engine.dispose()
         rt = Runtime(settings=Settings(database_url=url), db=Database.from_url(url))
         try:
             seeded = await seed_channel_hook(rt, "boss", "http://127.0.0.1:9/hook")
             await post_service.create_post(rt, seeded.admin, seeded.channel.id, "go")
             if sqlite:
-                await rt.db.sqlite_batch(lambda conn: conn.execute("PRAGMA busy_timeout=200"))
+                # The writer's connection gives up on a lock after 200 ms.
+                await rt.db.write(lambda conn: conn.exec_driver_sql("PRAGMA busy_timeout=200"))
             now = rt.clock.now_ms()
-            [delivery] = await queue.claim(rt.db, 10, 60_000, now)
+            [delivery] = await rt.db.write(
+                partial(outbox.claim, limit=10, lease_ms=60_000, now_ms=now)
+            )
             result = _reply_result(delivery, seeded.admin.id, seeded.channel.id, now)
+            write_back = partial(outbox.finish_isolating, results=[result], now_ms=now)
             # The lock outlasts the first try's 200 ms wait but not a second one: a reduced
             # write right after would go through, and must not be made.
             with (
                 _lock_held_briefly(url, delivery.id, 0.3),
-                pytest.raises(queue.StorageUnavailable) as raised,
+                pytest.raises(DBAPIError) as raised,
             ):
-                await queue.finish_isolating(rt.db, [result], now)
-            assert raised.value.written == []
-            async with rt.db.transaction() as conn:
-                row = (await conn.execute(select(deliveries))).one()
-                attempts = (await conn.execute(select(delivery_attempts))).all()
+                await rt.db.write(write_back)
+            assert not outbox.is_data_error(raised.value)
+            [row] = await rt.db.read(_all(select(deliveries)))
+            attempts = await rt.db.read(_all(select(delivery_attempts)))
             assert (row.status, row.last_error_kind, attempts) == ("in_flight", "", [])
             # The flusher tries again later, and now the write goes through.
-            inserted, written = await queue.finish_isolating(rt.db, [result], now)
+            inserted, written = await rt.db.write(write_back)
             assert [len(p) for p in inserted] == [1]
             assert written == [result]
-            async with rt.db.transaction() as conn:
-                row = (await conn.execute(select(deliveries))).one()
-                attempt = (await conn.execute(select(delivery_attempts))).one()
-                replies = (
-                    (await conn.execute(select(posts.c.message).where(posts.c.message == "reply")))
-                    .scalars()
-                    .all()
-                )
+            [row] = await rt.db.read(_all(select(deliveries)))
+            [attempt] = await rt.db.read(_all(select(delivery_attempts)))
+            replies = await rt.db.read(
+                _all(select(posts.c.message).where(posts.c.message == "reply"))
+            )
             assert (row.status, row.reply_posted, attempt.error_kind) == ("succeeded", True, "")
-            assert replies == ["reply"]
+            assert [r.message for r in replies] == ["reply"]
         finally:
             await rt.db.dispose()
 
@@ -341,7 +348,7 @@ def test_a_passing_lock_is_retried_not_recorded_unstorable() -> None:
 
 
 def test_only_errors_about_the_values_count_as_poison() -> None:
-    """sqlite3's own errors, as the raw write path raises them: a constraint or an unencodable
+    """sqlite3's own errors, bare and as SQLAlchemy wraps them: a constraint or an unencodable
     value is poison; a locked or closed database is not."""
     conn = sqlite3.connect(":memory:", isolation_level=None, timeout=0)
     conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, s TEXT)")
@@ -353,24 +360,54 @@ def test_only_errors_about_the_values_count_as_poison() -> None:
     conn.close()
     with pytest.raises(sqlite3.ProgrammingError) as closed:
         conn.execute("SELECT 1")
-    assert queue.is_data_error(duplicate.value)
-    assert queue.is_data_error(surrogate.value)
-    assert not queue.is_data_error(closed.value)
-    assert not queue.is_data_error(sqlite3.OperationalError("database is locked"))
+    locked = sqlite3.OperationalError("database is locked")
+    assert outbox.is_data_error(duplicate.value)
+    assert outbox.is_data_error(surrogate.value)
+    assert not outbox.is_data_error(closed.value)
+    assert not outbox.is_data_error(locked)
+    assert outbox.is_data_error(_wrapped(duplicate.value, sqlite3.Error))
+    assert not outbox.is_data_error(_wrapped(closed.value, sqlite3.Error))
+    assert not outbox.is_data_error(_wrapped(locked, sqlite3.Error))
+
+
+def test_postgres_errors_are_told_apart_by_sqlstate_or_class() -> None:
+    """psycopg's errors: the server's SQLSTATE decides (22 data, 23 integrity); an error raised
+    in the client with no SQLSTATE (a NUL in text) goes by its DB-API class."""
+    duplicate = psycopg.errors.UniqueViolation("duplicate key")
+    too_long = psycopg.errors.StringDataRightTruncation("value too long")
+    nul = psycopg.DataError("PostgreSQL text fields cannot contain NUL (0x00) bytes")
+    lock = psycopg.errors.LockNotAvailable("canceling statement due to lock timeout")
+    deadlock = psycopg.errors.DeadlockDetected("deadlock detected")
+    missing = psycopg.errors.UndefinedTable("relation does not exist")
+    lost = psycopg.OperationalError("server closed the connection unexpectedly")
+    for poison in (duplicate, too_long, nul):
+        assert outbox.is_data_error(_wrapped(poison, psycopg.Error)), poison
+        assert outbox.is_data_error(poison), poison
+    for trouble in (lock, deadlock, missing, lost):
+        assert not outbox.is_data_error(_wrapped(trouble, psycopg.Error)), trouble
+        assert not outbox.is_data_error(trouble), trouble
+
+
+def _wrapped(error: Exception, driver_error: type[Exception]) -> DBAPIError:
+    """``error`` as SQLAlchemy raises it from a statement (the wrapper named after its class)."""
+    wrapped = DBAPIError.instance("INSERT …", {}, error, driver_error)
+    assert isinstance(wrapped, DBAPIError)
+    wrapped.__cause__ = error
+    return wrapped
 
 
 def test_errors_caused_by_values_count_as_poison_wherever_they_sit() -> None:
-    """A value error anywhere in the chain of causes is poison (asyncpg's client-side encoding
-    error reaches us as an InterfaceError with no SQLSTATE), and so is a bug in building rows;
-    a lost connection or a timeout is not."""
+    """A value error anywhere in the chain of causes is poison (a driver's encoding error may
+    reach us wrapped, with no SQLSTATE), and so is a bug in building rows; a lost connection
+    or a timeout is not."""
     with pytest.raises(UnicodeEncodeError) as encoding:
         "\ud800".encode()
     wrapped = InterfaceError("INSERT …", {}, RuntimeError("bind failed"))
     wrapped.__cause__ = encoding.value  # as ``raise … from`` sets it
-    assert queue.is_data_error(wrapped)
-    assert queue.is_data_error(TypeError("unsupported operand"))
-    assert not queue.is_data_error(ConnectionResetError("peer reset"))
-    assert not queue.is_data_error(TimeoutError())
-    assert not queue.is_data_error(
+    assert outbox.is_data_error(wrapped)
+    assert outbox.is_data_error(TypeError("unsupported operand"))
+    assert not outbox.is_data_error(ConnectionResetError("peer reset"))
+    assert not outbox.is_data_error(TimeoutError())
+    assert not outbox.is_data_error(
         InterfaceError("INSERT …", {}, RuntimeError("closed"), connection_invalidated=True)
     )

@@ -3,6 +3,7 @@ the new signature together, and the log keeps the body that was sent."""
 
 import asyncio
 import json
+from functools import partial
 from urllib.parse import parse_qs
 
 import pytest
@@ -11,11 +12,12 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from support import Receiver, fresh_database, seed_channel_hook
 from tidings.config import Settings
+from tidings.domain.deliveries import Attempt, Delivery
 from tidings.services import hooks as hook_service
 from tidings.services import posts as post_service
 from tidings.services.runtime import Runtime
 from tidings.store import deliveries as delivery_store
-from tidings.store.database import Database
+from tidings.store.database import Connection, Database
 from tidings.webhooks.worker import Worker
 
 pytestmark = pytest.mark.db
@@ -55,8 +57,11 @@ async def _scenario(url: str, receiver: Receiver, content_type: str) -> None:
         with pytest.raises(WebhookVerificationError):
             Webhook(hook.signing_secret).verify(request.body, headers, json_parse=False)
 
-        async with rt.db.transaction() as conn:
-            [delivery] = await delivery_store.list_deliveries(conn, hook.id, None, 0, 10)
+        [delivery] = await rt.db.read(
+            partial(
+                delivery_store.list_deliveries, hook_id=hook.id, status=None, offset=0, limit=10
+            )
+        )
         assert delivery.post_id == post.id
         assert delivery.body == request.body
     finally:
@@ -90,6 +95,11 @@ _ALLOW_BODY_UPDATES = {
 }
 
 
+def _execute(conn: Connection, statements: list[str]) -> None:
+    for statement in statements:
+        conn.execute(text(statement))
+
+
 async def _failing_storage_scenario(url: str, receiver: Receiver) -> None:
     rt = Runtime(settings=Settings(database_url=url), db=Database.from_url(url))
     dialect = "sqlite" if url.startswith("sqlite") else "postgresql"
@@ -97,17 +107,13 @@ async def _failing_storage_scenario(url: str, receiver: Receiver) -> None:
         seeded = await seed_channel_hook(rt, "rotor2", receiver.url)
         await post_service.create_post(rt, seeded.admin, seeded.channel.id, "build 8 is green")
         rotated = await hook_service.regenerate_token(rt, seeded.admin, seeded.hook.id)
-        async with rt.db.transaction() as conn:
-            for statement in _REFUSE_BODY_UPDATES[dialect]:
-                await conn.execute(text(statement))
+        await rt.db.write(partial(_execute, statements=_REFUSE_BODY_UPDATES[dialect]))
         worker = Worker.from_runtime(rt)
         await worker.start()
         try:
             await asyncio.sleep(0.6)
             assert receiver.requests == []  # it could not save the re-tokened body: not sent
-            async with rt.db.transaction() as conn:
-                for statement in _ALLOW_BODY_UPDATES[dialect]:
-                    await conn.execute(text(statement))
+            await rt.db.write(partial(_execute, statements=_ALLOW_BODY_UPDATES[dialect]))
             for _ in range(500):
                 if receiver.requests:
                     break
@@ -116,9 +122,12 @@ async def _failing_storage_scenario(url: str, receiver: Receiver) -> None:
             await worker.stop()
         (request,) = receiver.requests
         assert _token_in(request.body, "application/x-www-form-urlencoded") == rotated.token
-        async with rt.db.transaction() as conn:
-            [delivery] = await delivery_store.list_deliveries(conn, seeded.hook.id, None, 0, 10)
-            attempts = await delivery_store.list_attempts(conn, delivery.id)
+
+        def read(conn: Connection) -> tuple[Delivery, list[Attempt]]:
+            [delivery] = delivery_store.list_deliveries(conn, seeded.hook.id, None, 0, 10)
+            return delivery, delivery_store.list_attempts(conn, delivery.id)
+
+        delivery, attempts = await rt.db.read(read)
         assert delivery.status == "succeeded"
         assert [a.error_kind for a in attempts] == [""]  # no "internal error" attempt
     finally:

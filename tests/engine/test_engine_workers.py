@@ -41,14 +41,8 @@ def _succeeded(url: str) -> int:
     async def work() -> int:
         db = Database.from_url(url)
         try:
-            async with db.transaction() as conn:
-                return int(
-                    (
-                        await conn.execute(
-                            select(func.count()).where(deliveries.c.status == "succeeded")
-                        )
-                    ).scalar_one()
-                )
+            query = select(func.count()).where(deliveries.c.status == "succeeded")
+            return int(await db.read(lambda conn: conn.execute(query).scalar_one()))
         finally:
             await db.dispose()
 

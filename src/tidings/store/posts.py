@@ -1,6 +1,5 @@
 """Queries on posts, returning domain objects."""
 
-import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
@@ -8,7 +7,6 @@ from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.engine import Connection
 
 from tidings.domain.posts import Post
-from tidings.store.compiled import CompiledStatement
 from tidings.store.schema import posts
 
 
@@ -63,15 +61,6 @@ def insert_post(conn: Connection, post: Post) -> None:
 def insert_posts(conn: Connection, new_posts: Sequence[Post]) -> None:
     if new_posts:
         conn.execute(_INSERT, [_values(p) for p in new_posts])
-
-
-_INSERT_RAW = CompiledStatement.insert(posts)
-
-
-def insert_posts_raw(conn: sqlite3.Connection, new_posts: Sequence[Post]) -> None:
-    """``insert_posts`` inside ``Database.sqlite_batch`` (the worker's reply posts)."""
-    if new_posts:
-        _INSERT_RAW.execute_many(conn, [_values(p) for p in new_posts])
 
 
 def find_post(conn: Connection, post_id: str) -> Post | None:

@@ -1,6 +1,5 @@
 """Queries on teams, channels and memberships, returning domain objects."""
 
-import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,7 +14,6 @@ from tidings.domain.teams import (
     TeamMember,
     TeamType,
 )
-from tidings.store.compiled import CompiledStatement
 from tidings.store.schema import channel_members, channels, team_members, teams
 
 
@@ -278,7 +276,6 @@ _TOUCH = (
         total_msg_count=channels.c.total_msg_count + bindparam("b_count"),
     )
 )
-_TOUCH_RAW = CompiledStatement(_TOUCH)
 
 
 def touch_channel(conn: Connection, channel_id: str, at: int, count: int = 1) -> None:
@@ -286,14 +283,15 @@ def touch_channel(conn: Connection, channel_id: str, at: int, count: int = 1) ->
     conn.execute(_TOUCH, {"b_id": channel_id, "b_at": at, "b_count": count})
 
 
-def touch_channels_raw(conn: sqlite3.Connection, latest: Mapping[str, tuple[int, int]]) -> None:
-    """``touch_channel`` for several channels inside ``Database.sqlite_batch``.
+def touch_channels(conn: Connection, latest: Mapping[str, tuple[int, int]]) -> None:
+    """``touch_channel`` for several channels in one ``executemany`` (the worker's reply posts).
 
     ``latest`` maps channel id → (newest post's create_at, number of new posts).
     """
-    _TOUCH_RAW.execute_many(
-        conn, [{"b_id": c, "b_at": at, "b_count": n} for c, (at, n) in latest.items()]
-    )
+    if latest:
+        conn.execute(
+            _TOUCH, [{"b_id": c, "b_at": at, "b_count": n} for c, (at, n) in latest.items()]
+        )
 
 
 def update_channel(conn: Connection, channel_id: str, **values: Any) -> None:

@@ -9,39 +9,49 @@ Imports ``tidings.store``, ``tidings.domain`` and ``tidings.events``.
 """
 
 from collections.abc import Sequence
+from functools import partial
 
 from tidings.domain.posts import Post
+from tidings.domain.teams import Channel
 from tidings.domain.wire import posted_event_data
 from tidings.events import Event, EventHub
 from tidings.store import teams as team_store
 from tidings.store import users as user_store
-from tidings.store.database import Database
+from tidings.store.database import Connection, Database
 
 
 async def announce_posts(db: Database, events: EventHub, posts: Sequence[tuple[Post, str]]) -> None:
     """Publish ``posted`` for each (reply post, creator's @name) to its channel's members."""
     if not posts or events.listener_count() == 0:
         return
-    mentions: dict[str, list[str]] = {}
-    async with db.transaction() as conn:
-        channels = {}
-        members: dict[str, list[str]] = {}
-        for post, _ in posts:
-            if post.channel_id not in channels:
-                channels[post.channel_id] = await team_store.find_channel(conn, post.channel_id)
-                members[post.channel_id] = await team_store.channel_member_ids(
-                    conn, post.channel_id
-                )
-            # Mentions drive desktop notifications, for webhook replies as for people.
-            mentions[post.id] = await user_store.mentioned_user_ids(
-                conn, post.message, members[post.channel_id], post.user_id
-            )
+    audience = await db.read(partial(_audience, posts=[post for post, _ in posts]))
     for post, creator_name in posts:
-        channel = channels.get(post.channel_id)
+        channel, members, mentions = audience[post.id]
         if channel is None:
             continue
         sender = str(post.props.get("override_username") or creator_name)
         data = posted_event_data(
-            post, channel, sender_name=sender, mentions=mentions[post.id], set_online=False
+            post, channel, sender_name=sender, mentions=mentions, set_online=False
         )
-        events.publish(Event("posted", data, {"channel_id": channel.id}), members[post.channel_id])
+        events.publish(Event("posted", data, {"channel_id": channel.id}), members)
+
+
+def _audience(
+    conn: Connection, posts: Sequence[Post]
+) -> dict[str, tuple[Channel | None, list[str], list[str]]]:
+    """post id → (its channel, the channel's members, the members it mentions), in one read.
+
+    Mentions drive desktop notifications, for webhook replies as for people.
+    """
+    channels: dict[str, tuple[Channel | None, list[str]]] = {}
+    audience: dict[str, tuple[Channel | None, list[str], list[str]]] = {}
+    for post in posts:
+        if post.channel_id not in channels:
+            channels[post.channel_id] = (
+                team_store.find_channel(conn, post.channel_id),
+                team_store.channel_member_ids(conn, post.channel_id),
+            )
+        channel, members = channels[post.channel_id]
+        mentions = user_store.mentioned_user_ids(conn, post.message, members, post.user_id)
+        audience[post.id] = (channel, members, mentions)
+    return audience

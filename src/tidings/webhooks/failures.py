@@ -8,6 +8,7 @@ process injects (the worker must not import services). Used only by ``tidings.we
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 
 from tidings.clock import Clock
 from tidings.domain import server_config
@@ -18,7 +19,7 @@ from tidings.domain.storable import storable_text
 from tidings.store import deliveries as delivery_store
 from tidings.store import hooks as hook_store
 from tidings.store import teams as team_store
-from tidings.store.database import Database
+from tidings.store.database import Connection, Database
 from tidings.webhooks.policy import Outcome
 
 logger = logging.getLogger(__name__)
@@ -70,10 +71,7 @@ class FailureWatch:
 
     async def _disable(self, hook: OutgoingHook, reason: str) -> None:
         now = self._clock.now_ms()
-        async with self._db.transaction() as conn:
-            changed = await hook_store.disable_hook(conn, hook.id, reason, now)
-            if changed:
-                await team_store.bump_hooks_version(conn, hook.team_id)
+        changed = await self._db.write(partial(_disable_hook, hook=hook, reason=reason, now_ms=now))
         if changed:
             logger.warning("disabled hook %s: %s", hook.id, reason)
             await self._send(
@@ -90,8 +88,9 @@ class FailureWatch:
         self._streak_checked[hook.id] = now_s
         settings = server_config.webhook_settings(await self._config())
         now = self._clock.now_ms()
-        async with self._db.transaction() as conn:
-            failures, oldest = await delivery_store.failure_streak(conn, hook.id, hook.update_at)
+        failures, oldest = await self._db.read(
+            partial(delivery_store.failure_streak, hook_id=hook.id, since_ms=hook.update_at)
+        )
         window_ms = settings.auto_disable_hours * 3600 * 1000
         if failures >= settings.auto_disable_min_failures and oldest and oldest <= now - window_ms:
             await self._disable(
@@ -101,8 +100,14 @@ class FailureWatch:
 
     async def _notice(self, hook: OutgoingHook, attempt: Attempt) -> None:
         now = self._clock.now_ms()
-        async with self._db.transaction() as conn:
-            allowed = await hook_store.claim_failure_notice(conn, hook.id, now, NOTICE_EVERY_MS)
+        allowed = await self._db.write(
+            partial(
+                hook_store.claim_failure_notice,
+                hook_id=hook.id,
+                now_ms=now,
+                every_ms=NOTICE_EVERY_MS,
+            )
+        )
         if allowed:
             # The message may quote what a receiver sent; the notice is a post, so store-safe.
             why = storable_text(attempt.error_message, 1024) or f"HTTP {attempt.status_code}"
@@ -118,6 +123,15 @@ class FailureWatch:
                 await self._notify(hook, text)
             except Exception:
                 logger.exception("could not notify the owner of hook %s", hook.id)
+
+
+def _disable_hook(conn: Connection, hook: OutgoingHook, reason: str, now_ms: int) -> bool:
+    """Disable the hook and, if that changed it, move its team's hook version (which the post
+    path's match index follows); False if it was disabled or gone already."""
+    changed = hook_store.disable_hook(conn, hook.id, reason, now_ms)
+    if changed:
+        team_store.bump_hooks_version(conn, hook.team_id)
+    return changed
 
 
 def _name(hook: OutgoingHook) -> str:

@@ -3,12 +3,14 @@
 Imports ``tidings.store`` and ``tidings.domain``; used only by ``tidings.webhooks.worker``.
 """
 
+from functools import partial
+
 from tidings.clock import Clock
 from tidings.domain.hooks import OutgoingHook
 from tidings.domain.users import User
 from tidings.store import hooks as hook_store
 from tidings.store import users as user_store
-from tidings.store.database import Database
+from tidings.store.database import Connection, Database
 
 HOOK_CACHE_SECONDS = 1.0
 HOOK_CACHE_SIZE = 10_000
@@ -38,10 +40,8 @@ class HookCache:
             if now - self._hooks.get(i, (float("-inf"), None))[0] >= HOOK_CACHE_SECONDS
         }
         if stale:
-            async with db.transaction() as conn:
-                found = await hook_store.find_hooks(conn, stale)
-                creator_ids = {h.creator_id for h in found.values()}
-                self._creators.update(await user_store.find_users(conn, creator_ids))
+            found, creators = await db.read(partial(_hooks_and_creators, hook_ids=stale))
+            self._creators.update(creators)
             for hook_id in stale:
                 self._hooks[hook_id] = (now, found.get(hook_id))
             if len(self._hooks) > HOOK_CACHE_SIZE:
@@ -59,14 +59,18 @@ class HookCache:
     async def reload(self, db: Database, hook_id: str) -> tuple[OutgoingHook | None, User | None]:
         """Read one hook and its creator now, whatever the cache holds: for a new token, and
         before a final "not sent" (the owner may have been reactivated a moment ago)."""
-        creator = None
-        async with db.transaction() as conn:
-            hook = (await hook_store.find_hooks(conn, {hook_id})).get(hook_id)
-            if hook is not None:
-                creator = (await user_store.find_users(conn, {hook.creator_id})).get(
-                    hook.creator_id
-                )
+        found, creators = await db.read(partial(_hooks_and_creators, hook_ids={hook_id}))
+        hook = found.get(hook_id)
+        creator = creators.get(hook.creator_id) if hook is not None else None
         self._hooks[hook_id] = (self._clock.monotonic(), hook)
         if creator is not None:
             self._creators[creator.id] = creator
         return hook, creator
+
+
+def _hooks_and_creators(
+    conn: Connection, hook_ids: set[str]
+) -> tuple[dict[str, OutgoingHook], dict[str, User]]:
+    """The hooks (deleted ones too) and their creators, read in one snapshot."""
+    found = hook_store.find_hooks(conn, hook_ids)
+    return found, user_store.find_users(conn, {h.creator_id for h in found.values()})

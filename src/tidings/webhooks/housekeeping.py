@@ -1,19 +1,19 @@
 """The worker's housekeeping: requeue deliveries whose worker died, prune the delivery log.
 
-Imports ``tidings.webhooks.queue``, ``tidings.store`` and ``tidings.domain``; used only by
-``tidings.webhooks.worker``.
+Imports ``tidings.store`` and ``tidings.domain``; used only by ``tidings.webhooks.worker``.
 """
 
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from functools import partial
 
 from tidings.clock import Clock
 from tidings.domain import server_config
 from tidings.domain.server_config import ConfigDocument
 from tidings.store import deliveries as delivery_store
+from tidings.store import outbox
 from tidings.store.database import Database
-from tidings.webhooks import queue
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ async def keep_house(
     last_prune = float("-inf")
     while True:
         try:
-            released = await queue.release_expired(db, clock.now_ms())
+            released = await db.write(partial(outbox.release_expired, now_ms=clock.now_ms()))
             if released:
                 logger.warning("requeued %d deliveries whose worker stopped mid-attempt", released)
                 outbox_signal.set()
@@ -52,8 +52,7 @@ async def _prune(
         settings = server_config.webhook_settings(await config())
         cutoff = clock.now_ms() - settings.retention_days * 86_400_000
         while True:
-            async with db.transaction() as conn:
-                pruned = await delivery_store.prune_finished(conn, cutoff)
+            pruned = await db.write(partial(delivery_store.prune_finished, older_than_ms=cutoff))
             if pruned == 0:
                 break
             await asyncio.sleep(0)

@@ -16,6 +16,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Sequence
+from functools import partial
 
 from tidings.domain.posts import Post
 from tidings.events import EventHub
@@ -94,7 +95,6 @@ class Relay:
             return
         if origin == ORIGIN:
             return
-        async with self._db.transaction() as conn:
-            post = await post_store.find_post(conn, str(post_id))
+        post = await self._db.read(partial(post_store.find_post, post_id=str(post_id)))
         if post is not None:
             await announce_posts(self._db, self._events, [(post, str(sender_name))])

@@ -2,13 +2,15 @@
 
 One worker runs inside ``tidings serve``; ``tidings worker`` runs the same class as its own
 process. Everything that can go wrong with a receiver is a value here (an ``HttpOutcome``, a
-``ReplyError``), never an exception that stops the loop.
+``ReplyError``), never an exception that stops the loop. One delivery's attempt (send,
+classify, reply, outcome) is ``webhooks/delivery.py``; this module decides when it happens.
 
 Database work is batched, because a transaction per delivery would make the database the
-bottleneck: one claim fetches a batch and the hooks, trigger posts and hook creators it needs;
-one flusher writes results back many at a time, then announces reply posts and looks after
-failing hooks (owner notices, auto-disable). Housekeeping (``webhooks/housekeeping.py``)
-requeues deliveries whose worker died and prunes old log rows.
+bottleneck: one claim (one unit of work, ``store/outbox.py``) fetches a batch, the hook cache
+the hooks and hook creators it needs; one flusher writes results back many at a time (one unit
+per batch), then announces reply posts and looks after failing hooks (owner notices,
+auto-disable). Housekeeping (``webhooks/housekeeping.py``) requeues deliveries whose worker
+died and prunes old log rows.
 
 Concurrency: ``worker_concurrency`` sender tasks pull claimed deliveries from one ready queue.
 A delivery holds a slot under its destination (scheme+host+port), its hook's owner and its
@@ -31,43 +33,35 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Protocol
 
-from tidings import metrics
 from tidings.clock import Clock
 from tidings.config import Settings
 from tidings.domain import server_config
-from tidings.domain.deliveries import Attempt, Delivery, DeliveryStatus, ErrorKind
+from tidings.domain.deliveries import Delivery, DeliveryStatus, ErrorKind
 from tidings.domain.hooks import OutgoingHook
+from tidings.domain.outbox import destination
 from tidings.domain.posts import Post
 from tidings.domain.server_config import ConfigDocument, WebhookSettings
 from tidings.domain.users import User
-from tidings.domain.values import value_object
 from tidings.events import EventHub
-from tidings.ids import new_id
+from tidings.store import outbox
 from tidings.store import users as user_store
 from tidings.store.database import Database
-from tidings.webhooks import queue, relay, slots
+from tidings.webhooks import relay, slots
 from tidings.webhooks.announcements import announce_posts
-from tidings.webhooks.client import HttpOutcome, WebhookClient
+from tidings.webhooks.client import WebhookClient
+from tidings.webhooks.delivery import GIVE_BACK_DELAY_MS, Batch, Courier, Result, not_sendable
 from tidings.webhooks.failures import Failure, FailureWatch, Notify
 from tidings.webhooks.hookcache import HookCache
 from tidings.webhooks.housekeeping import keep_house
-from tidings.webhooks.payloads import carries_token, with_token
-from tidings.webhooks.policy import Outcome, RetryPolicy, classify, next_delay_seconds
-from tidings.webhooks.replies import ReplyError, build_reply_posts, parse_reply, user_ids_in_reply
-from tidings.webhooks.signing import mask_secret_headers, signature_headers
 
 logger = logging.getLogger(__name__)
 
-EXCERPT_BYTES = 64 * 1024
 STOP_GRACE_SECONDS = 10.0
 FLUSH_BATCH = 200
 CLAIM_AHEAD = 8
-GIVE_BACK_DELAY_MS = 1000
-"""A delivery given back because its backlog is full (or its hook could not be read) is
-claimable again after this; claims skip a full key anyway, so this only keeps a key at the
-edge from being claimed and refused at every poll."""
 LEASE_MARGIN_SECONDS = 5
 FLUSH_WAIT_SECONDS = 0.002
 FLUSH_RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
@@ -86,30 +80,13 @@ class WorkerDeps(Protocol):
     def config(self) -> Awaitable[ConfigDocument]: ...
 
 
-@dataclass(frozen=True)
-class _Batch:
-    """What one claimed batch shares: the settings of the moment and the rows it refers to."""
-
-    settings: WebhookSettings
-    hooks: dict[str, OutgoingHook]
-    creators: dict[str, User]
-
-
 @dataclass(slots=True)
 class _Job:
     """A claimed delivery on its way; ``keys`` are set once it holds (or waits for) slots."""
 
     delivery: Delivery
-    batch: _Batch
+    batch: Batch
     keys: tuple[str, ...] = ()
-
-
-@value_object
-class _Result:
-    finish: queue.Finish
-    verdict: Outcome
-    hook: OutgoingHook | None
-    sender_name: str
 
 
 class Worker:
@@ -125,7 +102,6 @@ class Worker:
     ) -> None:
         self.deps = deps
         self.client = client or WebhookClient()
-        self._rand = rand
         self._running = False
         self._tasks: list[asyncio.Task[None]] = []
         self._senders: list[asyncio.Task[None]] = []
@@ -134,10 +110,16 @@ class Worker:
         self._slots: slots.SlotBoard[_Job] = slots.SlotBoard(slots.SlotCaps(1, 1, 1))
         self._held = 0  # claimed and not yet written back
         self._room = asyncio.Event()
-        self._pending: list[_Result] = []
+        self._pending: list[Result] = []
         self._flush_wanted = asyncio.Event()
+        # Held while results are written back: stop() waits for a write under way rather than
+        # cancel it (the unit would commit anyway, and the final flush would write it again).
+        self._flushing = asyncio.Lock()
         self._failures = FailureWatch(deps.db, deps.clock, deps.config, notify)
         self._hook_cache = HookCache(deps.clock)
+        self._courier = Courier(
+            self.client, _WorkerStorage(deps.db, self._hook_cache), deps.clock, rand
+        )
 
     @classmethod
     def from_runtime(cls, deps: WorkerDeps, notify: Notify | None = None) -> "Worker":
@@ -180,10 +162,15 @@ class Worker:
             self._room.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._room.wait(), max(0.01, deadline - loop.time()))
-        for task in [*self._senders, *others]:
+        for task in self._senders:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        async with self._flushing:
+            for task in others:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         try:
             await self._flush()
         except Exception:
@@ -226,19 +213,21 @@ class Worker:
         self.client.set_allowlist(hook_settings.allowlist)
         self._make_ready(self._slots.set_caps(self._caps(hook_settings)))
         saturated = self._slots.saturated()
-        claimed = await queue.claim(
-            self.deps.db,
-            min(free, settings.worker_batch_size),
-            int(settings.worker_lease_seconds * 1000),
-            self.deps.clock.now_ms(),
-            skip_destinations=saturated.destinations,
-            skip_owners=saturated.owners,
-            skip_teams=saturated.teams,
+        claimed = await self.deps.db.write(
+            partial(
+                outbox.claim,
+                limit=min(free, settings.worker_batch_size),
+                lease_ms=int(settings.worker_lease_seconds * 1000),
+                now_ms=self.deps.clock.now_ms(),
+                skip_destinations=saturated.destinations,
+                skip_owners=saturated.owners,
+                skip_teams=saturated.teams,
+            )
         )
         if not claimed:
             return 0
         hooks, creators = await self._hook_cache.load(self.deps.db, {d.hook_id for d in claimed})
-        batch = _Batch(settings=hook_settings, hooks=hooks, creators=creators)
+        batch = Batch(settings=hook_settings, hooks=hooks, creators=creators)
         self._held += len(claimed)
         for delivery in claimed:
             self._ready.put_nowait(_Job(delivery, batch))
@@ -276,7 +265,7 @@ class Worker:
                     # another worker would send it too: hand it back unsent instead.
                     self._give_back(job.delivery, delay_ms=0)
                 else:
-                    await self._deliver(job.delivery, job.batch)
+                    self._record(await self._courier.deliver(job.delivery, job.batch))
             finally:
                 self._make_ready(self._slots.release(job.keys))
 
@@ -285,7 +274,7 @@ class Worker:
         (a release hands it back), or goes back to the queue because that backlog is full."""
         delivery, batch = job.delivery, job.batch
         hook = batch.hooks.get(delivery.hook_id)
-        if _not_sendable(hook, batch.creators.get(hook.creator_id) if hook else None):
+        if not_sendable(hook, batch.creators.get(hook.creator_id) if hook else None):
             # "Not sent" is final, so it is decided on fresh rows, not on the cache (an owner
             # reactivated a moment ago). No request, so no slot to wait for.
             try:
@@ -294,8 +283,8 @@ class Worker:
                 logger.exception("reading hook %s failed", delivery.hook_id)
                 self._give_back(delivery, delay_ms=GIVE_BACK_DELAY_MS)
                 return False
-            if why := _not_sendable(hook, creator):
-                self._record(self._not_sent(delivery, hook, batch, why))
+            if why := not_sendable(hook, creator):
+                self._record(self._courier.not_sent(delivery, hook, batch, why))
                 return False
             assert hook is not None
             fresh_creators = {creator.id: creator} if creator is not None else {}
@@ -305,7 +294,7 @@ class Worker:
                 creators={**batch.creators, **fresh_creators},
             )
         assert hook is not None
-        job.keys = slots.slot_keys(queue.destination(delivery.url), hook.creator_id, hook.team_id)
+        job.keys = slots.slot_keys(destination(delivery.url), hook.creator_id, hook.team_id)
         admission = self._slots.admit(job, job.keys)
         if admission is slots.Admission.FULL:
             self._give_back(delivery, delay_ms=GIVE_BACK_DELAY_MS)
@@ -315,7 +304,7 @@ class Worker:
         for job in jobs:
             self._ready.put_nowait(job)
 
-    def _lease_too_short(self, delivery: Delivery, batch: _Batch) -> bool:
+    def _lease_too_short(self, delivery: Delivery, batch: Batch) -> bool:
         """True when waiting used up so much of the lease that the request could outlive it.
 
         Only a delivery that waited counts: with a lease shorter than the timeout from the
@@ -330,202 +319,11 @@ class Worker:
 
     def _give_back(self, delivery: Delivery, delay_ms: int) -> None:
         """Return a claimed delivery unsent; the claim is not counted as an attempt."""
-        self._record(self._given_back(delivery, delay_ms))
+        self._record(self._courier.given_back(delivery, delay_ms))
 
-    def _given_back(self, delivery: Delivery, delay_ms: int) -> _Result:
-        finish = queue.Finish(
-            delivery=delivery,
-            status=DeliveryStatus.PENDING,
-            attempt=None,
-            next_attempt_at=self.deps.clock.now_ms() + delay_ms,
-        )
-        return _Result(finish=finish, verdict=Outcome.RETRY, hook=None, sender_name="")
-
-    def _record(self, result: _Result) -> None:
+    def _record(self, result: Result) -> None:
         self._pending.append(result)
         self._flush_wanted.set()
-
-    async def _deliver(self, delivery: Delivery, batch: _Batch) -> None:
-        hook = batch.hooks.get(delivery.hook_id)
-        try:
-            result = await self._attempt(delivery, hook, batch)
-        except Exception as exc:  # a bug must not kill the loop: record it as a failed attempt
-            logger.exception("delivery %s crashed", delivery.id)
-            outcome = _outcome_without_request(
-                ErrorKind.PROTOCOL, f"internal error: {type(exc).__name__}"
-            )
-            result = self._verdict(delivery, hook, batch, outcome, self.deps.clock.now_ms(), {}, [])
-        self._record(result)
-
-    async def _attempt(
-        self, delivery: Delivery, hook: OutgoingHook | None, batch: _Batch
-    ) -> _Result:
-        started_at = self.deps.clock.now_ms()
-        if hook is not None and not carries_token(delivery.body, delivery.content_type, hook.token):
-            try:
-                hook, _creator = await self._hook_cache.reload(self.deps.db, hook.id)
-                if hook is not None and not carries_token(
-                    delivery.body, delivery.content_type, hook.token
-                ):
-                    delivery = await self._retoken(delivery, hook.token)
-            except Exception:
-                # The database failing is no verdict on the receiver: try again later, with no
-                # attempt counted and nothing for the failure watch.
-                logger.exception("re-reading hook %s before sending failed", delivery.hook_id)
-                return self._given_back(delivery, GIVE_BACK_DELAY_MS)
-        creator = batch.creators.get(hook.creator_id) if hook is not None else None
-        if hook is None or _not_sendable(hook, creator):  # changed since the slots were taken
-            return self._not_sent(delivery, hook, batch, _not_sendable(hook, creator))
-        headers = {
-            "Content-Type": delivery.content_type,
-            "Accept": "application/json",
-            **signature_headers(
-                hook.signing_secret, delivery.id, started_at // 1000, delivery.body
-            ),
-        }
-        timeout = float(hook.timeout_seconds or batch.settings.timeout_seconds)
-        outcome = await self.client.post(delivery.url, delivery.body, headers, timeout)
-        metrics.attempt_seconds.observe(outcome.duration_ms / 1000)
-        replies = await self._reply_posts(delivery, hook, batch, outcome)
-        return self._verdict(delivery, hook, batch, outcome, started_at, headers, replies)
-
-    def _not_sent(
-        self, delivery: Delivery, hook: OutgoingHook | None, batch: _Batch, why: str
-    ) -> _Result:
-        """The verdict on a delivery its hook can no longer make: failed, ``not_sent``."""
-        outcome = _outcome_without_request(ErrorKind.NOT_SENT, f"not sent: {why}")
-        return self._verdict(delivery, hook, batch, outcome, self.deps.clock.now_ms(), {}, [])
-
-    async def _retoken(self, delivery: Delivery, token: str) -> Delivery:
-        """The delivery with its body encoded for the hook's current token.
-
-        The token was regenerated after the delivery was queued, and the request is signed with
-        the new secret, so it must carry the new token too. The body is saved so the delivery
-        log shows what was sent.
-        """
-        body = with_token(delivery.body, delivery.content_type, token)
-        await queue.replace_body(self.deps.db, delivery.id, body)
-        return dataclasses.replace(delivery, body=body)
-
-    async def _reply_posts(
-        self, delivery: Delivery, hook: OutgoingHook, batch: _Batch, outcome: HttpOutcome
-    ) -> list[Post] | ReplyError:
-        """The posts a 2xx reply makes (none for pings or if already posted), or why it cannot."""
-        if classify(outcome.status_code or None, outcome.error_kind) != Outcome.SUCCESS:
-            return []
-        if delivery.reply_posted or not delivery.post_id:
-            return []
-        # All a reply needs of its trigger is the thread to answer in, recorded at enqueue time.
-        thread = delivery.root_id or delivery.post_id
-        trigger = Post(
-            id=thread,
-            create_at=0,
-            update_at=0,
-            edit_at=0,
-            delete_at=0,
-            user_id="",
-            channel_id=delivery.channel_id,
-            root_id="",
-            message="",
-        )
-        try:
-            reply = parse_reply(outcome.body, outcome.truncated)
-            if reply is None:
-                return []
-            mentioned = user_ids_in_reply(reply)
-            usernames: dict[str, str] = {}
-            if mentioned:
-                async with self.deps.db.transaction() as conn:
-                    usernames = await user_store.usernames_by_id(conn, mentioned)
-            creator = batch.creators.get(hook.creator_id)
-            specs = build_reply_posts(
-                reply,
-                hook,
-                trigger,
-                username_override_enabled=batch.settings.username_override,
-                icon_override_enabled=batch.settings.icon_override,
-                usernames_by_id=usernames,
-                creator_is_bot=bool(creator and creator.is_bot),
-            )
-        except ReplyError as error:
-            return error
-        now = self.deps.clock.now_ms()
-        return [
-            Post(
-                id=new_id(),
-                create_at=now + i,
-                update_at=now + i,
-                edit_at=0,
-                delete_at=0,
-                user_id=hook.creator_id,
-                channel_id=delivery.channel_id,
-                root_id=spec.root_id,
-                message=spec.message,
-                type=spec.type,
-                props=spec.props,
-            )
-            for i, spec in enumerate(specs)
-        ]
-
-    def _verdict(
-        self,
-        delivery: Delivery,
-        hook: OutgoingHook | None,
-        batch: _Batch,
-        outcome: HttpOutcome,
-        started_at: int,
-        headers: dict[str, str],
-        replies: list[Post] | ReplyError,
-    ) -> _Result:
-        """Turn an outcome into the delivery's next state."""
-        verdict = classify(outcome.status_code or None, outcome.error_kind)
-        error_kind, error_message = outcome.error_kind, outcome.error_message
-        posts: list[Post] = []
-        if isinstance(replies, ReplyError):
-            error_kind, error_message = ErrorKind.BAD_REPLY, f"reply not posted: {replies}"
-        else:
-            posts = replies
-        next_at = 0
-        status = DeliveryStatus.FAILED
-        if verdict == Outcome.SUCCESS:
-            status = DeliveryStatus.SUCCEEDED
-        elif (
-            verdict == Outcome.RETRY and delivery.post_id
-        ):  # pings are answered at once, not retried
-            policy = RetryPolicy(schedule_seconds=batch.settings.retry_schedule_seconds)
-            now_ms = self.deps.clock.now_ms()
-            delay = next_delay_seconds(
-                policy, delivery.attempt_count, outcome.retry_after, self._rand, now_ms / 1000
-            )
-            if delay is not None:
-                status = DeliveryStatus.PENDING
-                next_at = now_ms + int(delay * 1000)
-        metrics.attempt_outcome(verdict.value).inc()
-        if status != DeliveryStatus.PENDING:
-            metrics.finished_status(status.value).inc()
-        attempt = Attempt(
-            id=new_id(),
-            delivery_id=delivery.id,
-            number=delivery.attempt_count,
-            started_at=started_at,
-            duration_ms=outcome.duration_ms,
-            status_code=outcome.status_code,
-            error_kind=error_kind.value,
-            error_message=error_message,
-            request_headers=mask_secret_headers(headers),
-            response_headers=outcome.headers,
-            response_excerpt=outcome.body[:EXCERPT_BYTES].decode("utf-8", errors="replace"),
-        )
-        creator = batch.creators.get(hook.creator_id) if hook else None
-        sender = f"@{creator.username}" if creator else ""
-        finish = queue.Finish(
-            delivery=delivery,
-            status=status,
-            attempt=attempt,
-            next_attempt_at=next_at,
-            reply_posts=posts,
-        )
-        return _Result(finish=finish, verdict=verdict, hook=hook, sender_name=sender)
 
     async def _housekeeping(self) -> None:
         await keep_house(
@@ -562,32 +360,31 @@ class Worker:
                 self._flush_wanted.set()
 
     async def _flush(self) -> None:
-        """Write pending results back; a row that cannot be stored fails alone (see
-        ``queue.finish_isolating``). Raises only when the database itself fails, leaving the
-        results not yet written pending for the next try."""
-        if not self._pending:
-            return
-        batch, self._pending = self._pending, []
-        failure: queue.StorageUnavailable | None = None
-        try:
-            inserted, written = await queue.finish_isolating(
-                self.deps.db, [r.finish for r in batch], self.deps.clock.now_ms()
-            )
-        except queue.StorageUnavailable as error:
-            inserted, written, failure = error.inserted, error.written, error
-        except BaseException:  # cancelled by stop() too: the final flush must still see them
-            self._pending = batch + self._pending
-            raise
-        self._pending = batch[len(written) :] + self._pending
-        self._held -= len(written)
-        self._room.set()
-        done = [dataclasses.replace(r, finish=f) for r, f in zip(batch, written, strict=False)]
+        """Write pending results back in one unit; a row that cannot be stored fails alone (see
+        ``outbox.finish_isolating``). Raises only when the database itself fails: then nothing
+        was written, and the results stay pending for the next try."""
+        async with self._flushing:
+            if not self._pending:
+                return
+            batch, self._pending = self._pending, []
+            try:
+                inserted, written = await self.deps.db.write(
+                    partial(
+                        outbox.finish_isolating,
+                        results=[r.finish for r in batch],
+                        now_ms=self.deps.clock.now_ms(),
+                    )
+                )
+            except BaseException:
+                self._pending = batch + self._pending
+                raise
+            self._held -= len(written)
+            self._room.set()
+        done = [dataclasses.replace(r, finish=f) for r, f in zip(batch, written, strict=True)]
         await self._announce(
             [(p, r.sender_name) for r, posts in zip(done, inserted, strict=True) for p in posts]
         )
         await self._watch_failures(done)
-        if failure is not None:
-            raise failure
 
     async def _announce(self, posts: list[tuple[Post, str]]) -> None:
         """Tell channel members about reply posts: here, and through servers in other processes.
@@ -603,7 +400,7 @@ class Worker:
 
     # --- failing hooks -------------------------------------------------------------------------
 
-    async def _watch_failures(self, results: list[_Result]) -> None:
+    async def _watch_failures(self, results: list[Result]) -> None:
         """Hand the batch's final failures over: not pings, not hooks already out of service,
         and not deliveries never sent (``not_sent`` says nothing about the receiver; a
         deactivated owner must neither be told nor lose the hook for it)."""
@@ -622,16 +419,19 @@ class Worker:
             await self._failures.observe(failures)
 
 
-def _not_sendable(hook: OutgoingHook | None, creator: User | None) -> str:
-    """Why the hook (with its creator) can make no delivery now, or "" if it can."""
-    if hook is None or hook.delete_at:
-        return "the hook was deleted"
-    if not hook.enabled:
-        return "the hook is disabled"
-    if creator is not None and creator.delete_at:
-        return "the hook's owner is deactivated"
-    return ""
+class _WorkerStorage:
+    """What an attempt needs from storage (``delivery.AttemptStorage``): the hook cache's fresh
+    reads, and one unit of work per write or look-up."""
 
+    def __init__(self, db: Database, hooks: HookCache) -> None:
+        self._db = db
+        self._hooks = hooks
 
-def _outcome_without_request(kind: ErrorKind, message: str) -> HttpOutcome:
-    return HttpOutcome(0, {}, b"", False, 0, kind, message, None)
+    async def reload_hook(self, hook_id: str) -> tuple[OutgoingHook | None, User | None]:
+        return await self._hooks.reload(self._db, hook_id)
+
+    async def save_body(self, delivery_id: str, body: bytes) -> None:
+        await self._db.write(partial(outbox.replace_body, delivery_id=delivery_id, body=body))
+
+    async def usernames(self, user_ids: set[str]) -> dict[str, str]:
+        return await self._db.read(partial(user_store.usernames_by_id, ids=user_ids))

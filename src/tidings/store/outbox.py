@@ -1,0 +1,504 @@
+"""The outbox's SQL: deliveries enqueued in the poster's transaction, claimed with a lease,
+finished in batches, released when their worker died.
+
+Each function is (part of) a unit of work over one :class:`Connection`, the same code for SQLite
+and PostgreSQL: the worker runs a claim as one unit and a batch's write-back as one unit, with a
+handful of statements each (``executemany`` for the rows, statements built once here). On
+PostgreSQL the claim and the release take their rows ``FOR UPDATE SKIP LOCKED`` so several
+workers never take the same row, and the write-back locks the rows it fences on; SQLite's
+compiler drops those clauses, and its one write lock (``BEGIN IMMEDIATE``) does the same. The
+rules (fencing by lease, replying once, what an unstorable result becomes) are
+``tidings.domain.outbox``.
+
+Imports ``tidings.domain`` and ``tidings.store``.
+"""
+
+import dataclasses
+import logging
+import sqlite3
+from collections.abc import Collection, Sequence
+from typing import Any
+
+import psycopg
+from sqlalchemy import bindparam, exists, func, or_, select, update
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
+
+from tidings.domain.deliveries import Attempt, Delivery, DeliveryStatus, ErrorKind
+from tidings.domain.outbox import (
+    INTERRUPTED_MESSAGE,
+    Finish,
+    NewDelivery,
+    Ownership,
+    SkipLists,
+    WriteBack,
+    destination,
+    interrupted_attempt,
+    latest_by_channel,
+    plan_write_back,
+    unstorable,
+)
+from tidings.domain.posts import Post
+from tidings.domain.storable import storable_json, storable_text
+from tidings.ids import new_id
+from tidings.store.database import Connection
+from tidings.store.deliveries import delivery_from_row
+from tidings.store.posts import insert_posts
+from tidings.store.schema import deliveries, delivery_attempts, outgoing_hooks, posts
+from tidings.store.teams import touch_channels
+
+# The posts service imports these from here, with ``enqueue``.
+__all__ = [
+    "IDS_PER_STATEMENT",
+    "NewDelivery",
+    "claim",
+    "depth",
+    "enqueue",
+    "finish",
+    "finish_isolating",
+    "is_data_error",
+    "release_expired",
+    "replace_body",
+    "requeue",
+]
+
+logger = logging.getLogger(__name__)
+
+IDS_PER_STATEMENT = 500
+"""Values one statement binds for a list (well under SQLite's classic limit of 999)."""
+
+
+def _length(column: Any) -> int:
+    length = column.type.length
+    assert isinstance(length, int)
+    return length
+
+
+# Every string the worker stores is bounded by its column, read from the schema.
+_ERROR_CHARS = _length(delivery_attempts.c.error_message)
+_KIND_CHARS = _length(delivery_attempts.c.error_kind)
+_LAST_ERROR_CHARS = _length(deliveries.c.last_error)
+_POST_TYPE_CHARS = _length(posts.c.type)
+
+_PENDING = DeliveryStatus.PENDING.value
+_IN_FLIGHT = DeliveryStatus.IN_FLIGHT.value
+
+_INSERT_DELIVERIES = deliveries.insert()
+_INSERT_ATTEMPTS = delivery_attempts.insert()
+
+
+def enqueue(conn: Connection, new: Sequence[NewDelivery], now_ms: int) -> list[str]:
+    """Insert pending deliveries in the caller's transaction; return their ids."""
+    if not new:
+        return []
+    rows: list[dict[str, Any]] = [
+        {
+            "id": new_id(),
+            "hook_id": d.hook_id,
+            "post_id": d.post_id,
+            "root_id": d.root_id,
+            "channel_id": d.channel_id,
+            "url": d.url,
+            "destination": destination(d.url),
+            "status": _PENDING,
+            "content_type": d.content_type,
+            "body": d.body,
+            "trigger_word": d.trigger_word,
+            "create_at": now_ms,
+            "update_at": now_ms,
+            "next_attempt_at": now_ms,
+            "attempt_count": 0,
+            "lease_expires_at": 0,
+            "reply_posted": False,
+            "last_status_code": 0,
+            "last_error_kind": "",
+            "last_error": "",
+        }
+        for d in new
+    ]
+    conn.execute(_INSERT_DELIVERIES, rows)
+    return [str(r["id"]) for r in rows]
+
+
+def _claim_statement(skip_destinations: bool, skip_hooks: bool) -> Any:
+    """The claim, passing over listed destinations and/or hooks of listed owners or teams.
+
+    SQLite runs it as a range scan of ``ix_deliveries_due``; a passed-over owner or team costs a
+    primary-key look-up of each scanned delivery's hook, so that clause is left out when no
+    owner or team is listed.
+    """
+    conditions = [
+        deliveries.c.status == _PENDING,
+        deliveries.c.next_attempt_at <= bindparam("b_now"),
+    ]
+    if skip_destinations:
+        conditions.append(
+            deliveries.c.destination.not_in(bindparam("b_destinations", expanding=True))
+        )
+    if skip_hooks:
+        skipped_hook = or_(
+            outgoing_hooks.c.creator_id.in_(bindparam("b_owners", expanding=True)),
+            outgoing_hooks.c.team_id.in_(bindparam("b_teams", expanding=True)),
+        )
+        conditions.append(
+            ~exists().where(outgoing_hooks.c.id == deliveries.c.hook_id, skipped_hook)
+        )
+    due_ids = (
+        select(deliveries.c.id)
+        .where(*conditions)
+        .order_by(deliveries.c.next_attempt_at)
+        .limit(bindparam("b_limit"))
+        .with_for_update(skip_locked=True)
+    )
+    return (
+        update(deliveries)
+        .where(deliveries.c.id.in_(due_ids.scalar_subquery()))
+        .values(
+            status=_IN_FLIGHT,
+            lease_expires_at=bindparam("b_lease_until"),
+            attempt_count=deliveries.c.attempt_count + 1,
+            update_at=bindparam("b_now"),
+        )
+        .returning(*deliveries.c)
+    )
+
+
+# (passes over destinations, passes over owners or teams) → the claim statement
+_CLAIMS = {(d, h): _claim_statement(d, h) for d in (False, True) for h in (False, True)}
+
+
+def claim(
+    conn: Connection,
+    limit: int,
+    lease_ms: int,
+    now_ms: int,
+    *,
+    skip_destinations: Collection[str] = (),
+    skip_owners: Collection[str] = (),
+    skip_teams: Collection[str] = (),
+) -> list[Delivery]:
+    """Take up to ``limit`` due pending deliveries, oldest due first, leased until
+    ``now_ms + lease_ms``; each claim counts as an attempt.
+
+    The ``skip_*`` lists name destinations, hook owners and teams the worker already has
+    enough deliveries waiting for, so one hanging receiver's queue, or one user's or team's
+    many hooks (also those the worker has not seen yet), cannot crowd everyone else's out of
+    the claim. Together they bind at most :data:`IDS_PER_STATEMENT` values. Expired leases are
+    put back to pending by :func:`release_expired`, which keeps this query an index range scan.
+    """
+    skip = SkipLists.within_budget(IDS_PER_STATEMENT, skip_destinations, skip_owners, skip_teams)
+    skip_hooks = bool(skip.owners or skip.teams)
+    parameters: dict[str, Any] = {
+        "b_now": now_ms,
+        "b_limit": limit,
+        "b_lease_until": now_ms + lease_ms,
+    }
+    if skip.destinations:
+        parameters["b_destinations"] = skip.destinations
+    if skip_hooks:
+        parameters["b_owners"] = skip.owners
+        parameters["b_teams"] = skip.teams
+    statement = _CLAIMS[bool(skip.destinations), skip_hooks]
+    return [delivery_from_row(row) for row in conn.execute(statement, parameters)]
+
+
+_OWNED = (
+    select(deliveries.c.id, deliveries.c.lease_expires_at, deliveries.c.reply_posted)
+    .where(
+        deliveries.c.id.in_(bindparam("b_ids", expanding=True)),
+        deliveries.c.status == _IN_FLIGHT,
+    )
+    .with_for_update()
+)
+
+_FINISH = (
+    update(deliveries)
+    .where(deliveries.c.id == bindparam("b_id"))
+    .values(
+        status=bindparam("b_status"),
+        next_attempt_at=bindparam("b_next"),
+        attempt_count=deliveries.c.attempt_count - bindparam("b_uncount"),
+        lease_expires_at=0,
+        last_status_code=bindparam("b_code"),
+        last_error_kind=bindparam("b_kind"),
+        last_error=bindparam("b_error"),
+        reply_posted=bindparam("b_reply"),
+        update_at=bindparam("b_now"),
+    )
+)
+
+
+def finish(conn: Connection, results: Sequence[Finish], now_ms: int) -> list[list[Post]]:
+    """Record attempts, new states and reply posts, with a handful of statements per batch.
+
+    Returns, per result, the reply posts actually inserted (empty when the lease was lost or a
+    reply had already been posted), so the caller can announce them after commit.
+    """
+    if not results:
+        return []
+    results = [_storable_finish(r) for r in results]
+    attempts = [_attempt_row(r.attempt) for r in results if r.attempt is not None]
+    if attempts:
+        conn.execute(_INSERT_ATTEMPTS, attempts)
+    # Which deliveries are still ours, and which may still post a reply. On PostgreSQL the
+    # rows stay locked until commit.
+    owned = _owned(conn, [r.delivery.id for r in results])
+    writes, inserted = plan_write_back(results, owned)
+    if writes:
+        conn.execute(_FINISH, [_finish_row(w, now_ms) for w in writes])
+    new_posts = [p for posts_now in inserted for p in posts_now]
+    if new_posts:
+        insert_posts(conn, new_posts)
+        touch_channels(conn, latest_by_channel(new_posts))
+    return inserted
+
+
+def _owned(conn: Connection, ids: list[str]) -> dict[str, Ownership]:
+    owned: dict[str, Ownership] = {}
+    for start in range(0, len(ids), IDS_PER_STATEMENT):
+        chunk = ids[start : start + IDS_PER_STATEMENT]
+        for delivery_id, lease, replied in conn.execute(_OWNED, {"b_ids": chunk}):
+            owned[delivery_id] = Ownership(lease_expires_at=lease, reply_posted=bool(replied))
+    return owned
+
+
+def _finish_row(write: WriteBack, now_ms: int) -> dict[str, Any]:
+    return {
+        "b_id": write.delivery_id,
+        "b_status": write.status.value,
+        "b_next": write.next_attempt_at,
+        "b_uncount": write.uncount,
+        "b_code": write.status_code,
+        "b_kind": storable_text(write.error_kind, _KIND_CHARS),
+        "b_error": storable_text(write.error_message, _LAST_ERROR_CHARS),
+        "b_reply": write.reply_posted,
+        "b_now": now_ms,
+    }
+
+
+def _attempt_row(attempt: Attempt) -> dict[str, Any]:
+    """The attempt as a row, each text cut to its column. The headers are stored as they are:
+    the client cleaned the response headers as it read them (``storable_header_text``), and the
+    request headers are built from values already stored in this database."""
+    return {
+        "id": attempt.id,
+        "delivery_id": attempt.delivery_id,
+        "number": attempt.number,
+        "started_at": attempt.started_at,
+        "duration_ms": attempt.duration_ms,
+        "status_code": attempt.status_code,
+        "error_kind": storable_text(attempt.error_kind, _KIND_CHARS),
+        "error_message": storable_text(attempt.error_message, _ERROR_CHARS),
+        "request_headers": attempt.request_headers,
+        "response_headers": attempt.response_headers,
+        "response_excerpt": storable_text(attempt.response_excerpt),
+    }
+
+
+def _storable_post(post: Post) -> Post:
+    """A reply post made storable: the last-resort check behind ``webhooks/replies.py``, which
+    already strips NULs and refuses over-long types, so this seldom changes anything."""
+    message = storable_text(post.message)
+    post_type = storable_text(post.type, _POST_TYPE_CHARS)
+    props = storable_json(post.props)
+    if message == post.message and post_type == post.type and props == post.props:
+        return post
+    return dataclasses.replace(post, message=message, type=post_type, props=props)
+
+
+def _storable_finish(result: Finish) -> Finish:
+    if not result.reply_posts:
+        return result
+    return dataclasses.replace(
+        result, reply_posts=tuple(_storable_post(p) for p in result.reply_posts)
+    )
+
+
+def finish_isolating(
+    conn: Connection, results: Sequence[Finish], now_ms: int
+) -> tuple[list[list[Post]], list[Finish]]:
+    """:func:`finish`, and when the batch is refused for its data, the bad rows fail on their own.
+
+    Each try runs in a savepoint. A batch refused for its data (see :func:`is_data_error`) is
+    split in halves until the rows that fail are alone; each of those is written once more in
+    its :func:`~tidings.domain.outbox.unstorable` form, so the others commit and nothing spins.
+    Results are written in order. Returns (reply posts inserted per result, the results as
+    written).
+
+    Any other failure (a lock, a deadlock, a lost connection), and a row whose reduced form is
+    refused too, is raised: it says nothing about the rows, so none is marked, and since the
+    unit then rolls back, nothing of the batch was written; the caller tries again later.
+    """
+    inserted: list[list[Post]] = []
+    written: list[Finish] = []
+    chunks = [list(results)]  # a stack: the next chunk to write is on top
+    while chunks:
+        chunk = chunks.pop()
+        try:
+            with conn.begin_nested():
+                inserted += finish(conn, chunk, now_ms)
+            written += chunk
+            continue
+        except Exception as error:
+            if not is_data_error(error):
+                raise
+            if len(chunk) > 1:
+                middle = len(chunk) // 2
+                chunks += (chunk[middle:], chunk[:middle])
+                continue
+            reduced = unstorable(chunk[0], error)
+            logger.warning(
+                "the result of delivery %s could not be stored; recording it as failed",
+                reduced.delivery.id,
+                exc_info=error,
+            )
+        with conn.begin_nested():
+            inserted += finish(conn, [reduced], now_ms)
+        written.append(reduced)
+    return inserted, written
+
+
+# SQLSTATE classes of errors caused by the values written: 22 data exception (NUL in text, too
+# long, bad encoding), 23 integrity constraint violation (a duplicate id, a missing parent).
+_DATA_SQLSTATE_CLASSES = ("22", "23")
+
+
+def is_data_error(error: BaseException) -> bool:
+    """True when ``error`` is a write refused for the values in it, which trying again would
+    only repeat; False for trouble with the database itself (locked, deadlocked, a lost or
+    closed connection, a missing table), which passes or needs an operator, not a verdict.
+
+    Classified, in order: a connection SQLAlchemy saw drop is trouble; a Python value error
+    anywhere in the chain of causes is data (``sqlite3`` raises ``UnicodeEncodeError`` for a lone
+    surrogate, psycopg a ``DataError`` for a NUL, caused by nothing in the server); then the
+    driver's error: PostgreSQL's SQLSTATE when the server sent one (psycopg's ``.sqlstate``),
+    else its DB-API class (``IntegrityError`` and ``DataError`` are data; ``OperationalError``
+    such as "database is locked", ``InterfaceError``, ``ProgrammingError`` are not). An
+    exception from no driver (a bug in building the rows) counts as data: isolating the row it
+    fails on costs that one delivery, where retrying the whole batch for ever would stall every
+    hook.
+    """
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return False
+    if any(isinstance(e, ValueError | OverflowError) for e in _causes(error)):  # UnicodeError too
+        return True
+    if isinstance(error, StatementError):
+        if error.orig is None:
+            return False
+        state = _sqlstate(error.orig)
+        if state is not None:
+            return state[:2] in _DATA_SQLSTATE_CLASSES
+        if isinstance(error, DBAPIError):  # SQLAlchemy names its wrapper after the driver's class
+            return isinstance(error, IntegrityError | DataError)
+        error = error.orig  # raised while executing, by no driver
+    state = _sqlstate(error)
+    if state is not None:
+        return state[:2] in _DATA_SQLSTATE_CLASSES
+    if isinstance(
+        error,
+        sqlite3.IntegrityError | sqlite3.DataError | psycopg.IntegrityError | psycopg.DataError,
+    ):
+        return True
+    if isinstance(error, sqlite3.Error | psycopg.Error):
+        return False
+    return not isinstance(error, OSError | TimeoutError)
+
+
+def _sqlstate(error: BaseException) -> str | None:
+    """The SQLSTATE PostgreSQL sent with ``error`` (psycopg's ``.sqlstate``), if any."""
+    state = getattr(error, "sqlstate", None)
+    return state if isinstance(state, str) and state else None
+
+
+def _causes(error: BaseException) -> list[BaseException]:
+    """``error`` and what caused it (``orig``, ``__cause__``, ``__context__``), each once."""
+    seen: list[BaseException] = []
+    pending: list[BaseException | None] = [error]
+    while pending and len(seen) < 16:
+        current = pending.pop()
+        if current is None or any(current is s for s in seen):
+            continue
+        seen.append(current)
+        orig = getattr(current, "orig", None)
+        pending += [
+            orig if isinstance(orig, BaseException) else None,
+            current.__cause__,
+            current.__context__,
+        ]
+    return seen
+
+
+_EXPIRED = (
+    select(deliveries.c.id, deliveries.c.attempt_count, deliveries.c.update_at)
+    .where(
+        deliveries.c.status == _IN_FLIGHT,
+        deliveries.c.lease_expires_at < bindparam("b_now"),
+    )
+    .with_for_update(skip_locked=True)
+)
+
+_RELEASE = (
+    update(deliveries)
+    .where(deliveries.c.id == bindparam("b_id"))
+    .values(
+        status=_PENDING,
+        lease_expires_at=0,
+        update_at=bindparam("b_now"),
+        last_status_code=0,
+        last_error_kind=ErrorKind.INTERRUPTED.value,
+        last_error=INTERRUPTED_MESSAGE,
+    )
+)
+
+
+def release_expired(conn: Connection, now_ms: int) -> int:
+    """Put deliveries whose worker died (lease expired) back in the queue, same delivery id;
+    return how many.
+
+    The cut-off try is logged as an ``interrupted`` attempt
+    (:func:`~tidings.domain.outbox.interrupted_attempt`: it started when the delivery was
+    claimed, its ``update_at``). On PostgreSQL the rows are locked, so two workers releasing at
+    once never log the same try twice.
+    """
+    expired = conn.execute(_EXPIRED, {"b_now": now_ms}).all()
+    if not expired:
+        return 0
+    attempts = [
+        interrupted_attempt(new_id(), row.id, row.attempt_count, row.update_at) for row in expired
+    ]
+    conn.execute(
+        _RELEASE,
+        [{"b_id": a.delivery_id, "b_now": now_ms} for a in attempts],
+    )
+    conn.execute(_INSERT_ATTEMPTS, [_attempt_row(a) for a in attempts])
+    return len(expired)
+
+
+def replace_body(conn: Connection, delivery_id: str, body: bytes) -> None:
+    """Store a delivery's re-encoded body (a retry after its hook's token was regenerated)."""
+    conn.execute(update(deliveries).where(deliveries.c.id == delivery_id).values(body=body))
+
+
+def requeue(conn: Connection, delivery_id: str, now_ms: int) -> None:
+    """Start a new attempt chain for a finished delivery (redeliver): same id, same body."""
+    conn.execute(
+        update(deliveries)
+        .where(deliveries.c.id == delivery_id)
+        .values(
+            status=_PENDING,
+            next_attempt_at=now_ms,
+            attempt_count=0,
+            lease_expires_at=0,
+            update_at=now_ms,
+        )
+    )
+
+
+_DEPTH = select(func.count(), func.min(deliveries.c.next_attempt_at)).where(
+    deliveries.c.status.in_([_PENDING, _IN_FLIGHT])
+)
+
+
+def depth(conn: Connection, now_ms: int) -> tuple[int, int]:
+    """(deliveries waiting or in flight, age in ms of the oldest due one) for metrics."""
+    count, oldest = conn.execute(_DEPTH).one()
+    return int(count), max(0, now_ms - int(oldest)) if oldest is not None else 0

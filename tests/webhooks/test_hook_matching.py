@@ -1,5 +1,7 @@
 """Which hooks a post fires: REF §2.2 and the §8.2 matrix, plus Tidings' per-hook trigger word."""
 
+import random
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -284,3 +286,100 @@ def test_ten_thousand_hooks_still_match_correctly() -> None:
     ]
     assert words(shared) == ["shared"] * 100
     assert index.match(channels[8], "shared!") == []
+
+
+# --- an index changed in place of a rebuild ------------------------------------------------------
+
+MESSAGES = ["deploy now", "dep", "de", "d", "build 7", "buildx", "", "hello", "alt deploy"]
+
+
+def _same_matches(changed: HookIndex, hooks: list[OutgoingHook]) -> None:
+    rebuilt = HookIndex.build(hooks)
+    assert len(changed) == len(rebuilt)
+    for channel in (CHANNEL, OTHER_CHANNEL):
+        for message in MESSAGES:
+            assert changed.match(channel, message) == rebuilt.match(channel, message), (
+                channel,
+                message,
+            )
+
+
+def test_replacing_a_hook_matches_as_a_rebuild_does() -> None:
+    """Changing a hook's words, channel, mode or state gives the matches a rebuild would."""
+    first = make_hook(trigger_words=("deploy", "de"), trigger_when=1)
+    second = make_hook(channel_id="", trigger_words=("build",), trigger_when=0)
+    third = make_hook()
+    hooks = [first, second, third]
+    index = HookIndex.build(hooks)
+    changes = [
+        replace(first, trigger_words=("d",)),
+        replace(first, trigger_when=0, trigger_words=("deploy",)),
+        replace(second, channel_id=OTHER_CHANNEL),
+        replace(third, channel_id=OTHER_CHANNEL),
+        replace(third, trigger_words=("hello",), channel_id=CHANNEL),
+        replace(second, enabled=False),
+        replace(second, enabled=True, channel_id=""),
+        replace(first, delete_at=5),
+    ]
+    for changed in changes:
+        hooks = [changed if hook.id == changed.id else hook for hook in hooks]
+        index = index.replacing(changed.id, changed)
+        _same_matches(index, hooks)
+
+
+def test_replacing_adds_and_removes_hooks() -> None:
+    """A new hook comes after the others; a removed one matches no more; the old index stays."""
+    kept = make_hook(trigger_words=("deploy",), trigger_when=0)
+    before = HookIndex.build([kept])
+    added = make_hook(channel_id="", trigger_words=("deploy",), trigger_when=1)
+    after = before.replacing(added.id, added)
+    assert after.match(CHANNEL, "deploy") == [Match(kept, "deploy"), Match(added, "deploy")]
+    assert before.match(CHANNEL, "deploy") == [Match(kept, "deploy")]
+    removed = after.replacing(kept.id, None)
+    assert removed.match(CHANNEL, "deploy") == [Match(added, "deploy")]
+    assert len(removed) == 1
+    assert after.replacing(new_id(), None).match(CHANNEL, "deploy") == after.match(
+        CHANNEL, "deploy"
+    )
+
+
+def test_replacing_refuses_a_hook_of_another_team() -> None:
+    """An index changed in place still holds one team's hooks only."""
+    index = HookIndex.build([make_hook()])
+    with pytest.raises(ValueError, match="one team"):
+        index.replacing(new_id(), make_hook(team_id=new_id()))
+
+
+def test_random_changes_match_as_rebuilds_do() -> None:
+    """Hundreds of random additions, edits and removals never drift from a rebuilt index (in
+    which a hook that becomes live again comes last, as :meth:`HookIndex.replacing` puts it)."""
+    rng = random.Random(11)
+    words = ["d", "de", "dep", "deploy", "build", "buildx", "hello", "alt"]
+
+    def random_hook(hook_id: str) -> OutgoingHook:
+        return make_hook(
+            id=hook_id,
+            channel_id=rng.choice([CHANNEL, OTHER_CHANNEL, ""]),
+            trigger_words=tuple(rng.sample(words, rng.randint(0, 3))),
+            trigger_when=rng.choice([0, 1]),
+            enabled=rng.random() > 0.2,
+        )
+
+    stored: dict[str, OutgoingHook] = {}
+    order: list[str] = []  # the live hooks, in the order the index should report them
+    index = HookIndex.build([])
+    for _ in range(400):
+        if stored and rng.random() < 0.25:
+            hook_id = rng.choice(list(stored))
+            del stored[hook_id]
+            index = index.replacing(hook_id, None)
+        else:
+            hook_id = rng.choice(list(stored)) if stored and rng.random() < 0.6 else new_id()
+            stored[hook_id] = random_hook(hook_id)
+            index = index.replacing(hook_id, stored[hook_id])
+        live = hook_id in stored and stored[hook_id].enabled
+        if not live and hook_id in order:
+            order.remove(hook_id)
+        elif live and hook_id not in order:
+            order.append(hook_id)
+        _same_matches(index, [stored[i] for i in order])

@@ -19,6 +19,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from tidings.domain.hooks import OutgoingHook
 
@@ -30,8 +31,10 @@ TRIGGER_WHEN_STARTS_WITH = 1
 _GO_SPACE = "\t\n\v\f\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 _FIRST_FIELD = re.compile(f"[^{_GO_SPACE}]+")
 
-# A hook's position in the build input, so matches come back in store order.
-_Order = int
+# A hook's rank: its position in the build input (a hook added later comes after all of them),
+# so matches come back in store order.
+_Rank = int
+_T = TypeVar("_T")
 
 
 def first_word(message: str) -> str:
@@ -52,30 +55,76 @@ def _is_live(hook: OutgoingHook) -> bool:
     return hook.enabled and hook.delete_at == 0
 
 
+# A hook's entries in the index: the channel of a channel hook without words, its (scope, word)
+# keys for "equals", and its (scope, word) keys for "starts with" with each word's position in
+# its list. An entry names the hook's rank and the hook itself.
+_Key = tuple[str, str]
+_Entry = tuple[_Rank, OutgoingHook]
+_PrefixEntry = tuple[_Rank, int, OutgoingHook]
+
+
+def _entries(hook: OutgoingHook) -> tuple[str, list[_Key], list[tuple[_Key, int]]]:
+    if not hook.trigger_words:
+        # A team-wide hook without words can never fire (validation forbids it).
+        return hook.channel_id, [], []
+    equals: list[_Key] = []
+    prefixes: list[tuple[_Key, int]] = []
+    seen: set[str] = set()
+    for position, word in enumerate(hook.trigger_words):
+        # "" never matches, and a repeated word adds nothing the first did not.
+        if not word or word in seen:
+            continue
+        seen.add(word)
+        key = (hook.channel_id, word)
+        if hook.trigger_when == TRIGGER_WHEN_EQUALS:
+            equals.append(key)
+        elif hook.trigger_when == TRIGGER_WHEN_STARTS_WITH:
+            prefixes.append((key, position))
+    return "", equals, prefixes
+
+
 class HookIndex:
     """The live hooks of one team, indexed by channel and trigger word.
 
-    Build it with :meth:`build`; it is immutable afterwards, so a cached index can be shared.
-    Trigger-word entries are keyed by (channel scope, word), with scope ``""`` for team-wide
-    hooks, so a popular word bound in many channels costs nothing in the others.
+    Build it with :meth:`build`; it is immutable afterwards, so a cached index can be shared
+    (by units of work on several database threads, too). :meth:`replacing` makes a new index
+    with one hook changed, added or removed, without looking at the others' words: after a hook
+    change the cached index follows without a rebuild. Trigger-word entries are keyed by
+    (channel scope, word), with scope ``""`` for team-wide hooks, so a popular word bound in
+    many channels costs nothing in the others.
     """
 
-    __slots__ = ("_channel_only", "_equals", "_hooks", "_prefix_lengths", "_prefixes")
+    __slots__ = (
+        "_channel_only",
+        "_equals",
+        "_hooks",
+        "_next_rank",
+        "_prefix_counts",
+        "_prefix_lengths",
+        "_prefixes",
+        "_team_id",
+    )
 
     def __init__(
         self,
-        hooks: tuple[OutgoingHook, ...],
-        channel_only: dict[str, list[_Order]],
-        equals: dict[tuple[str, str], list[_Order]],
-        prefixes: dict[tuple[str, str], list[tuple[_Order, int]]],
+        team_id: str,
+        hooks: dict[str, _Entry],
+        channel_only: dict[str, list[_Entry]],
+        equals: dict[_Key, list[_Entry]],
+        prefixes: dict[_Key, list[_PrefixEntry]],
+        prefix_counts: dict[int, int],
+        next_rank: _Rank,
     ) -> None:
+        self._team_id = team_id
         self._hooks = hooks
         self._channel_only = channel_only
         self._equals = equals
         self._prefixes = prefixes
+        self._prefix_counts = prefix_counts
         # Only the lengths some prefix word has are worth slicing the first word at; this also
         # keeps a 16,000-character first word from costing 16,000 slices.
-        self._prefix_lengths = sorted({len(word) for _scope, word in prefixes})
+        self._prefix_lengths = sorted(prefix_counts)
+        self._next_rank = next_rank
 
     @classmethod
     def build(cls, hooks: Iterable[OutgoingHook]) -> HookIndex:
@@ -85,57 +134,178 @@ class HookIndex:
         another team would otherwise fire in this team's channels.
         """
         live = tuple(hook for hook in hooks if _is_live(hook))
-        if len({hook.team_id for hook in live}) > 1:
+        teams = {hook.team_id for hook in live}
+        if len(teams) > 1:
             raise ValueError("a HookIndex holds the hooks of one team")
-        channel_only: dict[str, list[_Order]] = defaultdict(list)
-        equals: dict[tuple[str, str], list[_Order]] = defaultdict(list)
-        prefixes: dict[tuple[str, str], list[tuple[_Order, int]]] = defaultdict(list)
-        for order, hook in enumerate(live):
-            if not hook.trigger_words:
-                # A team-wide hook without words can never fire (validation forbids it).
-                if hook.channel_id:
-                    channel_only[hook.channel_id].append(order)
-                continue
-            seen: set[str] = set()
-            for position, word in enumerate(hook.trigger_words):
-                # "" never matches, and a repeated word adds nothing the first did not.
-                if not word or word in seen:
-                    continue
-                seen.add(word)
-                key = (hook.channel_id, word)
-                if hook.trigger_when == TRIGGER_WHEN_EQUALS:
-                    equals[key].append(order)
-                elif hook.trigger_when == TRIGGER_WHEN_STARTS_WITH:
-                    prefixes[key].append((order, position))
-        return cls(live, dict(channel_only), dict(equals), dict(prefixes))
+        by_id: dict[str, _Entry] = {}
+        channel_only: dict[str, list[_Entry]] = defaultdict(list)
+        equals: dict[_Key, list[_Entry]] = defaultdict(list)
+        prefixes: dict[_Key, list[_PrefixEntry]] = defaultdict(list)
+        for rank, hook in enumerate(live):
+            entry = (rank, hook)
+            by_id[hook.id] = entry
+            channel, equal_keys, prefix_keys = _entries(hook)
+            if channel:
+                channel_only[channel].append(entry)
+            for key in equal_keys:
+                equals[key].append(entry)
+            for key, position in prefix_keys:
+                prefixes[key].append((rank, position, hook))
+        prefix_counts: dict[int, int] = defaultdict(int)
+        for _scope, word in prefixes:
+            prefix_counts[len(word)] += 1
+        return cls(
+            teams.pop() if teams else "",
+            by_id,
+            dict(channel_only),
+            dict(equals),
+            dict(prefixes),
+            dict(prefix_counts),
+            len(live),
+        )
 
     def __len__(self) -> int:
         """How many live hooks the index holds."""
         return len(self._hooks)
 
+    def replacing(self, hook_id: str, hook: OutgoingHook | None) -> HookIndex:
+        """This index with the hook ``hook_id`` as ``hook`` now is: changed, added, or (when
+        ``hook`` is None, deleted or disabled) removed. This index itself does not change.
+
+        Costs a copy of the id table (in C) and work on the changed hook's own entries, not a
+        pass over the other hooks. A changed hook keeps its place in the order; a new one comes
+        after all the others, as a new hook comes last in store order.
+        """
+        if hook is not None and not _is_live(hook):
+            hook = None
+        team_id = self._team_id
+        if hook is not None:
+            if self._hooks and hook.team_id != team_id:
+                raise ValueError("a HookIndex holds the hooks of one team")
+            team_id = hook.team_id
+        change = _Change(self)
+        old = change.hooks.pop(hook_id, None)
+        if old is not None:
+            change.remove(*old)
+        next_rank = self._next_rank
+        if hook is not None:
+            rank = old[0] if old is not None else next_rank
+            next_rank = max(next_rank, rank + 1)
+            change.hooks[hook_id] = (rank, hook)
+            change.add(rank, hook)
+        return HookIndex(
+            team_id,
+            change.hooks,
+            change.channel_only,
+            change.equals,
+            change.prefixes,
+            change.prefix_counts,
+            next_rank,
+        )
+
     def match(self, channel_id: str, message: str) -> list[Match]:
         """The hooks a post in ``channel_id`` with ``message`` fires, in build order, once each."""
-        # order -> (position of the word in the hook's list, the word); the lowest position wins
-        found: dict[_Order, tuple[int, str]] = {}
-        for order in self._channel_only.get(channel_id, ()):
-            found[order] = (-1, "")
+        # rank -> (position of the word in the hook's list, the word, the hook); the lowest
+        # position wins
+        found: dict[_Rank, tuple[int, str, OutgoingHook]] = {}
+        for rank, hook in self._channel_only.get(channel_id, ()):
+            found[rank] = (-1, "", hook)
         word = first_word(message)
         if word:
             for scope in (channel_id, ""):
-                for order in self._equals.get((scope, word), ()):
-                    found.setdefault(order, (0, word))
+                for rank, hook in self._equals.get((scope, word), ()):
+                    found.setdefault(rank, (0, word, hook))
                 self._collect_prefixes(scope, word, found)
-        return [Match(self._hooks[order], found[order][1]) for order in sorted(found)]
+        return [Match(found[rank][2], found[rank][1]) for rank in sorted(found)]
 
     def _collect_prefixes(
-        self, scope: str, word: str, found: dict[_Order, tuple[int, str]]
+        self, scope: str, word: str, found: dict[_Rank, tuple[int, str, OutgoingHook]]
     ) -> None:
         """Add hooks whose prefix words start ``word``, keeping each hook's first listed word."""
         for length in self._prefix_lengths:
             if length > len(word):
                 break
             prefix = word[:length]
-            for order, position in self._prefixes.get((scope, prefix), ()):
-                earlier = found.get(order)
+            for rank, position, hook in self._prefixes.get((scope, prefix), ()):
+                earlier = found.get(rank)
                 if earlier is None or position < earlier[0]:
-                    found[order] = (position, prefix)
+                    found[rank] = (position, prefix, hook)
+
+
+class _Change:
+    """The tables of a new index made from ``base`` by :meth:`HookIndex.replacing`.
+
+    Copy on write: a table is copied the first time the change touches it, and every entry list
+    it changes is a new list, so ``base`` (which units of work on other threads may be reading)
+    never changes. Entry lists are in no particular order: matches are sorted by rank.
+    """
+
+    def __init__(self, base: HookIndex) -> None:
+        self.hooks = dict(base._hooks)
+        self.channel_only = base._channel_only
+        self.equals = base._equals
+        self.prefixes = base._prefixes
+        self.prefix_counts = base._prefix_counts
+        self._base = base
+
+    def remove(self, rank: _Rank, hook: OutgoingHook) -> None:
+        channel, equal_keys, prefix_keys = _entries(hook)
+        if channel:
+            _drop(self._channel_table(), channel, rank)
+        for key in equal_keys:
+            _drop(self._equals_table(), key, rank)
+        for key, _position in prefix_keys:
+            prefixes = self._prefix_table()
+            kept = [entry for entry in prefixes.get(key, ()) if entry[0] != rank]
+            if kept:
+                prefixes[key] = kept
+            elif prefixes.pop(key, None) is not None:
+                self._count_prefix(len(key[1]), -1)
+
+    def add(self, rank: _Rank, hook: OutgoingHook) -> None:
+        channel, equal_keys, prefix_keys = _entries(hook)
+        entry = (rank, hook)
+        if channel:
+            table = self._channel_table()
+            table[channel] = [*table.get(channel, ()), entry]
+        for key in equal_keys:
+            equals = self._equals_table()
+            equals[key] = [*equals.get(key, ()), entry]
+        for key, position in prefix_keys:
+            prefixes = self._prefix_table()
+            existing = prefixes.get(key)
+            if existing is None:
+                self._count_prefix(len(key[1]), 1)
+            prefixes[key] = [*(existing or ()), (rank, position, hook)]
+
+    def _channel_table(self) -> dict[str, list[_Entry]]:
+        if self.channel_only is self._base._channel_only:
+            self.channel_only = dict(self.channel_only)
+        return self.channel_only
+
+    def _equals_table(self) -> dict[_Key, list[_Entry]]:
+        if self.equals is self._base._equals:
+            self.equals = dict(self.equals)
+        return self.equals
+
+    def _prefix_table(self) -> dict[_Key, list[_PrefixEntry]]:
+        if self.prefixes is self._base._prefixes:
+            self.prefixes = dict(self.prefixes)
+        return self.prefixes
+
+    def _count_prefix(self, length: int, delta: int) -> None:
+        if self.prefix_counts is self._base._prefix_counts:
+            self.prefix_counts = dict(self.prefix_counts)
+        count = self.prefix_counts.get(length, 0) + delta
+        if count:
+            self.prefix_counts[length] = count
+        else:
+            del self.prefix_counts[length]
+
+
+def _drop(table: dict[_T, list[_Entry]], key: _T, rank: _Rank) -> None:
+    kept = [entry for entry in table.get(key, ()) if entry[0] != rank]
+    if kept:
+        table[key] = kept
+    else:
+        table.pop(key, None)

@@ -2,6 +2,7 @@
 
 import re
 from dataclasses import dataclass
+from itertools import product
 from urllib.parse import urlsplit
 
 from tidings.errors import BadRequest
@@ -123,3 +124,19 @@ def hooks_conflict(a: OutgoingHook, b: OutgoingHook) -> bool:
         and bool(set(a.callback_urls) & set(b.callback_urls))
         and bool(set(a.trigger_words) & set(b.trigger_words))
     )
+
+
+def conflict_keys(hook: OutgoingHook) -> frozenset[tuple[str, str]]:
+    """Every (trigger word, callback URL) pair of ``hook``.
+
+    Two hooks of one channel (or two team-wide ones) share a word and a URL exactly when they
+    share a pair, so :func:`hooks_conflict` is "same channel and a shared key": a unique index
+    over (team, channel, key) finds a conflict without reading the team's other hooks. A hook
+    without trigger words has no key, and conflicts with nothing.
+    """
+    return frozenset(product(set(hook.trigger_words), set(hook.callback_urls)))
+
+
+def conflict_key_count(hook: OutgoingHook) -> int:
+    """How many keys :func:`conflict_keys` would make, without making them."""
+    return len(set(hook.trigger_words)) * len(set(hook.callback_urls))

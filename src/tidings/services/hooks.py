@@ -5,6 +5,11 @@ Deliberate divergences from Mattermost (spec §1): validation runs on update too
 create and update alike; trigger words with no channel are 400 on both. A non-public channel is
 403 on both, with Mattermost's ids: create reuses ``api.outgoing_webhook.disabled.app_error``
 (clients match on it), update says ``…not_open…``.
+
+Each call is one unit of work. A conflict (same channel, a shared trigger word and a shared
+callback URL) is found through the conflict index kept by ``store.hooks``, never by reading the
+team's hooks, so writing a hook costs the same in a team of ten thousand. After a change
+commits, this process's cached match index is updated in place (``posts.note_hook_change``).
 """
 
 from collections.abc import Callable
@@ -12,7 +17,7 @@ from dataclasses import dataclass, replace
 
 from tidings.domain import permissions as perm
 from tidings.domain import server_config
-from tidings.domain.hooks import OutgoingHook, hooks_conflict, validate_hook
+from tidings.domain.hooks import OutgoingHook, conflict_key_count, hooks_conflict, validate_hook
 from tidings.domain.teams import ChannelType
 from tidings.domain.users import User
 from tidings.errors import (
@@ -25,13 +30,16 @@ from tidings.errors import (
     permission_error,
 )
 from tidings.ids import is_valid_id, new_id
-from tidings.services.posts import readable_channel
+from tidings.services.posts import note_hook_change, readable_channel
 from tidings.services.runtime import Runtime
 from tidings.store import hooks as store
 from tidings.store import teams as team_store
 from tidings.store import users as user_store
 from tidings.store.database import Connection
 from tidings.webhooks.signing import new_signing_secret
+
+CREATE_CONFLICT = "api.webhook.create_outgoing.intersect.app_error"
+UPDATE_CONFLICT = "api.webhook.update_outgoing.intersect.app_error"
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,13 +141,71 @@ def _check_channel_and_triggers(
         )
 
 
-def _check_conflicts(conn: Connection, hook: OutgoingHook, error_id: str) -> None:
-    others = store.list_hooks(conn, team_id=hook.team_id)
-    if any(other.id != hook.id and hooks_conflict(hook, other) for other in others):
-        raise BadRequest(
-            error_id,
-            "Outgoing webhooks from the same channel cannot have the same trigger words/callback URLs.",
-        )
+def _conflict(error_id: str) -> BadRequest:
+    return BadRequest(
+        error_id,
+        "Outgoing webhooks from the same channel cannot have the same trigger words/callback URLs.",
+    )
+
+
+def _has_conflict(conn: Connection, hook: OutgoingHook, *, by_keys: bool) -> bool:
+    """Whether another live hook of the team and channel shares a word and a URL with ``hook``.
+
+    Reads no more than the channel's wide hooks (usually none); the keys of the others are
+    looked up when ``by_keys``, and otherwise left to the insert that follows, which the
+    database refuses (``store.HookConflict``). Only a wide hook is compared with every hook of
+    its channel.
+    """
+    if not conflict_key_count(hook):
+        return False
+    if store.is_wide(hook):
+        others = store.list_hooks(conn, team_id=hook.team_id, channel_id=hook.channel_id)
+    else:
+        if by_keys and store.holds_conflict_keys(conn, hook):
+            return True
+        others = store.list_wide_hooks(conn, hook.team_id, hook.channel_id)
+    return any(other.id != hook.id and hooks_conflict(hook, other) for other in others)
+
+
+def _check_conflicts_and_validate(conn: Connection, hook: OutgoingHook, error_id: str) -> None:
+    """A conflict, then REF §1.3's rules: a hook both conflicting and invalid is refused for the
+    conflict, as when conflicts were found by reading every hook of the team."""
+    try:
+        validate_hook(hook)
+    except BadRequest:
+        if _has_conflict(conn, hook, by_keys=True):
+            raise _conflict(error_id) from None
+        raise
+    if _has_conflict(conn, hook, by_keys=False):
+        raise _conflict(error_id)
+
+
+@dataclass(frozen=True, slots=True)
+class _Written:
+    """A hook as a unit of work stored it, and what this process's match index needs to know."""
+
+    hook: OutgoingHook
+    hooks_version: int | None
+    creator_active: bool
+
+
+def _lock_for_change(conn: Connection, hook: OutgoingHook) -> tuple[int | None, bool]:
+    """(the team's new hooks version, whether the hook's creator is active), taking the locks a
+    hook change holds on PostgreSQL in the one order every writer takes them — the hook's row
+    (taken by the caller), then its creator's, then its team's — so none of them deadlock:
+    deactivating the creator waits, or is waited for, and the team's hook changes take turns,
+    which keeps their conflict checks from racing. SQLite's single writer needs none of it."""
+    creator_active = user_store.hold_active_user(conn, hook.creator_id)
+    return team_store.next_hooks_version(conn, hook.team_id), creator_active
+
+
+def _note(rt: Runtime, written: _Written) -> OutgoingHook:
+    """After commit: this process's cached match index follows the change."""
+    hook = written.hook
+    if written.hooks_version is not None:
+        matchable = hook if written.creator_active else None
+        note_hook_change(rt, hook.team_id, written.hooks_version, hook.id, matchable)
+    return hook
 
 
 async def create_hook(rt: Runtime, actor: User, data: HookInput) -> OutgoingHook:
@@ -148,7 +214,7 @@ async def create_hook(rt: Runtime, actor: User, data: HookInput) -> OutgoingHook
     now = rt.clock.now_ms()
     hook_id, token, secret = new_id(), data.token or new_id(), new_signing_secret()
 
-    def work(conn: Connection) -> OutgoingHook:
+    def work(conn: Connection) -> _Written:
         own, _ = _team_rights(conn, actor, team_id, settings.members_allowed)
         if not own:
             raise permission_error(actor.id, perm.MANAGE_OWN_HOOKS)
@@ -194,26 +260,29 @@ async def create_hook(rt: Runtime, actor: User, data: HookInput) -> OutgoingHook
             timeout_seconds=data.timeout_seconds,
         )
         _check_channel_and_triggers(conn, actor, hook, creating=True)
-        _check_conflicts(conn, hook, "api.webhook.create_outgoing.intersect.app_error")
-        validate_hook(hook)
-        store.insert_hook(conn, hook)
-        team_store.bump_hooks_version(conn, hook.team_id)
-        return hook
+        version, creator_active = _lock_for_change(conn, hook)
+        _check_conflicts_and_validate(conn, hook, CREATE_CONFLICT)
+        try:
+            store.insert_hook(conn, hook)
+        except store.HookConflict:
+            raise _conflict(CREATE_CONFLICT) from None
+        return _Written(hook, version, creator_active)
 
-    return await rt.db.write(work)
+    return _note(rt, await rt.db.write(work))
 
 
 def load_hook_for_change(
-    conn: Connection, actor: User, hook_id: str, settings: HookSettings
+    conn: Connection, actor: User, hook_id: str, settings: HookSettings, *, lock: bool = False
 ) -> OutgoingHook:
     """Load, then check rights: 400 malformed id, 501 off, 404 missing, 403 not allowed.
 
-    Runs inside a unit of work (the delivery log's services check their rights with it too).
+    Runs inside a unit of work (the delivery log's services check their rights with it too);
+    ``lock`` holds the hook's row (PostgreSQL) for a unit that changes it.
     """
     if not is_valid_id(hook_id):
         raise invalid_url_param("hook_id")
     _require_enabled(settings)
-    hook = store.find_hook(conn, hook_id)
+    hook = store.find_hook(conn, hook_id, for_update=lock)
     if hook is None:
         raise _missing()
     own, others = _team_rights(conn, actor, hook.team_id, settings.members_allowed)
@@ -295,21 +364,23 @@ async def update_hook(rt: Runtime, actor: User, hook_id: str, data: HookInput) -
     settings = await hook_settings(rt)
     now = rt.clock.now_ms()
 
-    def work(conn: Connection) -> OutgoingHook:
-        hook = load_hook_for_change(conn, actor, hook_id, settings)
+    def work(conn: Connection) -> _Written:
+        hook = load_hook_for_change(conn, actor, hook_id, settings, lock=True)
         if data.team_id and data.team_id != hook.team_id:
             raise BadRequest(
                 "api.webhook.team_mismatch.app_error", "Unable to update webhook across teams."
             )
         updated = _merged(hook, data, now)
         _check_channel_and_triggers(conn, actor, updated, creating=False)
-        _check_conflicts(conn, updated, "api.webhook.update_outgoing.intersect.app_error")
-        validate_hook(updated)
-        store.save_hook(conn, updated)
-        team_store.bump_hooks_version(conn, hook.team_id)
-        return updated
+        version, creator_active = _lock_for_change(conn, hook)
+        _check_conflicts_and_validate(conn, updated, UPDATE_CONFLICT)
+        try:
+            store.save_hook(conn, updated, before=hook)
+        except store.HookConflict:
+            raise _conflict(UPDATE_CONFLICT) from None
+        return _Written(updated, version, creator_active)
 
-    return await rt.db.write(work)
+    return _note(rt, await rt.db.write(work))
 
 
 async def _change_hook(
@@ -318,14 +389,15 @@ async def _change_hook(
     """Load a hook the actor may change, store ``change(hook)``: one unit of work."""
     settings = await hook_settings(rt)
 
-    def work(conn: Connection) -> OutgoingHook:
-        hook = load_hook_for_change(conn, actor, hook_id, settings)
+    def work(conn: Connection) -> _Written:
+        hook = load_hook_for_change(conn, actor, hook_id, settings, lock=True)
         changed = change(hook)
-        store.save_hook(conn, changed)
-        team_store.bump_hooks_version(conn, hook.team_id)
-        return changed
+        version, creator_active = _lock_for_change(conn, hook)
+        # Neither its channel, words nor URLs change: no conflict key is written.
+        store.save_hook(conn, changed, before=hook)
+        return _Written(changed, version, creator_active)
 
-    return await rt.db.write(work)
+    return _note(rt, await rt.db.write(work))
 
 
 async def delete_hook(rt: Runtime, actor: User, hook_id: str) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from tidings.domain import permissions as perm
 from tidings.domain import server_config
+from tidings.domain.hooks import OutgoingHook
 from tidings.domain.posts import (
     MAX_MESSAGE_RUNES,
     MAX_PENDING_POST_ID_RUNES,
@@ -63,6 +64,20 @@ def _hook_index(rt: Runtime, conn: Connection, team_id: str, version: int) -> Ho
     index = HookIndex.build(hook_store.list_matchable_hooks(conn, team_id))
     rt.hook_indexes[team_id] = (version, index)
     return index
+
+
+def note_hook_change(
+    rt: Runtime, team_id: str, version: int, hook_id: str, hook: OutgoingHook | None
+) -> None:
+    """After a hook change committed as the team's hooks ``version``, on the event loop: this
+    process's cached index follows in place (``HookIndex.replacing``, no rebuild) if it is the
+    one just before, the change then being all that differs. Any other cached index is left
+    for the next post to find stale and rebuild. ``hook`` is None when the hook matches nothing
+    any more (deleted, disabled, or its creator deactivated)."""
+    cached = rt.hook_indexes.get(team_id)
+    if cached is not None and cached[0] == version - 1:
+        index: HookIndex = cached[1]
+        rt.hook_indexes[team_id] = (version, index.replacing(hook_id, hook))
 
 
 def _deliveries_for(

@@ -1,13 +1,38 @@
-"""Queries on outgoing hooks, returning domain objects."""
+"""Queries on outgoing hooks, returning domain objects, and the hooks' conflict index.
 
-from collections.abc import Sequence
+Every write of a hook here keeps its rows in ``hook_conflict_keys`` (or ``wide_hooks``) in step,
+in the same transaction: a live hook has one row per (trigger word, callback URL) pair, and a
+pair another hook of the team and channel already holds is refused by the primary key
+(:class:`HookConflict`). A hook with more than :data:`WIDE_HOOK_KEYS` pairs is listed in
+``wide_hooks`` instead, and the services compare it with its channel's hooks one by one.
+"""
+
+import json
+from collections.abc import Iterable, Sequence
+from hashlib import blake2b
+from itertools import islice
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
-from tidings.domain.hooks import OutgoingHook
-from tidings.store.schema import outgoing_hooks, users
+from tidings.domain.hooks import OutgoingHook, conflict_key_count, conflict_keys
+from tidings.store.schema import hook_conflict_keys, outgoing_hooks, users, wide_hooks
+
+# Up to this many (word, URL) pairs a hook's conflicts are found by its keys. Real hooks have a
+# handful; a valid hook may have 511 × 113, which as rows would make one request write megabytes.
+WIDE_HOOK_KEYS = 256
+
+# Bound parameters per statement when looking keys up (well under every backend's limit).
+_KEYS_PER_STATEMENT = 500
+
+
+class HookConflict(Exception):
+    """Another live hook of the same team and channel holds one of the hook's (word, URL) pairs.
+
+    Raised when the database refused the hook's conflict keys; the transaction must end.
+    """
 
 
 def _hook(row: Any) -> OutgoingHook:
@@ -60,32 +85,166 @@ def _values(hook: OutgoingHook) -> dict[str, Any]:
     }
 
 
+def pair_digest(word: str, url: str) -> str:
+    """The stored form of a (trigger word, callback URL) pair: 32 hex digits.
+
+    ``json.dumps`` (ASCII, escaping) keeps every pair distinct and encodable, lone surrogates
+    included. Migration 0004 computes the same digest; the two must not drift.
+    """
+    return blake2b(json.dumps([word, url]).encode(), digest_size=16).hexdigest()
+
+
+def is_wide(hook: OutgoingHook) -> bool:
+    """Whether the hook's conflicts are found by comparing it with its channel's hooks (it has
+    too many pairs to store) rather than by its keys."""
+    return conflict_key_count(hook) > WIDE_HOOK_KEYS
+
+
+def _key_rows(hook: OutgoingHook) -> list[dict[str, Any]]:
+    return [
+        {
+            "team_id": hook.team_id,
+            "channel_id": hook.channel_id,
+            "pair_digest": pair_digest(word, url),
+            "hook_id": hook.id,
+        }
+        for word, url in conflict_keys(hook)
+    ]
+
+
+_INSERT = outgoing_hooks.insert()
+_INSERT_KEYS = hook_conflict_keys.insert()
+
+
+def _index(conn: Connection, hooks: Iterable[OutgoingHook]) -> None:
+    """Write the conflict index rows of the live ones of ``hooks``."""
+    keys: list[dict[str, Any]] = []
+    wide: list[dict[str, Any]] = []
+    for hook in hooks:
+        if hook.delete_at:
+            continue
+        if is_wide(hook):
+            wide.append(
+                {"team_id": hook.team_id, "channel_id": hook.channel_id, "hook_id": hook.id}
+            )
+        else:
+            keys.extend(_key_rows(hook))
+    if wide:
+        conn.execute(wide_hooks.insert(), wide)
+    if keys:
+        try:
+            conn.execute(_INSERT_KEYS, keys)
+        except IntegrityError as error:
+            raise HookConflict from error
+
+
+def _unindex(conn: Connection, hook: OutgoingHook) -> None:
+    """Remove the conflict index rows of ``hook`` as it was stored."""
+    if hook.delete_at:
+        return
+    if is_wide(hook):
+        conn.execute(
+            delete(wide_hooks).where(
+                wide_hooks.c.team_id == hook.team_id,
+                wide_hooks.c.channel_id == hook.channel_id,
+                wide_hooks.c.hook_id == hook.id,
+            )
+        )
+    elif conflict_key_count(hook):
+        conn.execute(delete(hook_conflict_keys).where(hook_conflict_keys.c.hook_id == hook.id))
+
+
+def _indexed_as(hook: OutgoingHook) -> tuple[Any, ...]:
+    """What a hook's conflict index rows depend on."""
+    return (
+        hook.delete_at == 0,
+        hook.team_id,
+        hook.channel_id,
+        frozenset(hook.trigger_words),
+        frozenset(hook.callback_urls),
+    )
+
+
 def insert_hook(conn: Connection, hook: OutgoingHook) -> None:
-    insert_hooks(conn, [hook])
+    """Insert a hook and its conflict keys; :class:`HookConflict` if another hook holds one."""
+    conn.execute(_INSERT, _values(hook))
+    _index(conn, [hook])
 
 
 def insert_hooks(conn: Connection, hooks: Sequence[OutgoingHook]) -> None:
-    """Insert many hooks in one batched statement (bulk loads: benchmarks, scale tests)."""
+    """Insert many hooks in batched statements (bulk loads: benchmarks, scale tests)."""
     if hooks:
-        conn.execute(outgoing_hooks.insert(), [_values(hook) for hook in hooks])
+        conn.execute(_INSERT, [_values(hook) for hook in hooks])
+        _index(conn, hooks)
 
 
-def save_hook(conn: Connection, hook: OutgoingHook) -> None:
-    """Overwrite every stored field with ``hook``'s."""
+def save_hook(conn: Connection, hook: OutgoingHook, *, before: OutgoingHook) -> None:
+    """Overwrite every stored field with ``hook``'s; ``before`` is the hook as stored.
+
+    When its channel, words, URLs or deletion changed, its conflict keys are replaced
+    (:class:`HookConflict` if another hook holds one of the new keys).
+    """
     values = _values(hook)
     del values["id"]
     conn.execute(update(outgoing_hooks).where(outgoing_hooks.c.id == hook.id).values(**values))
+    if _indexed_as(before) != _indexed_as(hook):
+        _unindex(conn, before)
+        _index(conn, [hook])
 
 
-def find_hook(conn: Connection, hook_id: str) -> OutgoingHook | None:
-    """A live (not deleted) hook."""
-    row = (
-        conn.execute(
-            select(outgoing_hooks).where(
-                outgoing_hooks.c.id == hook_id, outgoing_hooks.c.delete_at == 0
+def _chunks(values: Iterable[str], size: int) -> Iterable[list[str]]:
+    iterator = iter(values)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def holds_conflict_keys(conn: Connection, hook: OutgoingHook) -> bool:
+    """Whether another live hook of the team and channel holds one of ``hook``'s pairs (for a
+    hook whose keys are not about to be inserted; an insert finds out by itself)."""
+    digests = {pair_digest(word, url) for word, url in conflict_keys(hook)}
+    for chunk in _chunks(digests, _KEYS_PER_STATEMENT):
+        found = conn.execute(
+            select(hook_conflict_keys.c.hook_id)
+            .where(
+                hook_conflict_keys.c.team_id == hook.team_id,
+                hook_conflict_keys.c.channel_id == hook.channel_id,
+                hook_conflict_keys.c.pair_digest.in_(chunk),
+                hook_conflict_keys.c.hook_id != hook.id,
             )
-        )
-    ).first()
+            .limit(1)
+        ).first()
+        if found is not None:
+            return True
+    return False
+
+
+_WIDE = (
+    select(outgoing_hooks)
+    .select_from(wide_hooks.join(outgoing_hooks, outgoing_hooks.c.id == wide_hooks.c.hook_id))
+    .where(
+        wide_hooks.c.team_id == bindparam("b_team"),
+        wide_hooks.c.channel_id == bindparam("b_channel"),
+    )
+)
+
+
+def list_wide_hooks(conn: Connection, team_id: str, channel_id: str) -> list[OutgoingHook]:
+    """The live hooks of the team and channel that have too many pairs for keys."""
+    rows = conn.execute(_WIDE, {"b_team": team_id, "b_channel": channel_id})
+    return [_hook(r) for r in rows]
+
+
+_FIND = select(outgoing_hooks).where(
+    outgoing_hooks.c.id == bindparam("b_id"), outgoing_hooks.c.delete_at == 0
+)
+
+
+_FIND_FOR_UPDATE = _FIND.with_for_update()
+
+
+def find_hook(conn: Connection, hook_id: str, *, for_update: bool = False) -> OutgoingHook | None:
+    """A live (not deleted) hook; ``for_update`` locks its row (PostgreSQL) to change it."""
+    row = conn.execute(_FIND_FOR_UPDATE if for_update else _FIND, {"b_id": hook_id}).first()
     return _hook(row) if row else None
 
 

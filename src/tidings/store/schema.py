@@ -174,6 +174,31 @@ outgoing_hooks = Table(
     Index("ix_outgoing_hooks_team", "team_id", "delete_at"),
 )
 
+# The conflict index of outgoing hooks: one row per (trigger word, callback URL) pair of every
+# live hook. Two hooks of one team and channel (or two team-wide ones) conflict exactly when
+# they share a pair (``domain.hooks.conflict_keys``), so the primary key refuses a conflicting
+# hook without the team's other hooks being read. The pair is kept as a 128-bit digest: words
+# and URLs run to a kilobyte each, a fixed-width key keeps the index small.
+hook_conflict_keys = Table(
+    "hook_conflict_keys",
+    metadata,
+    Column("team_id", String(ID), primary_key=True),
+    Column("channel_id", String(ID), primary_key=True),
+    Column("pair_digest", String(32), primary_key=True),
+    Column("hook_id", String(ID), nullable=False, index=True),
+)
+
+# Live hooks with more pairs than ``store.hooks.WIDE_HOOK_KEYS`` (a valid hook may have
+# 511 × 113): they have no rows in hook_conflict_keys, a hook's words and URLs being bounded
+# but their product not; every hook written in their channel is compared with them instead.
+wide_hooks = Table(
+    "wide_hooks",
+    metadata,
+    Column("team_id", String(ID), primary_key=True),
+    Column("channel_id", String(ID), primary_key=True),
+    Column("hook_id", String(ID), primary_key=True),
+)
+
 deliveries = Table(
     "deliveries",
     metadata,

@@ -193,3 +193,12 @@ def mentioned_user_ids(
         return others
     found = find_users(conn, set(others))
     return [user_id for user_id, user in found.items() if user.username in names]
+
+
+def hold_active_user(conn: Connection, user_id: str) -> bool:
+    """Whether the account exists and is active, holding its row until the transaction ends
+    (PostgreSQL: ``FOR SHARE``): a deactivation then waits, and sees what the caller wrote."""
+    row = conn.execute(
+        select(users.c.delete_at).where(users.c.id == user_id).with_for_update(read=True)
+    ).first()
+    return row is not None and row.delete_at == 0

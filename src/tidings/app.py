@@ -7,14 +7,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import swagger_ui_bundle
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from starlette.responses import HTMLResponse
 from starlette.staticfiles import StaticFiles
 
 from tidings import __version__
 from tidings.api import deliveries, hooks, metrics, posts, system, teams, users
-from tidings.api.common import valid_path_ids
+from tidings.api.common import ApiRoute
 from tidings.api.errors import RequestContextMiddleware, install_error_handlers
 from tidings.api.openapi import install_openapi
 from tidings.config import Settings
@@ -76,7 +76,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     # FastAPI tries routes in order, router by router, at a cost per route tried: the hot
     # routes (posting, the health check load balancers poll, users/me) come first.
     for module in (posts, system, users, teams, hooks, deliveries):
-        app.include_router(module.router, prefix="/api/v4", dependencies=[Depends(valid_path_ids)])
+        if module.router.route_class is not ApiRoute:
+            raise TypeError(f"{module.__name__}.router must be made with route_class=ApiRoute")
+        app.include_router(module.router, prefix="/api/v4")
     app.include_router(metrics.router)
     app.include_router(websocket.router)
     _install_docs(app)

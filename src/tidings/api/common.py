@@ -9,13 +9,15 @@ numbers, lone surrogates, NUL characters (PostgreSQL text refuses them) and absu
 
 import json
 import math
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar, get_args
 
 from fastapi import Depends, Request
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from tidings.domain.teams import Team
 from tidings.domain.wire import team_json
@@ -99,14 +101,14 @@ async def optional_session(request: Request) -> Session | None:
 ME_ALLOWED = frozenset({"user_id"})
 
 
-async def valid_path_ids(request: Request) -> None:
+async def check_path_ids(request: Request) -> None:
     """Every ``…_id`` in the URL path is a well-formed id (or ``me`` where Mattermost allows it).
 
     Mattermost answers a malformed one with 400 ``api.context.invalid_url_param.app_error``
-    before looking anything up; a well-formed id that matches nothing stays a 404. Installed once
-    on every API router, so no route can forget it. Every route with an id in its path needs a
-    session, and Mattermost checks the session first: so a caller without one hears 401, not 400
-    (authenticating here costs nothing on the well-formed path, which skips it).
+    before looking anything up; a well-formed id that matches nothing stays a 404. Every route
+    with an id in its path needs a session, and Mattermost checks the session first: so a caller
+    without one hears 401, not 400 (authenticating here costs nothing on the well-formed path,
+    which skips it).
     """
     for name, value in request.path_params.items():
         if not name.endswith("_id") or (value == "me" and name in ME_ALLOWED):
@@ -114,6 +116,33 @@ async def valid_path_ids(request: Request) -> None:
         if not isinstance(value, str) or not is_valid_id(value):
             await current_session(request)
             raise invalid_url_param(name)
+
+
+class ApiRoute(APIRoute):
+    """Every API route: its path ids are checked (:func:`check_path_ids`) before anything else.
+
+    A route class rather than a router dependency because FastAPI's dependency solving costs
+    tens of microseconds per level on every request, the post path's largest cost after the
+    database (bench/posts_per_second.py); every API router is made with this class, and
+    ``app.py`` refuses one that is not, so no route can forget the check.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        if not any(name.endswith("_id") for name in self.param_convertors):
+            return handler
+
+        async def checked(request: Request) -> Response:
+            await check_path_ids(request)
+            return await handler(request)
+
+        return checked
+
+
+async def caller(request: Request) -> tuple[Runtime, Session]:
+    """The runtime and the caller's session, for the hot handlers that skip dependency
+    injection (see :class:`ApiRoute`): the same checks as ``SessionDep``."""
+    return runtime_of(request), await current_session(request)
 
 
 SessionDep = Annotated[Session, Depends(current_session)]

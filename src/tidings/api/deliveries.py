@@ -3,11 +3,11 @@
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse
 
-from tidings.api.common import PagingDep, RuntimeDep, SessionDep, ok
+from tidings.api.common import ApiRoute, PagingDep, RuntimeDep, SessionDep, ok
 from tidings.domain.wire import delivery_json
 from tidings.services import deliveries as service
 
-router = APIRouter(tags=["delivery log (Tidings)"])
+router = APIRouter(route_class=ApiRoute, tags=["delivery log (Tidings)"])
 
 
 @router.get("/hooks/outgoing/{hook_id}/deliveries")

@@ -9,6 +9,7 @@ from starlette.responses import JSONResponse
 
 from tidings.api.common import (
     STATUS_OK,
+    ApiRoute,
     PagingDep,
     RuntimeDep,
     SessionDep,
@@ -20,7 +21,7 @@ from tidings.domain.wire import hook_json
 from tidings.services import hooks as service
 from tidings.services.hooks import HookInput
 
-router = APIRouter(tags=["outgoing webhooks"])
+router = APIRouter(route_class=ApiRoute, tags=["outgoing webhooks"])
 
 
 class HookBody(BaseModel):

@@ -8,10 +8,12 @@ from starlette.responses import JSONResponse
 
 from tidings.api.common import (
     STATUS_OK,
+    ApiRoute,
     PagingDep,
     RuntimeDep,
     SessionDep,
     body_doc,
+    caller,
     int64_param,
     ok,
     parse_body,
@@ -20,7 +22,7 @@ from tidings.domain.wire import post_json
 from tidings.errors import invalid_param
 from tidings.services import posts as service
 
-router = APIRouter(tags=["posts"])
+router = APIRouter(route_class=ApiRoute, tags=["posts"])
 
 
 class PostCreate(BaseModel):
@@ -43,7 +45,8 @@ class PostPatch(BaseModel):
 
 
 @router.post("/posts", status_code=201, openapi_extra=body_doc(PostCreate))
-async def create_post(request: Request, rt: RuntimeDep, session: SessionDep) -> JSONResponse:
+async def create_post(request: Request) -> JSONResponse:
+    rt, session = await caller(request)
     body = await parse_body(request, PostCreate, "post")
     post = await service.create_post(
         rt,

@@ -4,12 +4,12 @@ from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse
 
 from tidings import __version__
-from tidings.api.common import RuntimeDep, SessionDep, ok, read_json
+from tidings.api.common import ApiRoute, RuntimeDep, SessionDep, ok, read_json
 from tidings.domain import server_config
 from tidings.errors import FeatureDisabled, invalid_param
 from tidings.services import settings as service
 
-router = APIRouter(tags=["system"])
+router = APIRouter(route_class=ApiRoute, tags=["system"])
 
 
 @router.get("/system/ping")

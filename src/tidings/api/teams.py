@@ -6,6 +6,7 @@ from starlette.responses import JSONResponse
 
 from tidings.api.common import (
     STATUS_OK,
+    ApiRoute,
     PagingDep,
     RuntimeDep,
     SessionDep,
@@ -19,7 +20,7 @@ from tidings.domain.wire import channel_json, channel_member_json, team_member_j
 from tidings.errors import invalid_body_param
 from tidings.services import teams as service
 
-router = APIRouter(tags=["teams and channels"])
+router = APIRouter(route_class=ApiRoute, tags=["teams and channels"])
 
 
 class Strict(BaseModel):

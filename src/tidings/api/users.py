@@ -9,11 +9,13 @@ from tidings.api.common import (
     CSRF_COOKIE,
     STATUS_OK,
     USER_COOKIE,
+    ApiRoute,
     OptionalSessionDep,
     PagingDep,
     RuntimeDep,
     SessionDep,
     body_doc,
+    caller,
     client_address,
     login_limiter,
     ok,
@@ -28,7 +30,7 @@ from tidings.services import teams as team_service
 from tidings.services import users as service
 from tidings.services.runtime import Runtime
 
-router = APIRouter(tags=["users"])
+router = APIRouter(route_class=ApiRoute, tags=["users"])
 
 
 class Strict(BaseModel):
@@ -162,7 +164,8 @@ async def users_by_ids(request: Request, rt: RuntimeDep, session: SessionDep) ->
 
 
 @router.get("/users/me")
-async def get_me(session: SessionDep) -> JSONResponse:
+async def get_me(request: Request) -> JSONResponse:
+    _, session = await caller(request)
     return ok(user_json(session.user))
 
 

@@ -62,4 +62,4 @@ def is_valid_id(value: str) -> bool:
     """Mattermost's IsValidId: 26 bytes, every character a Unicode letter or number."""
     if len(value.encode("utf-8")) != ID_LENGTH:
         return False
-    return all(ch.isalnum() for ch in value)
+    return value.isalnum()

@@ -1,4 +1,4 @@
-"""Reading the delivery log (the outbox's writes live in ``tidings.webhooks.queue``)."""
+"""Reading the delivery log (the outbox's writes live in ``tidings.store.outbox``)."""
 
 from typing import Any
 

@@ -11,7 +11,7 @@ write-back locks the rows it fences on; SQLite's compiler drops those clauses, a
 lock (``BEGIN IMMEDIATE``) does the same. The rules (fencing by lease, replying once, what an
 unstorable result becomes) are ``tidings.domain.outbox``.
 
-Imports ``tidings.domain`` and ``tidings.store``.
+Imports ``tidings.domain``, ``tidings.store``, and the drivers' error classes.
 """
 
 import dataclasses
@@ -206,7 +206,8 @@ def claim(
 
 
 # A claim returns a batch of wide rows, and a SQLAlchemy ``Row`` resolves each attribute in
-# Python: read as plain tuples with named fields, the claim costs a third less.
+# Python: read as plain tuples with named fields instead, the claim's share of the database
+# thread's time, delivering to the P1 receiver, fell from about a quarter to under a tenth.
 _DeliveryRow = namedtuple("_DeliveryRow", [c.name for c in deliveries.c])  # type: ignore[misc]
 
 
@@ -241,8 +242,8 @@ def finish(conn: Connection, results: Sequence[Finish], now_ms: int) -> list[lis
 
     Returns, per result, the reply posts actually inserted (empty when the lease was lost or a
     reply had already been posted), so the caller can announce them after commit. When the
-    batch is refused for its data (:func:`is_data_error`), the caller rolls it back and hands
-    the same results to :func:`finish_isolating`.
+    batch is refused for its data (:func:`is_data_error`), its unit rolls back and the caller
+    hands the same results to :func:`finish_isolating`.
     """
     if not results:
         return []

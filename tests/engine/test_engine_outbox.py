@@ -305,6 +305,33 @@ def test_isolating_fails_the_bad_row_alone_and_commits_the_rest() -> None:
     _run(scenario)
 
 
+def test_a_batch_refused_for_its_data_is_rolled_back_whole() -> None:
+    """``finish`` alone (the worker's first try) raises a data error for a poison row and, its
+    unit rolled back, leaves nothing half written for ``finish_isolating`` to trip over."""
+
+    async def scenario(db: Database) -> None:
+        scene = await db.write(_scene)
+        hook = next(iter(scene.hooks))
+        await db.write(
+            partial(outbox.enqueue, new=[_new(scene, hook) for _ in range(2)], now_ms=NOW)
+        )
+        good, bad = await db.write(partial(outbox.claim, limit=10, lease_ms=LEASE_MS, now_ms=NOW))
+        same = new_id()
+        results = [_succeeded(good, _reply(good, same)), _succeeded(bad, _reply(bad, same))]
+        with pytest.raises(DBAPIError) as raised:
+            await db.write(partial(outbox.finish, results=results, now_ms=NOW))
+        assert outbox.is_data_error(raised.value)
+        assert await db.read(_rows(delivery_attempts)) == {}
+        assert await db.read(_rows(posts)) == {}
+        inserted, written = await db.write(
+            partial(outbox.finish_isolating, results=results, now_ms=NOW)
+        )
+        assert [len(p) for p in inserted] == [1, 0]
+        assert [w.status for w in written] == ["succeeded", "failed"]
+
+    _run(scenario)
+
+
 def test_isolating_marks_nothing_when_the_database_itself_fails() -> None:
     """A missing table says nothing about the rows: the error is raised, nothing is written."""
 

@@ -4,7 +4,7 @@ PostgreSQL refuses a NUL byte in text and JSON, refuses strings longer than a ``
 length, and a Python string holding a lone surrogate cannot be encoded at all. A receiver can
 put any of these in a reply's text, props or attachments, or in its response body and headers;
 one such value used to make the write-back of a whole batch fail. Everything the worker stores
-passes through these functions on its way to the database (``webhooks/queue.py``; response
+passes through these functions on its way to the database (``store/outbox.py``; response
 headers in ``webhooks/client.py`` as they are read), so the whole class of poison values is
 handled in one place. NULs are dropped, as Mattermost does; a lone
 surrogate becomes U+FFFD, as Go's decoder makes it.

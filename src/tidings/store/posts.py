@@ -7,6 +7,7 @@ from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.engine import Connection
 
 from tidings.domain.posts import Post
+from tidings.store.compiled import ManyRows
 from tidings.store.schema import posts
 
 
@@ -61,6 +62,15 @@ def insert_post(conn: Connection, post: Post) -> None:
 def insert_posts(conn: Connection, new_posts: Sequence[Post]) -> None:
     if new_posts:
         conn.execute(_INSERT, [_values(p) for p in new_posts])
+
+
+_INSERT_MANY = ManyRows.insert(posts)
+
+
+def insert_posts_batch(conn: Connection, new_posts: Sequence[Post]) -> None:
+    """``insert_posts`` for the worker's reply posts, written back many times a second: one
+    ``executemany`` of a statement compiled once (``store/compiled.py``)."""
+    _INSERT_MANY.execute(conn, [_values(p) for p in new_posts])
 
 
 def find_post(conn: Connection, post_id: str) -> Post | None:

@@ -14,6 +14,7 @@ from tidings.domain.teams import (
     TeamMember,
     TeamType,
 )
+from tidings.store.compiled import ManyRows
 from tidings.store.schema import channel_members, channels, team_members, teams
 
 
@@ -276,6 +277,7 @@ _TOUCH = (
         total_msg_count=channels.c.total_msg_count + bindparam("b_count"),
     )
 )
+_TOUCH_MANY = ManyRows(_TOUCH)
 
 
 def touch_channel(conn: Connection, channel_id: str, at: int, count: int = 1) -> None:
@@ -284,14 +286,14 @@ def touch_channel(conn: Connection, channel_id: str, at: int, count: int = 1) ->
 
 
 def touch_channels(conn: Connection, latest: Mapping[str, tuple[int, int]]) -> None:
-    """``touch_channel`` for several channels in one ``executemany`` (the worker's reply posts).
+    """``touch_channel`` for several channels in one ``executemany`` (the worker's reply posts;
+    ``store/compiled.py``).
 
     ``latest`` maps channel id → (newest post's create_at, number of new posts).
     """
-    if latest:
-        conn.execute(
-            _TOUCH, [{"b_id": c, "b_at": at, "b_count": n} for c, (at, n) in latest.items()]
-        )
+    _TOUCH_MANY.execute(
+        conn, [{"b_id": c, "b_at": at, "b_count": n} for c, (at, n) in latest.items()]
+    )
 
 
 def update_channel(conn: Connection, channel_id: str, **values: Any) -> None:

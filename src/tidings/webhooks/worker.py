@@ -41,7 +41,7 @@ from tidings.config import Settings
 from tidings.domain import server_config
 from tidings.domain.deliveries import Delivery, DeliveryStatus, ErrorKind
 from tidings.domain.hooks import OutgoingHook
-from tidings.domain.outbox import destination
+from tidings.domain.outbox import Finish, destination
 from tidings.domain.posts import Post
 from tidings.domain.server_config import ConfigDocument, WebhookSettings
 from tidings.domain.users import User
@@ -368,13 +368,7 @@ class Worker:
                 return
             batch, self._pending = self._pending, []
             try:
-                inserted, written = await self.deps.db.write(
-                    partial(
-                        outbox.finish_isolating,
-                        results=[r.finish for r in batch],
-                        now_ms=self.deps.clock.now_ms(),
-                    )
-                )
+                inserted, written = await self._write_back([r.finish for r in batch])
             except BaseException:
                 self._pending = batch + self._pending
                 raise
@@ -385,6 +379,22 @@ class Worker:
             [(p, r.sender_name) for r, posts in zip(done, inserted, strict=True) for p in posts]
         )
         await self._watch_failures(done)
+
+    async def _write_back(self, results: list[Finish]) -> tuple[list[list[Post]], list[Finish]]:
+        """(reply posts inserted per result, the results as written): one unit, and only when
+        the batch is refused for its data a second one that isolates the bad rows."""
+        now_ms = self.deps.clock.now_ms()
+        try:
+            inserted = await self.deps.db.write(
+                partial(outbox.finish, results=results, now_ms=now_ms)
+            )
+        except Exception as error:
+            if not outbox.is_data_error(error):
+                raise
+            return await self.deps.db.write(
+                partial(outbox.finish_isolating, results=results, now_ms=now_ms)
+            )
+        return inserted, results
 
     async def _announce(self, posts: list[tuple[Post, str]]) -> None:
         """Tell channel members about reply posts: here, and through servers in other processes.

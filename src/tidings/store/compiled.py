@@ -1,0 +1,89 @@
+"""Statements run for many rows at a time, compiled once per dialect: the outbox's hot writes.
+
+Why: the worker writes results back many times a second, often a handful at a time, and
+SQLAlchemy's work for each execution of a Core statement (cache key, the compiled parameters of
+every row, the result object) cost more than the database itself: about 80 µs more than the
+driver's own ``executemany`` for a statement of 8 rows on SQLite, five such statements per
+write-back. A :class:`ManyRows` compiles its Core statement once for the connection's dialect,
+in a positional parameter style, and runs it with :meth:`Connection.exec_driver_sql`: still
+SQLAlchemy's connection, transaction, events and error wrapping, and the SQL still defined by
+the schema in one place, for SQLite and PostgreSQL alike, but each row's values are picked in C
+and bound by the driver. Only what the drivers cannot bind themselves is converted here: JSON
+columns are serialised as SQLAlchemy's JSON type would (``json.dumps``).
+
+Imports SQLAlchemy and the standard library.
+"""
+
+import json
+import operator
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import JSON, Table
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.sql import Executable
+
+
+class _Form:
+    """One statement as one dialect runs it: the SQL and how a row becomes its parameters."""
+
+    def __init__(self, statement: Executable, dialect: Dialect, json_columns: frozenset[str]):
+        compiled = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
+        self.sql: str = str(compiled)
+        names: tuple[str, ...] = tuple(compiled.positiontup or ())
+        # Values written into the statement itself (``.values(lease_expires_at=0)``).
+        self._fixed = {
+            name: compiled.params[name] for name in names if not _bound_later(compiled, name)
+        }
+        self._json = [name for name in names if name in json_columns]
+        pick = operator.itemgetter(*names)
+        self._pick: Callable[[Mapping[str, Any]], tuple[Any, ...]] = (
+            pick if len(names) > 1 else (lambda row: (pick(row),))
+        )
+
+    def parameters(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
+        if not (self._fixed or self._json):
+            return self._pick(values)
+        row = {**self._fixed, **values}
+        for name in self._json:
+            row[name] = json.dumps(row[name])
+        return self._pick(row)
+
+
+class ManyRows:
+    """An INSERT or UPDATE run for many rows with one ``executemany``, rows given as mappings
+    from bind names (column names for an insert) to values."""
+
+    def __init__(self, statement: Executable, json_columns: Iterable[str] = ()) -> None:
+        self._statement = statement
+        self._json = frozenset(json_columns)
+        self._forms: dict[str, _Form] = {}
+
+    @classmethod
+    def insert(cls, table: Table) -> "ManyRows":
+        """``INSERT INTO table`` with every column, named by column."""
+        return cls(table.insert(), [c.name for c in table.c if isinstance(c.type, JSON)])
+
+    def execute(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        if not rows:
+            return
+        form = self._forms.get(conn.dialect.name)
+        if form is None:
+            form = self._forms[conn.dialect.name] = _Form(
+                self._statement, _positional(conn.dialect), self._json
+            )
+        conn.exec_driver_sql(form.sql, [form.parameters(row) for row in rows])
+
+
+def _bound_later(compiled: Any, name: str) -> bool:
+    """True for a ``bindparam`` each row gives a value for, False for a value in the statement."""
+    return any(b.required for b, n in compiled.bind_names.items() if n == name)
+
+
+def _positional(dialect: Dialect) -> Dialect:
+    """``dialect``, or its twin in the ``format`` style (psycopg takes ``%s`` as well as
+    ``%(name)s``), so that a row's values are one tuple picked in C."""
+    if dialect.positional:
+        return dialect
+    twin: Dialect = type(dialect)(paramstyle="format")  # type: ignore[call-arg]
+    return twin

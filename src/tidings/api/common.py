@@ -7,6 +7,7 @@ Mattermost's ``api.context.invalid_body_param.app_error``. Malformed includes wh
 numbers, lone surrogates, NUL characters (PostgreSQL text refuses them) and absurd nesting.
 """
 
+import inspect
 import json
 import math
 from collections.abc import Callable, Coroutine
@@ -119,16 +120,19 @@ async def check_path_ids(request: Request) -> None:
 
 
 class ApiRoute(APIRoute):
-    """Every API route: its path ids are checked (:func:`check_path_ids`) before anything else.
+    """Every API route: its path ids are checked (:func:`check_path_ids`) before anything else,
+    and a handler that takes nothing but the ``Request`` is called directly.
 
-    A route class rather than a router dependency because FastAPI's dependency solving costs
-    tens of microseconds per level on every request, the post path's largest cost after the
-    database (bench/posts_per_second.py); every API router is made with this class, and
-    ``app.py`` refuses one that is not, so no route can forget the check.
+    Both for cost: FastAPI's dependency solving and request handling cost tens of microseconds
+    per level on every request, the post path's largest cost after the database
+    (bench/posts_per_second.py). A hot handler (``POST /posts``, ``GET /users/me``) takes only
+    the request and resolves its caller with :func:`caller`; FastAPI still routes it and
+    documents it. Every API router is made with this class, and ``app.py`` refuses one that is
+    not, so no route can forget the id check.
     """
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
+        handler = self._direct() or super().get_route_handler()
         if not any(name.endswith("_id") for name in self.param_convertors):
             return handler
 
@@ -137,6 +141,15 @@ class ApiRoute(APIRoute):
             return await handler(request)
 
         return checked
+
+    def _direct(self) -> Callable[[Request], Coroutine[Any, Any, Response]] | None:
+        """The endpoint itself, when its one parameter is the request and it is a coroutine."""
+        parameters = list(inspect.signature(self.endpoint).parameters.values())
+        takes_request = len(parameters) == 1 and parameters[0].annotation is Request
+        if not (takes_request and inspect.iscoroutinefunction(self.endpoint)):
+            return None
+        endpoint: Callable[[Request], Coroutine[Any, Any, Response]] = self.endpoint
+        return endpoint
 
 
 async def caller(request: Request) -> tuple[Runtime, Session]:

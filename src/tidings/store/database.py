@@ -12,10 +12,18 @@ The same ``work`` serves both backends; where the SQL differs, the difference li
 
 SQLite (the embedded default), in WAL mode with ``synchronous=NORMAL`` and foreign keys on:
 
-- one **writer** thread owns the one connection that writes; its transactions start with
-  ``BEGIN IMMEDIATE`` so a transaction takes the write lock before it reads what it will
-  change. Writes queue for that thread rather than for SQLite's busy handler, which sleeps in
-  steps of up to 100 ms. WAL checkpoints run on that thread too, off the event loop.
+- one connection writes (:class:`_Writer`); its transactions start with ``BEGIN IMMEDIATE`` so
+  a transaction takes the write lock before it reads what it will change. A unit runs **inline**,
+  on the caller's thread, when that connection is free and no other process holds the write
+  lock; otherwise, and always for units marked ``background`` (the worker's batches,
+  housekeeping), it runs on the **writer thread**, which waits for the lock. Why inline: a unit
+  of a handful of statements costs ~150 µs, and handing it to a thread cost more than that —
+  every statement releases and re-takes the GIL, and each re-take waits for the busy event
+  loop (measured in-process: 1.6–1.75× the posts/s inline, CPU per post 880 → 490 µs). Inline
+  units never wait: they ask SQLite for the lock with no busy timeout and, refused, go to the
+  thread. WAL checkpoints (the one write that fsyncs) never run inline: automatic checkpoints
+  are off on this connection and the writer thread runs a passive one every
+  ``CHECKPOINT_EVERY`` commits.
 - ``readers`` **reader** threads, each with its own connection marked ``query_only``: WAL lets
   them read a committed snapshot beside the writer, never taking its lock. A unit sent to
   :meth:`Database.read` that tries to write fails at once (``attempt to write a readonly
@@ -27,6 +35,8 @@ writes share it. Why psycopg in threads rather than asyncpg on the loop is measu
 """
 
 import asyncio
+import logging
+import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -37,7 +47,7 @@ import asyncpg
 from sqlalchemy import Engine, event, func, select
 from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.pool import NullPool
 
 # What layers above ``store`` may name: the connection a unit of work receives, and the error a
@@ -45,6 +55,7 @@ from sqlalchemy.pool import NullPool
 __all__ = ["Connection", "Database", "IntegrityError", "Subscription"]
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 # Threads (and so connections) for concurrent reads on SQLite; the writer is one more.
 SQLITE_READERS = 2
@@ -148,6 +159,99 @@ def _run_unit(connections: _ThreadConnections, work: Callable[[Connection], T]) 
         return work(conn)
 
 
+# Passive checkpoint after this many commits; each post commits a few pages, SQLite's own
+# automatic checkpoint would come every 1,000 pages.
+CHECKPOINT_EVERY = 256
+_BUSY_WAIT_MS = 30_000
+
+
+class _Busy(Exception):
+    """Another process holds the write lock: an inline unit goes to the writer thread."""
+
+
+class _Writer:
+    """SQLite's one writing connection, used by one thread at a time (``lock``): inline by the
+    caller when the lock is free, else by the writer thread."""
+
+    def __init__(self, engine: Engine, executor: ThreadPoolExecutor) -> None:
+        self.engine = engine
+        self.executor = executor
+        self.lock = threading.Lock()
+        self._conn: Connection | None = None
+        self._busy_ms = -1
+        self._commits = 0
+
+    def try_inline(self, work: Callable[[Connection], T]) -> tuple[bool, T | None]:
+        """(True, result) when ``work`` ran here and committed; (False, None) when the
+        connection or the database's write lock was taken and nothing ran."""
+        if not self.lock.acquire(blocking=False):
+            return False, None
+        try:
+            return True, self._run(work, busy_ms=0)
+        except _Busy:
+            return False, None
+        finally:
+            self.lock.release()
+
+    def run_waiting(self, work: Callable[[Connection], T]) -> T:
+        """On the writer thread: wait for the connection, then for the write lock."""
+        with self.lock:
+            return self._run(work, busy_ms=_BUSY_WAIT_MS)
+
+    def _run(self, work: Callable[[Connection], T], *, busy_ms: int) -> T:
+        conn = self._connection()
+        if busy_ms != self._busy_ms:
+            self._raw(conn).execute(f"PRAGMA busy_timeout={busy_ms}")
+            self._busy_ms = busy_ms
+        try:
+            transaction = conn.begin()
+        except OperationalError as exc:
+            conn.rollback()
+            if busy_ms == 0 and _is_busy(exc):
+                raise _Busy from exc
+            raise
+        with transaction:
+            result = work(conn)
+        self._commits += 1
+        if self._commits >= CHECKPOINT_EVERY:
+            self._commits = 0
+            self.executor.submit(self._checkpoint)
+        return result
+
+    def _checkpoint(self) -> None:
+        with self.lock:
+            try:
+                self._raw(self._connection()).execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.Error:
+                logger.exception("WAL checkpoint failed; the next one will try again")
+
+    def _connection(self) -> Connection:
+        if self._conn is None or self._conn.closed or self._conn.invalidated:
+            self._conn = self.engine.connect()
+            self._busy_ms = -1
+            self._raw(self._conn).execute("PRAGMA wal_autocheckpoint=0")
+        return self._conn
+
+    @staticmethod
+    def _raw(conn: Connection) -> sqlite3.Connection:
+        raw: sqlite3.Connection = conn.connection.driver_connection  # type: ignore[assignment]
+        return raw
+
+    def close(self) -> None:
+        with self.lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+
+def _is_busy(exc: OperationalError) -> bool:
+    orig = exc.orig
+    return isinstance(orig, sqlite3.OperationalError) and (
+        getattr(orig, "sqlite_errorname", "") in ("SQLITE_BUSY", "SQLITE_LOCKED")
+        or "locked" in str(orig)
+    )
+
+
 def _run_pooled(engine: Engine, work: Callable[[Connection], T]) -> T:
     with engine.begin() as conn:
         return work(conn)
@@ -166,21 +270,20 @@ class Database:
         self.url = normalise_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
         self.dialect_name = "sqlite" if self.is_sqlite else "postgresql"
-        self._writer: _ThreadConnections | None = None
+        self._writer: _Writer | None = None
         self._readers: _ThreadConnections | None = None
         self._pool: Engine | None = None
         if self.is_sqlite:
-            self._writer = _ThreadConnections(create_engine(url))
-            self._write_executor = ThreadPoolExecutor(1, thread_name_prefix="tidings-db-write")
             if is_memory_sqlite(url):
-                # Another connection would open another, empty, in-memory database.
-                self._read_executor = self._write_executor
-                self._readers = self._writer
-            else:
-                self._readers = _ThreadConnections(create_engine(url, read_only=True))
-                self._read_executor = ThreadPoolExecutor(
-                    SQLITE_READERS, thread_name_prefix="tidings-db-read"
+                raise ValueError(
+                    "Tidings needs a database file: SQLite in memory is one per connection"
                 )
+            self._write_executor = ThreadPoolExecutor(1, thread_name_prefix="tidings-db-write")
+            self._writer = _Writer(create_engine(url), self._write_executor)
+            self._readers = _ThreadConnections(create_engine(url, read_only=True))
+            self._read_executor = ThreadPoolExecutor(
+                SQLITE_READERS, thread_name_prefix="tidings-db-read"
+            )
         else:
             self._pool = create_engine(url, pool_size=POSTGRES_POOL)
             self._write_executor = ThreadPoolExecutor(
@@ -192,14 +295,19 @@ class Database:
     def from_url(cls, url: str) -> "Database":
         return cls(url)
 
-    async def write(self, work: Callable[[Connection], T]) -> T:
+    async def write(self, work: Callable[[Connection], T], *, background: bool = False) -> T:
         """Run ``work(conn)`` as one transaction that may write; commits unless it raises.
 
-        Cancelling the caller does not cut the unit short once it has started: it commits or
-        rolls back as a whole, on its own thread.
+        ``background``: the unit may take milliseconds (a batch of the worker, housekeeping),
+        so on SQLite it never runs inline on the event loop. Cancelling the caller does not cut
+        a unit short once it has started: it commits or rolls back as a whole.
         """
         if self._writer is not None:
-            return await _hand_off(self._write_executor, partial(_run_unit, self._writer, work))
+            if not background:
+                ran, result = self._writer.try_inline(work)
+                if ran:
+                    return result  # type: ignore[return-value]
+            return await _hand_off(self._write_executor, partial(self._writer.run_waiting, work))
         assert self._pool is not None
         return await _hand_off(self._write_executor, partial(_run_pooled, self._pool, work))
 
@@ -242,10 +350,12 @@ class Database:
     def _close(self) -> None:
         self._write_executor.shutdown(wait=True)
         self._read_executor.shutdown(wait=True)
-        for connections in (self._writer, self._readers):
-            if connections is not None:
-                connections.close_all()
-                connections.engine.dispose()
+        if self._writer is not None:
+            self._writer.close()
+            self._writer.engine.dispose()
+        if self._readers is not None:
+            self._readers.close_all()
+            self._readers.engine.dispose()
         if self._pool is not None:
             self._pool.dispose()
 

@@ -32,7 +32,9 @@ async def keep_house(
     last_prune = float("-inf")
     while True:
         try:
-            released = await db.write(partial(outbox.release_expired, now_ms=clock.now_ms()))
+            released = await db.write(
+                partial(outbox.release_expired, now_ms=clock.now_ms()), background=True
+            )
             if released:
                 logger.warning("requeued %d deliveries whose worker stopped mid-attempt", released)
                 outbox_signal.set()
@@ -52,7 +54,9 @@ async def _prune(
         settings = server_config.webhook_settings(await config())
         cutoff = clock.now_ms() - settings.retention_days * 86_400_000
         while True:
-            pruned = await db.write(partial(delivery_store.prune_finished, older_than_ms=cutoff))
+            pruned = await db.write(
+                partial(delivery_store.prune_finished, older_than_ms=cutoff), background=True
+            )
             if pruned == 0:
                 break
             await asyncio.sleep(0)

@@ -222,7 +222,8 @@ class Worker:
                 skip_destinations=saturated.destinations,
                 skip_owners=saturated.owners,
                 skip_teams=saturated.teams,
-            )
+            ),
+            background=True,
         )
         if not claimed:
             return 0
@@ -386,13 +387,13 @@ class Worker:
         now_ms = self.deps.clock.now_ms()
         try:
             inserted = await self.deps.db.write(
-                partial(outbox.finish, results=results, now_ms=now_ms)
+                partial(outbox.finish, results=results, now_ms=now_ms), background=True
             )
         except Exception as error:
             if not outbox.is_data_error(error):
                 raise
             return await self.deps.db.write(
-                partial(outbox.finish_isolating, results=results, now_ms=now_ms)
+                partial(outbox.finish_isolating, results=results, now_ms=now_ms), background=True
             )
         return inserted, results
 

@@ -1,5 +1,6 @@
 """Use cases. One public function = one transaction; the only layer that combines rules and storage.
 
 May import ``tidings.domain``, ``tidings.store``, the pure ``tidings.webhooks`` parts
-(matching, payloads, signing) and ``tidings.webhooks.queue``; never ``api``, ``web`` or ``cli``.
+(matching, payloads, signing); never ``api``, ``web`` or ``cli``. A transaction is one unit of
+work handed to ``store.database.Database.write``/``read``: a plain function over a connection.
 """

@@ -305,13 +305,11 @@ def test_a_passing_lock_is_retried_not_recorded_unstorable() -> None:
                 name = make_url(url).database
                 conn.execute(text(f"ALTER DATABASE \"{name}\" SET lock_timeout = '200ms'"))
             engine.dispose()
-        rt = Runtime(settings=Settings(database_url=url), db=Database.from_url(url))
+        # On SQLite, a write gives up on another connection's lock after 200 ms.
+        rt = Runtime(settings=Settings(database_url=url), db=Database(url, lock_wait_ms=200))
         try:
             seeded = await seed_channel_hook(rt, "boss", "http://127.0.0.1:9/hook")
             await post_service.create_post(rt, seeded.admin, seeded.channel.id, "go")
-            if sqlite:
-                # The writer's connection gives up on a lock after 200 ms.
-                await rt.db.write(lambda conn: conn.exec_driver_sql("PRAGMA busy_timeout=200"))
             now = rt.clock.now_ms()
             [delivery] = await rt.db.write(
                 partial(outbox.claim, limit=10, lease_ms=60_000, now_ms=now)

@@ -162,7 +162,8 @@ def _run_unit(connections: _ThreadConnections, work: Callable[[Connection], T]) 
 # Passive checkpoint after this many commits; each post commits a few pages, SQLite's own
 # automatic checkpoint would come every 1,000 pages.
 CHECKPOINT_EVERY = 256
-_BUSY_WAIT_MS = 30_000
+# How long the writer thread waits for another process's write lock before the unit fails.
+LOCK_WAIT_MS = 30_000
 
 
 class _Busy(Exception):
@@ -173,9 +174,10 @@ class _Writer:
     """SQLite's one writing connection, used by one thread at a time (``lock``): inline by the
     caller when the lock is free, else by the writer thread."""
 
-    def __init__(self, engine: Engine, executor: ThreadPoolExecutor) -> None:
+    def __init__(self, engine: Engine, executor: ThreadPoolExecutor, lock_wait_ms: int) -> None:
         self.engine = engine
         self.executor = executor
+        self.lock_wait_ms = lock_wait_ms
         self.lock = threading.Lock()
         self._conn: Connection | None = None
         self._busy_ms = -1
@@ -196,7 +198,7 @@ class _Writer:
     def run_waiting(self, work: Callable[[Connection], T]) -> T:
         """On the writer thread: wait for the connection, then for the write lock."""
         with self.lock:
-            return self._run(work, busy_ms=_BUSY_WAIT_MS)
+            return self._run(work, busy_ms=self.lock_wait_ms)
 
     def _run(self, work: Callable[[Connection], T], *, busy_ms: int) -> T:
         conn = self._connection()
@@ -266,7 +268,8 @@ class Database:
     """Where every transaction runs: :meth:`write` for a unit that may change data, :meth:`read`
     for one that only reads."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, lock_wait_ms: int = LOCK_WAIT_MS) -> None:
+        """``lock_wait_ms``: SQLite, how long a write waits for another process's lock."""
         self.url = normalise_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
         self.dialect_name = "sqlite" if self.is_sqlite else "postgresql"
@@ -279,7 +282,7 @@ class Database:
                     "Tidings needs a database file: SQLite in memory is one per connection"
                 )
             self._write_executor = ThreadPoolExecutor(1, thread_name_prefix="tidings-db-write")
-            self._writer = _Writer(create_engine(url), self._write_executor)
+            self._writer = _Writer(create_engine(url), self._write_executor, lock_wait_ms)
             self._readers = _ThreadConnections(create_engine(url, read_only=True))
             self._read_executor = ThreadPoolExecutor(
                 SQLITE_READERS, thread_name_prefix="tidings-db-read"

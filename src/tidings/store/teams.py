@@ -281,8 +281,9 @@ _TOUCH_MANY = ManyRows(_TOUCH)
 
 
 def touch_channel(conn: Connection, channel_id: str, at: int, count: int = 1) -> None:
-    """Record new posts: last_post_at and the message count move together."""
-    conn.execute(_TOUCH, {"b_id": channel_id, "b_at": at, "b_count": count})
+    """Record new posts: last_post_at and the message count move together. Every post runs it,
+    so it goes the compiled way (``store/compiled.py``: half the cost of ``conn.execute``)."""
+    _TOUCH_MANY.execute(conn, [{"b_id": channel_id, "b_at": at, "b_count": count}])
 
 
 def touch_channels(conn: Connection, latest: Mapping[str, tuple[int, int]]) -> None:
@@ -507,10 +508,14 @@ _MARK_POSTED = (
 )
 
 
+_MARK_POSTED_MANY = ManyRows(_MARK_POSTED)
+
+
 def mark_viewed_by_poster(conn: Connection, channel_id: str, user_id: str, at: int) -> None:
     """``mark_viewed`` for the poster of a new post (after ``touch_channel``), prebuilt: every
-    post runs it. The poster has read the channel up to their own post."""
-    conn.execute(_MARK_POSTED, {"b_channel": channel_id, "b_user": user_id, "b_at": at})
+    post runs it (compiled, as ``touch_channel``). The poster has read the channel up to their
+    own post."""
+    _MARK_POSTED_MANY.execute(conn, [{"b_channel": channel_id, "b_user": user_id, "b_at": at}])
 
 
 _NEXT_HOOKS_VERSION = (

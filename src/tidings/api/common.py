@@ -143,13 +143,22 @@ class ApiRoute(APIRoute):
         return checked
 
     def _direct(self) -> Callable[[Request], Coroutine[Any, Any, Response]] | None:
-        """The endpoint itself, when its one parameter is the request and it is a coroutine."""
-        parameters = list(inspect.signature(self.endpoint).parameters.values())
-        takes_request = len(parameters) == 1 and parameters[0].annotation is Request
-        if not (takes_request and inspect.iscoroutinefunction(self.endpoint)):
+        """The endpoint itself when it is a coroutine whose one parameter is the request (or
+        that takes none, like ``ping``); None when FastAPI must solve its parameters."""
+        if not inspect.iscoroutinefunction(self.endpoint):
             return None
-        endpoint: Callable[[Request], Coroutine[Any, Any, Response]] = self.endpoint
-        return endpoint
+        parameters = list(inspect.signature(self.endpoint).parameters.values())
+        if not parameters:
+            bare: Callable[[], Coroutine[Any, Any, Response]] = self.endpoint
+
+            async def call(_request: Request) -> Response:
+                return await bare()
+
+            return call
+        if len(parameters) == 1 and parameters[0].annotation is Request:
+            endpoint: Callable[[Request], Coroutine[Any, Any, Response]] = self.endpoint
+            return endpoint
+        return None
 
 
 async def caller(request: Request) -> tuple[Runtime, Session]:

@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/posts_per_second.py [--concurrency 16] [--duration 10] [--warmup 2]
         [--runs 3 --floor ../shared/bench-floor/post_floor.py] [--baseline DIR]
+        [--postgres postgresql://postgres@127.0.0.1:5432/postgres]
 
 Starts ``tidings serve`` on SQLite in a temporary data directory on a free port, creates a user
 (the first, so an admin), a team and a channel, then runs ``--concurrency`` aiohttp clients, each
@@ -19,6 +20,7 @@ cost is read as two ratios to the same floor. The order within a round rotates.
 
 import argparse
 import asyncio
+import contextlib
 import json
 import math
 import os
@@ -27,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,10 +49,15 @@ def percentile(ordered: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
 
 
-def start_server(data_dir: Path, port: int, source: Path | None = None) -> subprocess.Popen[bytes]:
-    """``tidings serve`` from this checkout, or from ``source`` (another checkout's ``src``)."""
+def start_server(
+    data_dir: Path, port: int, source: Path | None = None, database_url: str | None = None
+) -> subprocess.Popen[bytes]:
+    """``tidings serve`` from this checkout, or from ``source`` (another checkout's ``src``),
+    on SQLite in ``data_dir`` or on ``database_url``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TIDINGS_")}
     env |= {"TIDINGS_DATA_DIR": str(data_dir), "TIDINGS_LISTEN": f"127.0.0.1:{port}"}
+    if database_url is not None:
+        env["TIDINGS_DATABASE_URL"] = database_url
     if source is not None:
         env["PYTHONPATH"] = str(source)
     return subprocess.Popen(
@@ -167,9 +175,12 @@ async def measure(
 
 def measure_tidings(args: argparse.Namespace, source: Path | None) -> dict[str, Any]:
     """One measurement of a fresh ``tidings serve`` (this checkout, or ``source``)."""
-    with tempfile.TemporaryDirectory(prefix="tidings-bench-") as folder:
+    with (
+        tempfile.TemporaryDirectory(prefix="tidings-bench-") as folder,
+        fresh_postgres(args.postgres) as database_url,
+    ):
         port = free_port()
-        process = start_server(Path(folder), port, source)
+        process = start_server(Path(folder), port, source, database_url)
         base = f"http://127.0.0.1:{port}"
         try:
 
@@ -177,9 +188,26 @@ def measure_tidings(args: argparse.Namespace, source: Path | None) -> dict[str, 
                 await wait_until_up(base, process)
                 return await measure(base, args.concurrency, args.duration, args.warmup)
 
-            return asyncio.run(run())
+            summary = asyncio.run(run())
+            summary["database"] = "postgresql" if database_url else "sqlite"
+            return summary
         finally:
             stop(process)
+
+
+@contextlib.contextmanager
+def fresh_postgres(server: str | None) -> Iterator[str | None]:
+    """A new, empty database on the PostgreSQL ``server`` URL (dropped afterwards), or None."""
+    if server is None:
+        yield None
+        return
+    name = f"tidings_bench_{os.getpid()}_{int(time.time() * 1000) % 10**9}"
+    admin = ["psql", server, "-qc"]
+    subprocess.run([*admin, f'CREATE DATABASE "{name}"'], check=True)
+    try:
+        yield server.rsplit("/", 1)[0] + "/" + name
+    finally:
+        subprocess.run([*admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'], check=False)
 
 
 def measure_floor(args: argparse.Namespace) -> dict[str, Any]:
@@ -248,6 +276,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=1, help="rounds (with --floor)")
     parser.add_argument("--floor", type=Path, help="the shared post_floor.py")
     parser.add_argument("--baseline", type=Path, help="another checkout to measure beside this one")
+    parser.add_argument(
+        "--postgres",
+        help="serve Tidings on a fresh database of this PostgreSQL server "
+        "(e.g. postgresql://postgres@127.0.0.1:5432/postgres); the floor stays SQLite",
+    )
     args = parser.parse_args()
     if args.floor is None:
         print(json.dumps(measure_tidings(args, None), indent=2))

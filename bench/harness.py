@@ -228,7 +228,7 @@ class World:
             hook_store.insert_hooks(conn, hooks)
             team_store.bump_hooks_version(conn, team_id)
 
-        await self.rt.db.write(work)
+        await self.rt.db.write(work, background=True)  # thousands of rows: off the loop
 
     async def close(self) -> None:
         await self.rt.db.dispose()

@@ -128,5 +128,6 @@ async def enqueue_posts(world: World, hook: OutgoingHook, start: int, count: int
         insert_posts(conn, posts)
         enqueue(conn, new, now)
 
-    await world.rt.db.write(work)
+    # Thousands of rows: milliseconds, so off the event loop (the worker may be running on it).
+    await world.rt.db.write(work, background=True)
     world.rt.outbox_signal.set()

@@ -28,8 +28,28 @@ from sqlalchemy import func, select
 
 from tidings import process
 from tidings.services import posts as post_service
+from tidings.store.database import Connection
 from tidings.store.schema import deliveries
 from tidings.webhooks.worker import Worker
+
+
+def succeeded_count(conn: Connection) -> int:
+    return int(
+        conn.execute(select(func.count()).where(deliveries.c.status == "succeeded")).scalar_one()
+    )
+
+
+def succeeded_update_ats(conn: Connection) -> list[int]:
+    """When each succeeded delivery was written back (ms), in order."""
+    return list(
+        conn.execute(
+            select(deliveries.c.update_at)
+            .where(deliveries.c.status == "succeeded")
+            .order_by(deliveries.c.update_at)
+        )
+        .scalars()
+        .all()
+    )
 
 
 async def engine_rate(url: str, posts: int, concurrency: int) -> dict[str, float]:
@@ -45,27 +65,13 @@ async def engine_rate(url: str, posts: int, concurrency: int) -> dict[str, float
     started = time.perf_counter()
     await worker.start()
     while True:
-        async with world.rt.db.transaction() as conn:
-            done = (
-                await conn.execute(select(func.count()).where(deliveries.c.status == "succeeded"))
-            ).scalar_one()
+        done = await world.rt.db.read(succeeded_count)
         if done >= posts:
             break
         await asyncio.sleep(0.05)
     elapsed = time.perf_counter() - started
     await worker.stop()
-    async with world.rt.db.transaction() as conn:
-        finished_at = (
-            (
-                await conn.execute(
-                    select(deliveries.c.update_at)
-                    .where(deliveries.c.status == "succeeded")
-                    .order_by(deliveries.c.update_at)
-                )
-            )
-            .scalars()
-            .all()
-        )
+    finished_at = await world.rt.db.read(succeeded_update_ats)
     await world.close()
     floor_after = await asyncio.to_thread(client_floor, url, concurrency, 5)
     warm = len(finished_at) // 10

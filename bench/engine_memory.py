@@ -24,6 +24,7 @@ from pacing import enqueue_posts
 from sqlalchemy import func, select
 
 from tidings import metrics, process
+from tidings.store.database import Connection
 from tidings.store.schema import deliveries
 from tidings.webhooks.worker import Worker
 
@@ -42,11 +43,12 @@ def finished_so_far() -> int:
 
 async def succeeded(world: World) -> int:
     """Deliveries recorded as succeeded in the database."""
-    async with world.rt.db.transaction() as conn:
-        count = (
-            await conn.execute(select(func.count()).where(deliveries.c.status == "succeeded"))
-        ).scalar_one()
-    return int(count)
+
+    def work(conn: Connection) -> int:
+        statement = select(func.count()).where(deliveries.c.status == "succeeded")
+        return int(conn.execute(statement).scalar_one())
+
+    return await world.rt.db.read(work)
 
 
 async def drain(url: str, total: int, first: int) -> dict[str, float]:

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from tidings.config import Settings
 from tidings.domain.hooks import OutgoingHook
@@ -35,7 +36,7 @@ from tidings.services.hooks import HookInput
 from tidings.services.runtime import Runtime
 from tidings.store import hooks as hook_store
 from tidings.store import teams as team_store
-from tidings.store.database import Database
+from tidings.store.database import Connection, Database
 from tidings.store.migration import upgrade
 
 FLOOR = Path(
@@ -162,7 +163,7 @@ class World:
 
     def __init__(self, database_url: str | None = None, **settings: object) -> None:
         self.tmp = tempfile.mkdtemp(prefix="tidings-bench-")
-        url = database_url or f"sqlite+aiosqlite:///{self.tmp}/bench.db"
+        url = database_url or f"sqlite:///{self.tmp}/bench.db"
         upgrade(url)
         self.settings = Settings(database_url=url, data_dir=Path(self.tmp), **settings)  # type: ignore[arg-type]
         self.rt = Runtime(settings=self.settings, db=Database.from_url(url))
@@ -195,14 +196,14 @@ class World:
             },
         )
 
-    async def hook(self, url: str, **fields: object) -> OutgoingHook:
+    async def hook(self, url: str, **fields: Any) -> OutgoingHook:
         return await hook_service.create_hook(
             self.rt,
             self.admin,
             HookInput(
                 team_id=self.team.id, channel_id=self.channel.id, callback_urls=(url,), **fields
             ),
-        )  # type: ignore[arg-type]
+        )
 
     async def bulk_hooks(self, count: int, url: str) -> None:
         """Insert many trigger-word hooks directly (the API would validate each, slowly)."""
@@ -220,12 +221,14 @@ class World:
             trigger_when=0,
             callback_urls=(url,),
         )
-        async with self.rt.db.transaction() as conn:
-            for i in range(count):
-                await hook_store.insert_hook(
-                    conn, replace(template, id=new_id(), trigger_words=(f"word{i}",))
-                )
-            await team_store.bump_hooks_version(conn, self.team.id)
+        hooks = [replace(template, id=new_id(), trigger_words=(f"word{i}",)) for i in range(count)]
+        team_id = self.team.id
+
+        def work(conn: Connection) -> None:
+            hook_store.insert_hooks(conn, hooks)
+            team_store.bump_hooks_version(conn, team_id)
+
+        await self.rt.db.write(work, background=True)  # thousands of rows: off the loop
 
     async def close(self) -> None:
         await self.rt.db.dispose()

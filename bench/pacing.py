@@ -13,12 +13,14 @@ from typing import TypeVar
 from harness import World, fetch_arrivals
 
 from tidings.domain.hooks import OutgoingHook
+from tidings.domain.outbox import NewDelivery
 from tidings.domain.posts import Post
 from tidings.ids import new_id
 from tidings.services import posts as post_service
+from tidings.store.database import Connection
+from tidings.store.outbox import enqueue
 from tidings.store.posts import insert_posts
 from tidings.webhooks.payloads import build_payload_fields, encode_body
-from tidings.webhooks.queue import NewDelivery, enqueue
 
 T = TypeVar("T")
 
@@ -121,7 +123,11 @@ async def enqueue_posts(world: World, hook: OutgoingHook, start: int, count: int
                 root_id=post.id,
             )
         )
-    async with world.rt.db.transaction() as conn:
-        await insert_posts(conn, posts)
-        await enqueue(conn, new, now)
+
+    def work(conn: Connection) -> None:
+        insert_posts(conn, posts)
+        enqueue(conn, new, now)
+
+    # Thousands of rows: milliseconds, so off the event loop (the worker may be running on it).
+    await world.rt.db.write(work, background=True)
     world.rt.outbox_signal.set()

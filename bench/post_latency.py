@@ -65,7 +65,7 @@ def p(values: list[float], q: float) -> float:
 def one_run(posts: int, hooks: int) -> dict[str, float]:
     data_dir = tempfile.mkdtemp(prefix="tidings-latency-")
     # Prepare the database (admin, team, channel) in this process, then serve it.
-    world = World(database_url=f"sqlite+aiosqlite:///{data_dir}/tidings.db")
+    world = World(database_url=f"sqlite:///{data_dir}/tidings.db")
     asyncio.run(world.setup())
     port = free_port()
     server = start_server(data_dir, port)

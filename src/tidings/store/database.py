@@ -39,7 +39,7 @@ import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from typing import Any, TypeVar
 
@@ -178,6 +178,10 @@ class _Writer:
         self.engine = engine
         self.executor = executor
         self.lock_wait_ms = lock_wait_ms
+        # What the writer thread has queued or is running: inline callers that find the
+        # connection in use wait for these instead of queueing behind them.
+        self._queued: set[Future[Any]] = set()
+        self._queued_lock = threading.Lock()
         self.lock = threading.Lock()
         self._conn: Connection | None = None
         self._busy_ms = -1
@@ -194,6 +198,22 @@ class _Writer:
             return False, None
         finally:
             self.lock.release()
+
+    def submit(self, call: Callable[[], T]) -> "Future[T]":
+        """Queue ``call`` for the writer thread."""
+        future = self.executor.submit(call)
+        with self._queued_lock:
+            self._queued.add(future)
+        future.add_done_callback(self._done)
+        return future
+
+    def _done(self, future: "Future[Any]") -> None:
+        with self._queued_lock:
+            self._queued.discard(future)
+
+    def queued(self) -> list["Future[Any]"]:
+        with self._queued_lock:
+            return list(self._queued)
 
     def run_waiting(self, work: Callable[[Connection], T]) -> T:
         """On the writer thread: wait for the connection, then for the write lock."""
@@ -217,7 +237,7 @@ class _Writer:
         self._commits += 1
         if self._commits >= CHECKPOINT_EVERY:
             self._commits = 0
-            self.executor.submit(self._checkpoint)
+            self.submit(self._checkpoint)
         return result
 
     def _checkpoint(self) -> None:
@@ -305,12 +325,23 @@ class Database:
         so on SQLite it never runs inline on the event loop. Cancelling the caller does not cut
         a unit short once it has started: it commits or rolls back as a whole.
         """
-        if self._writer is not None:
-            if not background:
-                ran, result = self._writer.try_inline(work)
+        writer = self._writer
+        if writer is not None:
+            while not background:
+                ran, result = writer.try_inline(work)
                 if ran:
                     return result  # type: ignore[return-value]
-            return await _hand_off(self._write_executor, partial(self._writer.run_waiting, work))
+                # The connection is in use by the writer thread: wait for what it has queued
+                # and try again, rather than queue behind it (which, under load, would keep
+                # every later unit on the thread). Nothing queued: another process holds the
+                # write lock, and the thread waits for it.
+                queued = writer.queued()
+                if not queued:
+                    break
+                await asyncio.wait(
+                    [asyncio.wrap_future(f) for f in queued], return_when=asyncio.FIRST_COMPLETED
+                )
+            return await asyncio.wrap_future(writer.submit(partial(writer.run_waiting, work)))
         assert self._pool is not None
         return await _hand_off(self._write_executor, partial(_run_pooled, self._pool, work))
 

@@ -11,17 +11,26 @@ the schema in one place, for SQLite and PostgreSQL alike, but each row's values 
 and bound by the driver. Only what the drivers cannot bind themselves is converted here: JSON
 columns are serialised as SQLAlchemy's JSON type would (``json.dumps``).
 
+:class:`Prepared` goes one step further for the statements every post runs (read the channel
+with the poster's memberships; insert the post; two counters): it runs its compiled SQL on the
+driver's own cursor, inside the connection's transaction, converting results with the column
+types' own result processors and driver errors into SQLAlchemy's (so an ``IntegrityError`` is
+still one). Measured per statement on SQLite: ``conn.execute`` 17 µs, ``exec_driver_sql``
+8.5 µs, the driver 1.7 µs.
+
 Imports SQLAlchemy and the standard library.
 """
 
 import json
 import operator
+from collections import namedtuple
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import JSON, Table
 from sqlalchemy.engine import Connection, Dialect
-from sqlalchemy.sql import Executable
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql import Executable, Select
 
 
 class _Form:
@@ -87,3 +96,72 @@ def _positional(dialect: Dialect) -> Dialect:
         return dialect
     twin: Dialect = type(dialect)(paramstyle="format")  # type: ignore[call-arg]
     return twin
+
+
+class Prepared:
+    """One hot statement run on the driver's cursor: :meth:`first` for a SELECT (a named row
+    or None), :meth:`run` for an INSERT or UPDATE. Values are given by bind name (column names
+    for an insert)."""
+
+    def __init__(self, statement: Executable, json_columns: Iterable[str] = ()) -> None:
+        self._statement = statement
+        self._json = frozenset(json_columns)
+        self._forms: dict[str, tuple[_Form, _Rows | None]] = {}
+
+    @classmethod
+    def insert(cls, table: Table) -> "Prepared":
+        return cls(table.insert(), [c.name for c in table.c if isinstance(c.type, JSON)])
+
+    def first(self, conn: Connection, values: Mapping[str, Any]) -> Any | None:
+        form, rows = self._form(conn)
+        assert rows is not None, "first() is for a SELECT"
+        found = _execute(conn, form, values).fetchone()
+        return rows.make(found) if found is not None else None
+
+    def run(self, conn: Connection, values: Mapping[str, Any]) -> None:
+        form, _ = self._form(conn)
+        _execute(conn, form, values).close()
+
+    def _form(self, conn: Connection) -> tuple[_Form, "_Rows | None"]:
+        found = self._forms.get(conn.dialect.name)
+        if found is None:
+            dialect = _positional(conn.dialect)
+            rows = _Rows(self._statement, dialect) if isinstance(self._statement, Select) else None
+            found = self._forms[conn.dialect.name] = (
+                _Form(self._statement, dialect, self._json),
+                rows,
+            )
+        return found
+
+
+class _Rows:
+    """How a SELECT's driver rows become named rows, converted as SQLAlchemy would."""
+
+    def __init__(self, statement: Select[Any], dialect: Dialect) -> None:
+        columns = list(statement.selected_columns)
+        self._row: Any = namedtuple("Row", [c.key for c in columns])  # type: ignore[misc]
+        self._processors = [
+            (i, p)
+            for i, c in enumerate(columns)
+            if (p := c.type.result_processor(dialect, None)) is not None
+        ]
+
+    def make(self, values: Sequence[Any]) -> Any:
+        if self._processors:
+            values = list(values)
+            for i, process in self._processors:
+                values[i] = process(values[i])
+        return self._row._make(values)
+
+
+def _execute(conn: Connection, form: _Form, values: Mapping[str, Any]) -> Any:
+    parameters = form.parameters(values)
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(form.sql, parameters)
+    except conn.dialect.loaded_dbapi.Error as exc:
+        cursor.close()
+        raise DBAPIError.instance(
+            form.sql, parameters, exc, conn.dialect.loaded_dbapi.Error, dialect=conn.dialect
+        ) from exc
+    return cursor

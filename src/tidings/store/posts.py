@@ -7,7 +7,7 @@ from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.engine import Connection
 
 from tidings.domain.posts import Post
-from tidings.store.compiled import ManyRows
+from tidings.store.compiled import ManyRows, Prepared
 from tidings.store.schema import posts
 
 
@@ -56,12 +56,12 @@ _FIND = select(posts).where(posts.c.id == bindparam("b_id"))
 
 
 _INSERT_MANY = ManyRows.insert(posts)
+_INSERT_PREPARED = Prepared.insert(posts)
 
 
 def insert_post(conn: Connection, post: Post) -> None:
-    """Every post runs it: the compiled statement (``store/compiled.py``), half the cost of
-    ``conn.execute``."""
-    _INSERT_MANY.execute(conn, [_values(post)])
+    """Every post runs it: on the driver's cursor (``store/compiled.py``)."""
+    _INSERT_PREPARED.run(conn, _values(post))
 
 
 def insert_posts(conn: Connection, new_posts: Sequence[Post]) -> None:

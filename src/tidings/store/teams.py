@@ -14,7 +14,7 @@ from tidings.domain.teams import (
     TeamMember,
     TeamType,
 )
-from tidings.store.compiled import ManyRows
+from tidings.store.compiled import ManyRows, Prepared
 from tidings.store.schema import channel_members, channels, team_members, teams
 
 
@@ -278,12 +278,13 @@ _TOUCH = (
     )
 )
 _TOUCH_MANY = ManyRows(_TOUCH)
+_TOUCH_PREPARED = Prepared(_TOUCH)
 
 
 def touch_channel(conn: Connection, channel_id: str, at: int, count: int = 1) -> None:
     """Record new posts: last_post_at and the message count move together. Every post runs it,
-    so it goes the compiled way (``store/compiled.py``: half the cost of ``conn.execute``)."""
-    _TOUCH_MANY.execute(conn, [{"b_id": channel_id, "b_at": at, "b_count": count}])
+    so it runs on the driver's cursor (``store/compiled.py``: a tenth of ``conn.execute``)."""
+    _TOUCH_PREPARED.run(conn, {"b_id": channel_id, "b_at": at, "b_count": count})
 
 
 def touch_channels(conn: Connection, latest: Mapping[str, tuple[int, int]]) -> None:
@@ -482,10 +483,14 @@ def _labelled_team(row: Any) -> Team:
     )
 
 
+# Every post runs it: on the driver's cursor (``store/compiled.py``).
+_ACCESS_PREPARED = Prepared(_ACCESS)
+
+
 def find_channel_access(conn: Connection, channel_id: str, user_id: str) -> ChannelAccess | None:
     """The channel (deleted or not), ``user_id``'s live memberships of it and of its team, the
     team and its hooks version, in one query; None if there is no such channel."""
-    row = conn.execute(_ACCESS, {"b_channel": channel_id, "b_user": user_id}).first()
+    row = _ACCESS_PREPARED.first(conn, {"b_channel": channel_id, "b_user": user_id})
     return ChannelAccess(row, user_id) if row is not None else None
 
 
@@ -508,14 +513,14 @@ _MARK_POSTED = (
 )
 
 
-_MARK_POSTED_MANY = ManyRows(_MARK_POSTED)
+_MARK_POSTED_PREPARED = Prepared(_MARK_POSTED)
 
 
 def mark_viewed_by_poster(conn: Connection, channel_id: str, user_id: str, at: int) -> None:
     """``mark_viewed`` for the poster of a new post (after ``touch_channel``), prebuilt: every
     post runs it (compiled, as ``touch_channel``). The poster has read the channel up to their
     own post."""
-    _MARK_POSTED_MANY.execute(conn, [{"b_channel": channel_id, "b_user": user_id, "b_at": at}])
+    _MARK_POSTED_PREPARED.run(conn, {"b_channel": channel_id, "b_user": user_id, "b_at": at})
 
 
 _NEXT_HOOKS_VERSION = (

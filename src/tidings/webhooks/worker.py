@@ -222,8 +222,7 @@ class Worker:
                 skip_destinations=saturated.destinations,
                 skip_owners=saturated.owners,
                 skip_teams=saturated.teams,
-            ),
-            background=True,
+            )
         )
         if not claimed:
             return 0
@@ -387,13 +386,13 @@ class Worker:
         now_ms = self.deps.clock.now_ms()
         try:
             inserted = await self.deps.db.write(
-                partial(outbox.finish, results=results, now_ms=now_ms), background=True
+                partial(outbox.finish, results=results, now_ms=now_ms)
             )
         except Exception as error:
             if not outbox.is_data_error(error):
                 raise
             return await self.deps.db.write(
-                partial(outbox.finish_isolating, results=results, now_ms=now_ms), background=True
+                partial(outbox.finish_isolating, results=results, now_ms=now_ms)
             )
         return inserted, results
 

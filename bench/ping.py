@@ -12,7 +12,6 @@ routing, dependencies, error handling.
 
 import argparse
 import asyncio
-import json
 import os
 import subprocess
 import sys
@@ -25,7 +24,7 @@ import aiohttp
 from posts_per_second import (
     free_port,
     percentile,
-    spread,
+    rounds,
     start_server,
     stop,
     wait_until_listening,
@@ -122,24 +121,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--baseline", type=Path, help="another checkout to measure beside this one")
     args = parser.parse_args()
-    contenders: dict[str, Path | None] = {"tidings": None}
-    if args.baseline is not None:
-        contenders["baseline"] = args.baseline.resolve() / "src"
-    ratios: dict[str, list[float]] = {name: [] for name in contenders}
-    for number in range(args.runs):
-        names = ["floor", *contenders]
-        names = names[number % len(names) :] + names[: number % len(names)]
-        rates: dict[str, float] = {}
-        for name in names:
-            summary = (
-                measure_floor(args) if name == "floor" else measure_tidings(args, contenders[name])
-            )
-            summary["round"], summary["contender"] = number + 1, name
-            print(json.dumps(summary))
-            rates[name] = summary["requests_per_second"]
-        for name in contenders:
-            ratios[name].append(rates[name] / rates["floor"])
-    print(json.dumps({"ratio_to_floor": {name: spread(v) for name, v in ratios.items()}}))
+    rounds(args, measure_floor, measure_tidings, "requests_per_second")
 
 
 if __name__ == "__main__":

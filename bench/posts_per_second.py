@@ -29,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -268,6 +268,33 @@ def spread(values: list[float]) -> dict[str, float]:
     }
 
 
+def rounds(
+    args: argparse.Namespace,
+    floor: Callable[[argparse.Namespace], dict[str, Any]],
+    tidings: Callable[[argparse.Namespace, Path | None], dict[str, Any]],
+    rate: str,
+) -> None:
+    """``args.runs`` rounds of the floor, Tidings and (with ``--baseline``) another checkout, in
+    an order that rotates by round; then each contender's ``rate`` over the floor's of the same
+    round, min/median/max."""
+    contenders: dict[str, Path | None] = {"tidings": None}
+    if args.baseline is not None:
+        contenders["baseline"] = args.baseline.resolve() / "src"
+    ratios: dict[str, list[float]] = {name: [] for name in contenders}
+    for number in range(args.runs):
+        names = ["floor", *contenders]
+        names = names[number % len(names) :] + names[: number % len(names)]
+        rates: dict[str, float] = {}
+        for name in names:
+            summary = floor(args) if name == "floor" else tidings(args, contenders[name])
+            summary["round"], summary["contender"] = number + 1, name
+            print(json.dumps(summary))
+            rates[name] = summary[rate]
+        for name in contenders:
+            ratios[name].append(rates[name] / rates["floor"])
+    print(json.dumps({"ratio_to_floor": {name: spread(v) for name, v in ratios.items()}}))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--concurrency", type=int, default=16)
@@ -285,24 +312,7 @@ def main() -> None:
     if args.floor is None:
         print(json.dumps(measure_tidings(args, None), indent=2))
         return
-    contenders: dict[str, Path | None] = {"tidings": None}
-    if args.baseline is not None:
-        contenders["baseline"] = args.baseline.resolve() / "src"
-    ratios: dict[str, list[float]] = {name: [] for name in contenders}
-    for number in range(args.runs):
-        names = ["floor", *contenders]
-        names = names[number % len(names) :] + names[: number % len(names)]
-        rates: dict[str, float] = {}
-        for name in names:
-            summary = (
-                measure_floor(args) if name == "floor" else measure_tidings(args, contenders[name])
-            )
-            summary["round"], summary["contender"] = number + 1, name
-            print(json.dumps(summary))
-            rates[name] = summary["posts_per_second"]
-        for name in contenders:
-            ratios[name].append(rates[name] / rates["floor"])
-    print(json.dumps({"ratio_to_floor": {name: spread(v) for name, v in ratios.items()}}))
+    rounds(args, measure_floor, measure_tidings, "posts_per_second")
 
 
 if __name__ == "__main__":

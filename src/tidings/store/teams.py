@@ -117,19 +117,6 @@ def list_user_teams(conn: Connection, user_id: str) -> list[Team]:
     return [_team(r) for r in rows]
 
 
-def find_team_with_hooks_version(conn: Connection, team_id: str) -> tuple[Team, int] | None:
-    """The team and its hooks version in one query (posting needs both)."""
-    row = (
-        conn.execute(select(*_TEAM_COLUMNS, teams.c.hooks_version).where(teams.c.id == team_id))
-    ).first()
-    return (_team(row), int(row.hooks_version or 0)) if row else None
-
-
-def hooks_version(conn: Connection, team_id: str) -> int:
-    value = (conn.execute(select(teams.c.hooks_version).where(teams.c.id == team_id))).scalar()
-    return int(value or 0)
-
-
 def bump_hooks_version(conn: Connection, team_id: str) -> None:
     """Mark the team's cached hook index stale (same transaction as the hook change)."""
     conn.execute(
@@ -205,25 +192,6 @@ def insert_channel(conn: Connection, channel: Channel) -> None:
 def find_channel(conn: Connection, channel_id: str) -> Channel | None:
     row = (conn.execute(select(channels).where(channels.c.id == channel_id))).first()
     return _channel(row) if row else None
-
-
-def find_channel_with_member(
-    conn: Connection, channel_id: str, user_id: str
-) -> tuple[Channel | None, ChannelMember | None]:
-    """A channel and the user's membership of it, in one query (posting needs both)."""
-    membership = and_(
-        channel_members.c.channel_id == channels.c.id, channel_members.c.user_id == user_id
-    )
-    row = (
-        conn.execute(
-            select(channels, channel_members)
-            .select_from(channels.outerjoin(channel_members, membership))
-            .where(channels.c.id == channel_id)
-        )
-    ).first()
-    if row is None:
-        return None, None
-    return _channel(row), (_member(row) if row.user_id is not None else None)
 
 
 def find_channel_by_name(conn: Connection, team_id: str, name: str) -> Channel | None:

@@ -1,22 +1,16 @@
-"""Statements run for many rows at a time, compiled once per dialect: the outbox's hot writes.
+"""Hot statements compiled once per dialect and run on the driver's own cursor.
 
-Why: the worker writes results back many times a second, often a handful at a time, and
-SQLAlchemy's work for each execution of a Core statement (cache key, the compiled parameters of
-every row, the result object) cost more than the database itself: about 80 µs more than the
-driver's own ``executemany`` for a statement of 8 rows on SQLite, five such statements per
-write-back. A :class:`ManyRows` compiles its Core statement once for the connection's dialect,
-in a positional parameter style, and runs it with :meth:`Connection.exec_driver_sql`: still
-SQLAlchemy's connection, transaction, events and error wrapping, and the SQL still defined by
-the schema in one place, for SQLite and PostgreSQL alike, but each row's values are picked in C
-and bound by the driver. Only what the drivers cannot bind themselves is converted here: JSON
-columns are serialised as SQLAlchemy's JSON type would (``json.dumps``).
-
-:class:`Prepared` goes one step further for the statements every post runs (read the channel
-with the poster's memberships; insert the post; two counters): it runs its compiled SQL on the
-driver's own cursor, inside the connection's transaction, converting results with the column
-types' own result processors and driver errors into SQLAlchemy's (so an ``IntegrityError`` is
-still one). Measured per statement on SQLite: ``conn.execute`` 17 µs, ``exec_driver_sql``
-8.5 µs, the driver 1.7 µs.
+Why: the post path and the worker's write-backs run a handful of statements many times a
+second, and SQLAlchemy's work for each execution of a Core statement (cache key, compiled
+parameters, the result object) cost more than the database itself. Measured per statement on
+SQLite: ``conn.execute`` 17 µs, ``exec_driver_sql`` 8.5 µs, the driver 1.7 µs; for an 8-row
+write-back about 80 µs more than the driver's own ``executemany``. A :class:`Prepared` compiles
+its Core statement once for the connection's dialect, in a positional parameter style, and runs
+it on the driver's cursor inside the connection's transaction: the SQL is still defined by the
+schema in one place, for SQLite and PostgreSQL alike, results go through the column types' own
+result processors, and driver errors become SQLAlchemy's (an ``IntegrityError`` is still one).
+Each row's values are picked in C; only what the drivers cannot bind themselves is converted
+here: JSON columns are serialised as SQLAlchemy's JSON type would (``json.dumps``).
 
 Imports SQLAlchemy and the standard library.
 """
@@ -59,31 +53,6 @@ class _Form:
         return self._pick(row)
 
 
-class ManyRows:
-    """An INSERT or UPDATE run for many rows with one ``executemany``, rows given as mappings
-    from bind names (column names for an insert) to values."""
-
-    def __init__(self, statement: Executable, json_columns: Iterable[str] = ()) -> None:
-        self._statement = statement
-        self._json = frozenset(json_columns)
-        self._forms: dict[str, _Form] = {}
-
-    @classmethod
-    def insert(cls, table: Table) -> "ManyRows":
-        """``INSERT INTO table`` with every column, named by column."""
-        return cls(table.insert(), [c.name for c in table.c if isinstance(c.type, JSON)])
-
-    def execute(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-        if not rows:
-            return
-        form = self._forms.get(conn.dialect.name)
-        if form is None:
-            form = self._forms[conn.dialect.name] = _Form(
-                self._statement, _positional(conn.dialect), self._json
-            )
-        conn.exec_driver_sql(form.sql, [form.parameters(row) for row in rows])
-
-
 def _bound_later(compiled: Any, name: str) -> bool:
     """True for a ``bindparam`` each row gives a value for, False for a value in the statement."""
     return any(b.required for b, n in compiled.bind_names.items() if n == name)
@@ -100,8 +69,8 @@ def _positional(dialect: Dialect) -> Dialect:
 
 class Prepared:
     """One hot statement run on the driver's cursor: :meth:`first` for a SELECT (a named row
-    or None), :meth:`run` for an INSERT or UPDATE. Values are given by bind name (column names
-    for an insert)."""
+    or None), :meth:`run` for an INSERT or UPDATE, :meth:`run_many` for one with many rows (one
+    ``executemany``). Values are given by bind name (column names for an insert)."""
 
     def __init__(self, statement: Executable, json_columns: Iterable[str] = ()) -> None:
         self._statement = statement
@@ -115,12 +84,18 @@ class Prepared:
     def first(self, conn: Connection, values: Mapping[str, Any]) -> Any | None:
         form, rows = self._form(conn)
         assert rows is not None, "first() is for a SELECT"
-        found = _execute(conn, form, values).fetchone()
+        found = _execute(conn, form, form.parameters(values)).fetchone()
         return rows.make(found) if found is not None else None
 
     def run(self, conn: Connection, values: Mapping[str, Any]) -> None:
         form, _ = self._form(conn)
-        _execute(conn, form, values).close()
+        _execute(conn, form, form.parameters(values)).close()
+
+    def run_many(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        if not rows:
+            return
+        form, _ = self._form(conn)
+        _execute(conn, form, [form.parameters(row) for row in rows], many=True).close()
 
     def _form(self, conn: Connection) -> tuple[_Form, "_Rows | None"]:
         found = self._forms.get(conn.dialect.name)
@@ -154,11 +129,13 @@ class _Rows:
         return self._row._make(values)
 
 
-def _execute(conn: Connection, form: _Form, values: Mapping[str, Any]) -> Any:
-    parameters = form.parameters(values)
+def _execute(conn: Connection, form: _Form, parameters: Any, *, many: bool = False) -> Any:
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
-        cursor.execute(form.sql, parameters)
+        if many:
+            cursor.executemany(form.sql, parameters)
+        else:
+            cursor.execute(form.sql, parameters)
     except conn.dialect.loaded_dbapi.Error as exc:
         cursor.close()
         raise DBAPIError.instance(

@@ -42,7 +42,7 @@ from tidings.domain.outbox import (
 from tidings.domain.posts import Post
 from tidings.domain.storable import storable_json, storable_text
 from tidings.ids import new_id
-from tidings.store.compiled import ManyRows
+from tidings.store.compiled import Prepared
 from tidings.store.database import Connection
 from tidings.store.deliveries import delivery_from_row
 from tidings.store.posts import insert_posts_batch
@@ -85,8 +85,8 @@ _POST_TYPE_CHARS = _length(posts.c.type)
 _PENDING = DeliveryStatus.PENDING.value
 _IN_FLIGHT = DeliveryStatus.IN_FLIGHT.value
 
-_INSERT_DELIVERIES = ManyRows.insert(deliveries)
-_INSERT_ATTEMPTS = ManyRows.insert(delivery_attempts)
+_INSERT_DELIVERIES = Prepared.insert(deliveries)
+_INSERT_ATTEMPTS = Prepared.insert(delivery_attempts)
 
 
 def enqueue(conn: Connection, new: Sequence[NewDelivery], now_ms: int) -> list[str]:
@@ -118,7 +118,7 @@ def enqueue(conn: Connection, new: Sequence[NewDelivery], now_ms: int) -> list[s
         }
         for d in new
     ]
-    _INSERT_DELIVERIES.execute(conn, rows)
+    _INSERT_DELIVERIES.run_many(conn, rows)
     return [str(r["id"]) for r in rows]
 
 
@@ -220,7 +220,7 @@ _OWNED = (
     .with_for_update()
 )
 
-_FINISH = ManyRows(
+_FINISH = Prepared(
     update(deliveries)
     .where(deliveries.c.id == bindparam("b_id"))
     .values(
@@ -248,14 +248,14 @@ def finish(conn: Connection, results: Sequence[Finish], now_ms: int) -> list[lis
     if not results:
         return []
     results = [_storable_finish(r) for r in results]
-    _INSERT_ATTEMPTS.execute(
+    _INSERT_ATTEMPTS.run_many(
         conn, [_attempt_row(r.attempt) for r in results if r.attempt is not None]
     )
     # Which deliveries are still ours, and which may still post a reply. On PostgreSQL the
     # rows stay locked until commit.
     owned = _owned(conn, [r.delivery.id for r in results])
     writes, inserted = plan_write_back(results, owned)
-    _FINISH.execute(conn, [_finish_row(w, now_ms) for w in writes])
+    _FINISH.run_many(conn, [_finish_row(w, now_ms) for w in writes])
     new_posts = [p for posts_now in inserted for p in posts_now]
     insert_posts_batch(conn, new_posts)
     touch_channels(conn, latest_by_channel(new_posts))
@@ -480,7 +480,7 @@ def release_expired(conn: Connection, now_ms: int) -> int:
         _RELEASE,
         [{"b_id": a.delivery_id, "b_now": now_ms} for a in attempts],
     )
-    _INSERT_ATTEMPTS.execute(conn, [_attempt_row(a) for a in attempts])
+    _INSERT_ATTEMPTS.run_many(conn, [_attempt_row(a) for a in attempts])
     return len(expired)
 
 

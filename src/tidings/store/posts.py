@@ -7,7 +7,7 @@ from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.engine import Connection
 
 from tidings.domain.posts import Post
-from tidings.store.compiled import ManyRows, Prepared
+from tidings.store.compiled import Prepared
 from tidings.store.schema import posts
 
 
@@ -55,7 +55,6 @@ _INSERT = posts.insert()
 _FIND = select(posts).where(posts.c.id == bindparam("b_id"))
 
 
-_INSERT_MANY = ManyRows.insert(posts)
 _INSERT_PREPARED = Prepared.insert(posts)
 
 
@@ -72,7 +71,7 @@ def insert_posts(conn: Connection, new_posts: Sequence[Post]) -> None:
 def insert_posts_batch(conn: Connection, new_posts: Sequence[Post]) -> None:
     """``insert_posts`` for the worker's reply posts, written back many times a second: one
     ``executemany`` of a statement compiled once (``store/compiled.py``)."""
-    _INSERT_MANY.execute(conn, [_values(p) for p in new_posts])
+    _INSERT_PREPARED.run_many(conn, [_values(p) for p in new_posts])
 
 
 def find_post(conn: Connection, post_id: str) -> Post | None:

@@ -14,7 +14,7 @@ from tidings.domain.teams import (
     TeamMember,
     TeamType,
 )
-from tidings.store.compiled import ManyRows, Prepared
+from tidings.store.compiled import Prepared
 from tidings.store.schema import channel_members, channels, team_members, teams
 
 
@@ -245,7 +245,6 @@ _TOUCH = (
         total_msg_count=channels.c.total_msg_count + bindparam("b_count"),
     )
 )
-_TOUCH_MANY = ManyRows(_TOUCH)
 _TOUCH_PREPARED = Prepared(_TOUCH)
 
 
@@ -261,7 +260,7 @@ def touch_channels(conn: Connection, latest: Mapping[str, tuple[int, int]]) -> N
 
     ``latest`` maps channel id → (newest post's create_at, number of new posts).
     """
-    _TOUCH_MANY.execute(
+    _TOUCH_PREPARED.run_many(
         conn, [{"b_id": c, "b_at": at, "b_count": n} for c, (at, n) in latest.items()]
     )
 

@@ -8,10 +8,15 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from hooks.hooks_support import finished_deliveries, make_hook, send, service_settings
+from hooks.hooks_support import (
+    failed_delivery_row,
+    finished_deliveries,
+    make_hook,
+    send,
+    service_settings,
+)
 from support import Api, Factory, Receiver, ServerThread, fresh_database, seed_channel_hook
 from tidings.config import Settings
-from tidings.ids import new_id
 from tidings.services.runtime import Runtime
 from tidings.store import deliveries as delivery_store
 from tidings.store.database import Connection, Database
@@ -20,30 +25,6 @@ from tidings.store.schema import deliveries, outgoing_hooks
 pytestmark = pytest.mark.db
 
 HOUR_MS = 3600 * 1000
-
-
-def _failed_row(hook_id: str, channel_id: str, at: int, kind: str) -> dict[str, Any]:
-    return {
-        "id": new_id(),
-        "hook_id": hook_id,
-        "post_id": new_id(),
-        "root_id": "",
-        "channel_id": channel_id,
-        "url": "http://127.0.0.1:9/",
-        "status": "failed",
-        "content_type": "application/json",
-        "body": b"{}",
-        "trigger_word": "",
-        "create_at": at,
-        "update_at": at,
-        "next_attempt_at": 0,
-        "attempt_count": 1,
-        "lease_expires_at": 0,
-        "reply_posted": False,
-        "last_status_code": 0 if kind == "not_sent" else 500,
-        "last_error_kind": kind,
-        "last_error": kind,
-    }
 
 
 def _age_hook(server: ServerThread, hook: dict[str, Any], failures: int) -> None:
@@ -57,7 +38,7 @@ def _age_hook(server: ServerThread, hook: dict[str, Any], failures: int) -> None
             .values(update_at=then - 1000)
         )
         rows = [
-            _failed_row(hook["id"], hook["channel_id"], then + i, "http_status")
+            failed_delivery_row(hook["id"], hook["channel_id"], then + i, "http_status")
             for i in range(failures)
         ]
         conn.execute(deliveries.insert(), rows)
@@ -133,9 +114,9 @@ def test_not_sent_deliveries_do_not_count_in_a_hooks_failure_streak() -> None:
                 conn.execute(
                     deliveries.insert(),
                     [
-                        _failed_row(hook, channel_id, now - 3 * HOUR_MS, "not_sent"),
-                        _failed_row(hook, channel_id, now - 2 * HOUR_MS, "http_status"),
-                        _failed_row(hook, channel_id, now - HOUR_MS, "not_sent"),
+                        failed_delivery_row(hook, channel_id, now - 3 * HOUR_MS, "not_sent"),
+                        failed_delivery_row(hook, channel_id, now - 2 * HOUR_MS, "http_status"),
+                        failed_delivery_row(hook, channel_id, now - HOUR_MS, "not_sent"),
                     ],
                 )
                 return delivery_store.failure_streak(conn, hook, 0)

@@ -346,7 +346,7 @@ def _age_hook_history(
 
     from sqlalchemy import update
 
-    from tidings.ids import new_id
+    from hooks.hooks_support import failed_delivery_row
     from tidings.store.database import Connection, Database
     from tidings.store.schema import deliveries, outgoing_hooks
 
@@ -361,27 +361,9 @@ def _age_hook_history(
         conn.execute(
             deliveries.insert(),
             [
-                {
-                    "id": new_id(),
-                    "hook_id": hook_id,
-                    "post_id": new_id(),
-                    "root_id": "",
-                    "channel_id": channel_id,
-                    "url": "http://127.0.0.1:9/",
-                    "status": "failed",
-                    "content_type": "application/json",
-                    "body": b"{}",
-                    "trigger_word": "",
-                    "create_at": then + i,
-                    "update_at": then + i,
-                    "next_attempt_at": 0,
-                    "attempt_count": 3,
-                    "lease_expires_at": 0,
-                    "reply_posted": False,
-                    "last_status_code": 500,
-                    "last_error_kind": "http_status",
-                    "last_error": "HTTP 500",
-                }
+                failed_delivery_row(
+                    hook_id, channel_id, then + i, "http_status", attempts=3, error="HTTP 500"
+                )
                 for i in range(failures)
             ],
         )

@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl
 from sqlalchemy import select
 
 from support import Api, Factory, ServerThread, wait_until
+from tidings.ids import new_id
 from tidings.store.schema import deliveries, delivery_attempts
 
 NO_RETRIES: list[float] = []
@@ -164,3 +165,37 @@ def signature_ok(secret: str, headers: dict[str, str], body: bytes) -> bool:
     expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
     offered = [s.removeprefix("v1,") for s in headers["webhook-signature"].split(" ")]
     return any(hmac.compare_digest(expected, s) for s in offered)
+
+
+def failed_delivery_row(
+    hook_id: str,
+    channel_id: str,
+    at: int,
+    kind: str,
+    *,
+    attempts: int = 1,
+    error: str | None = None,
+) -> dict[str, Any]:
+    """A ``deliveries`` row that failed at ``at`` with error kind ``kind``, for tests that
+    make a hook's history without living through it."""
+    return {
+        "id": new_id(),
+        "hook_id": hook_id,
+        "post_id": new_id(),
+        "root_id": "",
+        "channel_id": channel_id,
+        "url": "http://127.0.0.1:9/",
+        "status": "failed",
+        "content_type": "application/json",
+        "body": b"{}",
+        "trigger_word": "",
+        "create_at": at,
+        "update_at": at,
+        "next_attempt_at": 0,
+        "attempt_count": attempts,
+        "lease_expires_at": 0,
+        "reply_posted": False,
+        "last_status_code": 0 if kind == "not_sent" else 500,
+        "last_error_kind": kind,
+        "last_error": kind if error is None else error,
+    }

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from tidings.domain.deliveries import Attempt, Delivery, DeliveryStatus
 from tidings.domain.hooks import OutgoingHook
+from tidings.domain.outbox import NewDelivery
 from tidings.domain.posts import Post
 from tidings.domain.teams import Channel, ChannelType
 from tidings.domain.users import User
@@ -20,7 +21,7 @@ from tidings.services.runtime import Runtime
 from tidings.store import deliveries as store
 from tidings.store import teams as team_store
 from tidings.store.database import Connection
-from tidings.store.outbox import NewDelivery, depth, enqueue, requeue
+from tidings.store.outbox import depth, enqueue, requeue
 from tidings.webhooks.payloads import build_payload_fields, encode_body
 
 PING_EXTRA_WAIT_SECONDS = 5.0

@@ -11,6 +11,7 @@ from typing import Any
 from tidings.domain import permissions as perm
 from tidings.domain import server_config
 from tidings.domain.hooks import OutgoingHook
+from tidings.domain.outbox import NewDelivery
 from tidings.domain.posts import (
     MAX_MESSAGE_RUNES,
     MAX_PENDING_POST_ID_RUNES,
@@ -31,7 +32,7 @@ from tidings.store import posts as store
 from tidings.store import teams as team_store
 from tidings.store import users as user_store
 from tidings.store.database import Connection
-from tidings.store.outbox import NewDelivery, enqueue
+from tidings.store.outbox import enqueue
 from tidings.store.teams import ChannelAccess
 from tidings.webhooks.matching import HookIndex, Match
 from tidings.webhooks.payloads import build_payload_fields, encode_body
@@ -54,16 +55,25 @@ def _check_props(props: dict[str, Any]) -> None:
         raise BadRequest("model.post.is_valid.props.app_error", "Invalid props.")
 
 
-def _hook_index(rt: Runtime, conn: Connection, team_id: str, version: int) -> HookIndex:
-    """The team's match index, rebuilt (inside the caller's unit) only when one of its hooks, or
-    a hook creator's activity, changed (``version``): a deactivated creator's hooks are left out."""
+def _hook_index(
+    rt: Runtime, conn: Connection, team_id: str, version: int
+) -> tuple[HookIndex, bool]:
+    """(the team's match index, whether it was rebuilt): rebuilt, inside the caller's unit, only
+    when one of its hooks or a hook creator's activity changed (``version``); a deactivated
+    creator's hooks are left out. The unit may run on a database thread, so a rebuilt index is
+    kept by the caller afterwards, on the event loop (:func:`_keep_index`)."""
     cached = rt.hook_indexes.get(team_id)
     if cached is not None and cached[0] == version:
         index: HookIndex = cached[1]
-        return index
-    index = HookIndex.build(hook_store.list_matchable_hooks(conn, team_id))
-    rt.hook_indexes[team_id] = (version, index)
-    return index
+        return index, False
+    return HookIndex.build(hook_store.list_matchable_hooks(conn, team_id)), True
+
+
+def _keep_index(rt: Runtime, team_id: str, version: int, index: HookIndex) -> None:
+    """Cache a rebuilt index unless a newer one (``note_hook_change``) got there first."""
+    cached = rt.hook_indexes.get(team_id)
+    if cached is None or cached[0] <= version:
+        rt.hook_indexes[team_id] = (version, index)
 
 
 def note_hook_change(
@@ -150,6 +160,8 @@ class _Saved:
     member_ids: list[str]
     mentions: list[str]
     queued: bool
+    # (team id, hooks version, index) when the unit rebuilt the team's match index.
+    rebuilt: tuple[str, int, HookIndex] | None = None
 
 
 async def create_post(
@@ -219,8 +231,11 @@ async def create_post(
         if access.member is not None:
             team_store.mark_viewed_by_poster(conn, channel_id, actor.id, now)
         queued: list[str] = []
+        rebuilt: tuple[str, int, HookIndex] | None = None
         if hooks_on and access.has_team and channel.type == ChannelType.PUBLIC:
-            index = _hook_index(rt, conn, channel.team_id, access.hooks_version)
+            index, fresh = _hook_index(rt, conn, channel.team_id, access.hooks_version)
+            if fresh:
+                rebuilt = (channel.team_id, access.hooks_version, index)
             matches = index.match(channel_id, message)
             team = access.team if matches else None
             if team is not None:
@@ -230,9 +245,11 @@ async def create_post(
         if announce:
             member_ids = team_store.channel_member_ids(conn, channel_id)
             mentions = user_store.mentioned_user_ids(conn, message, member_ids, actor.id)
-        return _Saved(channel, member_ids, mentions, bool(queued))
+        return _Saved(channel, member_ids, mentions, bool(queued), rebuilt)
 
     saved = await rt.db.write(work)
+    if saved.rebuilt is not None:
+        _keep_index(rt, *saved.rebuilt)
     if saved.member_ids:
         rt.events.publish(
             posted_event(

@@ -402,8 +402,9 @@ async def authenticate(rt: Runtime, token: str) -> Session:
     # Taken before the read: a forget that lands while we read makes ``put`` keep nothing.
     generation = cache.generation
     found = await rt.db.read(lambda conn: store.find_session_user(conn, token_hash))
-    if found is None or not found[0].is_active or found[2] < rt.clock.now_ms():
+    if not _live(found, rt.clock.now_ms()):
         raise _session_expired()
+    assert found is not None
     user, csrf_token, expires_at = found
     session = Session(
         user=user, token_hash=token_hash, csrf_token=csrf_token, expires_at=expires_at
@@ -427,7 +428,12 @@ async def check_session(rt: Runtime, session: Session) -> bool:
     if session.expires_at and session.expires_at < rt.clock.now_ms():
         return False
     found = await rt.db.read(lambda conn: store.find_session_user(conn, session.token_hash))
-    return found is not None and found[0].is_active and found[2] >= rt.clock.now_ms()
+    return _live(found, rt.clock.now_ms())
+
+
+def _live(found: tuple[User, str, int] | None, now_ms: int) -> bool:
+    """A stored session (user, csrf token, expiry) that is unexpired and whose user is active."""
+    return found is not None and found[0].is_active and found[2] >= now_ms
 
 
 def sessions_ended(rt: Runtime, user_id: str, token_hashes: list[str]) -> None:

@@ -49,10 +49,7 @@ from tidings.store.posts import insert_posts_batch
 from tidings.store.schema import deliveries, delivery_attempts, outgoing_hooks, posts
 from tidings.store.teams import touch_channels
 
-# The posts service imports these from here, with ``enqueue``.
 __all__ = [
-    "IDS_PER_STATEMENT",
-    "NewDelivery",
     "claim",
     "depth",
     "enqueue",

@@ -30,8 +30,9 @@ from tidings.errors import (
     permission_error,
 )
 from tidings.ids import is_valid_id, new_id
-from tidings.services.posts import note_hook_change, readable_channel
+from tidings.services.posts import note_hook_change
 from tidings.services.runtime import Runtime
+from tidings.services.teams import readable_channel
 from tidings.store import hooks as store
 from tidings.store import teams as team_store
 from tidings.store import users as user_store

@@ -26,7 +26,7 @@ from tidings.errors import BadRequest, NotFound, permission_error
 from tidings.events import Event
 from tidings.ids import is_valid_id, new_id
 from tidings.services.runtime import Runtime
-from tidings.services.teams import channel_refusal
+from tidings.services.teams import channel_not_found, channel_refusal, readable_channel
 from tidings.store import hooks as hook_store
 from tidings.store import posts as store
 from tidings.store import teams as team_store
@@ -120,24 +120,9 @@ def _deliveries_for(
     return new
 
 
-def _channel_missing() -> NotFound:
-    return NotFound("app.channel.get.existing.app_error", "Unable to find the existing channel.")
-
-
-def readable_channel(actor: User, access: ChannelAccess | None) -> Channel:
-    """The channel of ``access`` if ``actor`` may read it, inside a unit of work: the rule of
-    ``services.teams.get_channel`` over rows already read (a missing or deleted channel is 404;
-    one the actor may not read is refused by ``channel_refusal``)."""
-    if access is None or access.channel.delete_at:
-        raise _channel_missing()
-    if not perm.can_read_channel(actor, access.channel, access.team_member, access.member):
-        raise channel_refusal(actor, access.channel, access.team)
-    return access.channel
-
-
 def _postable_channel(actor: User, access: ChannelAccess | None) -> Channel:
     if access is None or access.channel.delete_at:
-        raise _channel_missing()
+        raise channel_not_found()
     channel = access.channel
     if not perm.can_post(actor, channel, access.member):
         if not perm.can_read_channel(actor, channel, access.team_member, access.member):
@@ -199,7 +184,7 @@ async def create_post(
     _check_props(clean_props)
     hooks_on = server_config.webhook_settings(await rt.config()).enabled
     if not is_valid_id(channel_id):
-        raise _channel_missing()
+        raise channel_not_found()
     now = rt.clock.now_ms()
     post = Post(
         id=new_id(),

@@ -31,13 +31,14 @@ from tidings.services.runtime import Runtime
 from tidings.store import teams as store
 from tidings.store import users as user_store
 from tidings.store.database import Connection, IntegrityError
+from tidings.store.teams import ChannelAccess
 
 
 def _team_not_found() -> NotFound:
     return NotFound("app.team.get.find.app_error", "Unable to find the existing team.")
 
 
-def _channel_not_found() -> NotFound:
+def channel_not_found() -> NotFound:
     return NotFound("app.channel.get.existing.app_error", "Unable to find the existing channel.")
 
 
@@ -383,7 +384,7 @@ def _channel_access(
 ) -> tuple[Channel, TeamMember | None, ChannelMember | None]:
     """A live channel with the actor's team and channel memberships (404 if there is none)."""
     if channel is None or channel.delete_at:
-        raise _channel_not_found()
+        raise channel_not_found()
     team_member = (
         store.find_team_member(conn, channel.team_id, actor.id) if channel.team_id else None
     )
@@ -403,7 +404,7 @@ def channel_refusal(actor: User, channel: Channel, team: Team | None) -> AppErro
     channel of an invite-only team, the 404 of a missing channel (no existence oracle); for a
     public channel of an open team, whose existence is no secret, Mattermost's 403."""
     if perm.hides_channel(channel, team):
-        return _channel_not_found()
+        return channel_not_found()
     return permission_error(actor.id, perm.READ_PUBLIC_CHANNEL)
 
 
@@ -420,6 +421,17 @@ def _readable_channel(
     if not perm.can_read_channel(actor, channel, team_member, member):
         raise _refuse_channel(conn, actor, channel)
     return channel
+
+
+def readable_channel(actor: User, access: ChannelAccess | None) -> Channel:
+    """The channel of ``access`` (``store.teams.find_channel_access``) if ``actor`` may read
+    it, inside a unit of work: the rule of :func:`get_channel` over rows already read (a missing or deleted channel is 404;
+    one the actor may not read is refused by ``channel_refusal``)."""
+    if access is None or access.channel.delete_at:
+        raise channel_not_found()
+    if not perm.can_read_channel(actor, access.channel, access.team_member, access.member):
+        raise channel_refusal(actor, access.channel, access.team)
+    return access.channel
 
 
 async def get_channel(rt: Runtime, actor: User, channel_id: str) -> Channel:

@@ -251,3 +251,33 @@ system_config = Table(
     Column("value", JSON, nullable=False),
     _ms("update_at"),
 )
+
+# Failed logins, one row each, so every process counts the same failures (tidings.services.users'
+# LoginLimiter). The login id is kept only as a digest; rows older than the window are swept.
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("address", String(64), nullable=False),
+    Column("login_digest", String(64), nullable=False),
+    Column("known", Boolean, nullable=False),
+    _ms("failed_at"),
+    Index("ix_login_failures_pair", "address", "login_digest", "failed_at"),
+    Index("ix_login_failures_address", "address", "known", "failed_at"),
+)
+
+# The cluster's event log (tidings.cluster): every websocket event and every "forget this
+# session" notice a process publishes, numbered, so other processes replay them in order and a
+# dropped listening connection catches up by sequence. Kept a few minutes, then swept.
+cluster_events = Table(
+    "cluster_events",
+    metadata,
+    Column(
+        "seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("origin", String(ID), nullable=False),
+    Column("body", Text, nullable=False),
+    _ms("created_at"),
+)

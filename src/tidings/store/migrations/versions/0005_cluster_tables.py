@@ -16,8 +16,8 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-def _key() -> sa.BigInteger:
-    return sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # type: ignore[return-value]
+def _key() -> sa.types.TypeEngine[int]:
+    return sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def upgrade() -> None:

@@ -6,11 +6,12 @@ and cluster origin, sharing only the database, exactly as two processes do. Real
 tested in ``tests/cluster``.
 """
 
+import asyncio
 import contextlib
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -19,7 +20,11 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from support import Api, Factory, ServerThread, first_admin, fresh_database, start_server
-from tidings.store.database import Connection
+from tidings.clock import FakeClock
+from tidings.events import CLOSE_FELL_BEHIND, EventHub
+from tidings.services.cluster import STALE_SECONDS, Cluster
+from tidings.services.session_cache import SessionCache
+from tidings.store.database import Connection, Database
 
 pytestmark = pytest.mark.db
 
@@ -199,3 +204,36 @@ async def _kill_listeners(server: ServerThread) -> int:
         return int(conn.execute(text(query)).scalar_one())
 
     return int(await server.runtime.db.write(work))
+
+
+async def test_a_reader_that_lost_touch_for_too_long_has_clients_refetch() -> None:
+    """After STALE_SECONDS without a successful read the log may have been swept past what the
+    process saw: it closes every websocket with 1013 (reconnect and refetch) and forgets every
+    cached session, instead of going on as if nothing was missed."""
+    if not os.environ.get("TIDINGS_TEST_DATABASE_URL"):
+        pytest.skip("the cluster event log runs on PostgreSQL")
+    with fresh_database() as url:
+        clock = FakeClock()
+        events = EventHub()
+        sessions = SessionCache()
+        db = Database.from_url(url)
+        cluster = Cluster(db, events, sessions, clock)
+        await cluster.start()
+        try:
+            listener = events.subscribe("u" * 26, "t" * 64)
+            generation = sessions.generation
+            await asyncio.sleep(0.3)  # the reader has read once and now waits
+            clock.advance(STALE_SECONDS + 1)
+            await wait_for_async(lambda: listener.dropped)
+            assert listener.close_code == CLOSE_FELL_BEHIND
+            assert sessions.generation > generation
+        finally:
+            await cluster.stop()
+            await db.dispose()
+
+
+async def wait_for_async(predicate: Callable[[], bool], within: float = TIMEOUT) -> None:
+    deadline = time.monotonic() + within
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)

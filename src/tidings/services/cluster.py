@@ -21,8 +21,9 @@ made through another, and the reply to it written by a ``tidings worker``. Every
 Order: a process that listens delivers even its *own* events to its websockets in log order
 (the publisher keeps them in memory, keyed by the sequence numbers the append returned, and the
 reader hands them over when it reaches those numbers). So every socket, on any process, sees a
-channel's events in one order: the log's. That costs the local socket one batch append and one
-read (a few ms). Session changes are applied here at once, before they are shared: they are
+channel's events in one order: the log's. That costs the local socket one batch append (a few
+ms); when the numbers the append returned follow straight on from what the reader has seen, the
+publisher delivers at once, without reading its rows back. Session changes are applied here at once, before they are shared: they are
 about security, not order.
 
 SQLite has a single server process: there the cluster does nothing.
@@ -82,6 +83,8 @@ class Cluster:
         self._tasks: list[asyncio.Task[None]] = []
         self._last_seq = 0
         self._stalled_since: float | None = None
+        self._check_rewind = False
+        self._reading = False  # the reader awaits rows it has not yet handled
         self._stopping = False
 
     @property
@@ -191,6 +194,14 @@ class Cluster:
         """Keep the batch's events for the reader, which delivers them when it reaches them."""
         if not self._listening:
             return
+        if not self._reading and seqs[0] == self._last_seq + 1 and not self._own:
+            # Nothing came between what the reader has seen and this batch (appends are
+            # serialised, so the numbers say so): deliver now, without reading the rows back.
+            for _, local in batch:
+                if local is not None:
+                    self._events.deliver(*local)
+            self._last_seq = self._appended_upto = seqs[-1]
+            return
         for (_, local), seq in zip(batch, seqs, strict=True):
             if local is not None:
                 self._own[seq] = local
@@ -241,6 +252,7 @@ class Cluster:
             await asyncio.sleep(RETRY_SECONDS)
             return None
         self._wake.set()  # read whatever came while no one listened
+        self._check_rewind = old is not None
         return subscription
 
     def _woken(self, origin: str) -> None:
@@ -249,6 +261,12 @@ class Cluster:
             self._wake.set()
 
     async def _catch_up(self, *, stale: bool) -> None:
+        if self._check_rewind:
+            # After a lost connection: a database that crashed may have lost the log's last
+            # rows (their commits do not wait for the disk) and will number new ones again
+            # from below what this process has read, which it would then skip.
+            self._check_rewind = False
+            stale = stale or await self._db.read(log_store.latest_seq) < self._last_seq
         if stale:
             # The sweep may have taken notices this process never read.
             closed = self._events.close_all(CLOSE_FELL_BEHIND)
@@ -258,11 +276,18 @@ class Cluster:
             logger.warning("lost touch with the cluster event log; closed %d websockets", closed)
             return
         while True:
-            rows = await self._db.read(
-                partial(
-                    log_store.events_after, seq=self._last_seq, limit=READ_BATCH, own=self.origin
+            self._reading = True
+            try:
+                rows = await self._db.read(
+                    partial(
+                        log_store.events_after,
+                        seq=self._last_seq,
+                        limit=READ_BATCH,
+                        own=self.origin,
+                    )
                 )
-            )
+            finally:
+                self._reading = False
             for seq, origin, body in rows:
                 if origin == self.origin:
                     if seq > self._appended_upto and not self._stalled_too_long():

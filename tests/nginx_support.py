@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from support import free_port
+from support import free_port, wait_until
 
 SHIPPED_CONF = Path(__file__).resolve().parent.parent / "deploy" / "nginx" / "tidings.conf"
 # Debian puts nginx in /usr/sbin, which a non-root PATH often lacks.
@@ -64,9 +64,19 @@ class NginxFront:
     def wss_url(self) -> str:
         return self.https_url.replace("https://", "wss://", 1) + "/api/v4/websocket"
 
+    def wait_logged(self, marker: str, count: int, timeout: float = 10.0) -> list[Logged]:
+        """The access-log entries whose request line contains ``marker`` (a query parameter
+        the test added, say), once there are ``count`` of them. nginx writes a line after the
+        response has gone, so a test waits for its own lines instead of counting everyone's."""
+        return wait_until(  # type: ignore[no-any-return]
+            lambda: (
+                len(mine := [e for e in self.logged() if marker in e.request]) == count and mine
+            ),
+            timeout,
+        )
+
     def logged(self) -> list[Logged]:
-        """The access log of the HTTPS server so far. nginx writes a line once a response has
-        been sent, so a caller counting lines should wait for them."""
+        """The access log of the HTTPS server so far (see :meth:`wait_logged`)."""
         entries = []
         for line in self.access_log.read_text().splitlines():
             request = line.split('"', 2)[1]

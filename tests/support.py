@@ -442,13 +442,57 @@ async def seed_channel_hook(
     return Seeded(admin, channel, hook)
 
 
+@dataclass
+class TidingsProcess:
+    """A ``tidings`` subprocess started by :func:`running_tidings`."""
+
+    process: "subprocess.Popen[bytes]"
+    listen: str
+    log: Path
+    stop_signal: signal.Signals
+
+    @property
+    def url(self) -> str:
+        """Where a ``serve`` process answers (its ``TIDINGS_LISTEN``)."""
+        return f"http://{self.listen}"
+
+    def wait_serving(self, timeout: float = 30.0) -> "TidingsProcess":
+        """Block until a ``serve`` process answers ``/api/v4/system/ping`` (it migrates and
+        binds first); fail with its log if it exits or takes longer than ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"tidings exited {self.process.returncode}: {self.log_text()}")
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(self.url + "/api/v4/system/ping", timeout=2).status_code == 200:
+                    return self
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"tidings did not answer on {self.url}: {self.log_text()}")
+            time.sleep(0.05)
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self) -> None:
+        """End it with its stop signal and wait; a second call does nothing."""
+        if self.process.poll() is not None:
+            return
+        self.process.send_signal(self.stop_signal)
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
+
+
 @contextlib.contextmanager
 def running_tidings(
     command: str, url: str, log: Path, stop: signal.Signals = signal.SIGTERM, **settings: str
-) -> Iterator[None]:
+) -> Iterator[TidingsProcess]:
     """``tidings <command>`` (``worker`` or ``serve``) as its own process on the test's database,
-    output in ``log``, ended with ``stop`` when the block ends. ``settings`` become
-    ``TIDINGS_<NAME>`` variables (``worker_lease_seconds="2"``)."""
+    output in ``log``, ended with ``stop`` when the block ends (or earlier, by ``stop()``).
+    ``settings`` become ``TIDINGS_<NAME>`` variables (``worker_lease_seconds="2"``); without a
+    ``listen`` it gets a free port. A ``serve`` may not answer yet: ``wait_serving()``."""
     env = {
         **os.environ,
         "TIDINGS_DATABASE_URL": url,
@@ -461,12 +505,8 @@ def running_tidings(
         process = subprocess.Popen(
             [sys.executable, "-m", "tidings", command], env=env, stdout=sink, stderr=sink
         )
+    running = TidingsProcess(process, env["TIDINGS_LISTEN"], log, stop)
     try:
-        yield
+        yield running
     finally:
-        process.send_signal(stop)
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
+        running.stop()

@@ -68,7 +68,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         service = (await rt.config())["ServiceSettings"]
         return int(service["MaximumPayloadSizeBytes"]), bool(service["EnableDeveloper"])
 
-    app.add_middleware(RequestContextMiddleware, limits=limits)
+    # What a request published reaches the cluster log before its response (services.cluster).
+    app.add_middleware(RequestContextMiddleware, limits=limits, before_response=rt.cluster.sent)
     install_error_handlers(app)
     install_openapi(app)
     # FastAPI tries routes in order, router by router, at a cost per route tried: the hot

@@ -57,6 +57,7 @@ IDLE_READ_SECONDS = 5.0
 POLL_SECONDS = 0.25
 RETRY_SECONDS = 1.0
 STOP_WAIT_SECONDS = 5.0
+SEND_WAIT_SECONDS = 2.0  # the longest a response waits for its notices to reach the log
 STALL_SECONDS = 2.0  # how long the reader waits for the publisher to claim a row of its own
 # A reader that could not read for this long may have lost notices to the sweep.
 STALE_SECONDS = KEEP_SECONDS - 2 * SWEEP_EVERY_SECONDS
@@ -84,6 +85,10 @@ class Cluster:
         self._last_seq = 0
         self._stalled_since: float | None = None
         self._check_rewind = False
+        # Notices queued and appended (or given up) so far, and requests waiting for theirs.
+        self._queued_total = 0
+        self._settled_total = 0
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._reading = False  # the reader awaits rows it has not yet handled
         self._stopping = False
 
@@ -122,6 +127,8 @@ class Cluster:
         self._tasks.clear()
         self._stopping = self._listening = False
         self._own.clear()
+        self._pending.clear()
+        self._settled(self._queued_total - self._settled_total)
 
     # --- publishing -------------------------------------------------------------------------------
 
@@ -156,9 +163,36 @@ class Cluster:
     def _queue(self, notice: dict[str, Any], local: tuple[Event, frozenset[str]] | None) -> None:
         if len(self._pending) >= MAX_PENDING:
             del self._pending[:BATCH]
+            self._settled(BATCH)
             logger.error("the cluster event log is unreachable; dropped %d old notices", BATCH)
         self._pending.append((notice, local))
+        self._queued_total += 1
         self._has_pending.set()
+
+    async def sent(self) -> None:
+        """Wait until every notice queued so far is in the log (at most ``SEND_WAIT_SECONDS``).
+
+        Called before a response is sent (``api.errors.RequestContextMiddleware``), so that what
+        a request caused is in the log before its client can make the next request, perhaps
+        through another process: a client posting twice through a round-robin proxy sees its
+        posts in the order it made them, on every socket."""
+        if self._settled_total >= self._queued_total:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append((self._queued_total, waiter))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(waiter), SEND_WAIT_SECONDS)
+
+    def _settled(self, count: int) -> None:
+        self._settled_total += count
+        waiting = []
+        for target, waiter in self._waiters:
+            if target <= self._settled_total:
+                if not waiter.done():
+                    waiter.set_result(None)
+            else:
+                waiting.append((target, waiter))
+        self._waiters = waiting
 
     async def _publish_loop(self) -> None:
         next_sweep = self._clock.monotonic() + SWEEP_EVERY_SECONDS
@@ -184,6 +218,7 @@ class Cluster:
                     await asyncio.sleep(RETRY_SECONDS)
                     continue
                 self._appended(batch, seqs)
+                self._settled(len(batch))
             if self._stopping:
                 return
             if self._clock.monotonic() >= next_sweep:

@@ -1,6 +1,7 @@
 """Who the login limiter counts as the client, through ``tidings serve``'s own uvicorn set-up
 (``cli.uvicorn_config``): a local proxy's ``X-Forwarded-For`` by default, never a header alone
-once ``TIDINGS_FORWARDED_ALLOW_IPS`` is empty."""
+once ``TIDINGS_FORWARDED_ALLOW_IPS`` is empty. Each test has a database of its own: failures are
+counted in the database, and other tests' failures from 127.0.0.1 must not spend its budget."""
 
 import asyncio
 import threading
@@ -11,7 +12,7 @@ from contextlib import contextmanager
 import httpx
 import uvicorn
 
-from support import free_port
+from support import free_port, fresh_database
 from tidings.cli import uvicorn_config
 from tidings.config import Settings
 
@@ -47,19 +48,27 @@ def _login_status(client: httpx.Client, forwarded_for: str) -> int:
     return client.post("/api/v4/users/login", json=body, headers=headers).status_code
 
 
-def test_behind_a_local_proxy_each_forwarded_client_has_its_own_budget(database_url: str) -> None:
+def test_behind_a_local_proxy_each_forwarded_client_has_its_own_budget() -> None:
     """By default the proxy on this host is believed: the client it names in X-Forwarded-For
     is the limiter's address, so one client's failures do not lock out another."""
-    with _served(database_url, "127.0.0.1,::1") as url, httpx.Client(base_url=url) as client:
+    with (
+        fresh_database() as database_url,
+        _served(database_url, "127.0.0.1,::1") as url,
+        httpx.Client(base_url=url) as client,
+    ):
         assert [_login_status(client, "192.0.2.1") for _ in range(3)] == [401, 401, 429]
         assert _login_status(client, "192.0.2.2") == 401
         # The proxy appends the real peer: what a client wrote before it does not count.
         assert _login_status(client, "203.0.113.9, 192.0.2.1") == 429
 
 
-def test_with_no_trusted_proxy_the_tcp_peer_is_the_address(database_url: str) -> None:
+def test_with_no_trusted_proxy_the_tcp_peer_is_the_address() -> None:
     """With TIDINGS_FORWARDED_ALLOW_IPS empty, X-Forwarded-For is ignored: a client cannot
     name itself a fresh address to get a fresh budget."""
-    with _served(database_url, "") as url, httpx.Client(base_url=url) as client:
+    with (
+        fresh_database() as database_url,
+        _served(database_url, "") as url,
+        httpx.Client(base_url=url) as client,
+    ):
         assert [_login_status(client, "192.0.2.1") for _ in range(3)] == [401, 401, 429]
         assert _login_status(client, "192.0.2.2") == 429

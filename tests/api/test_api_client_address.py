@@ -2,7 +2,9 @@
 (``cli.uvicorn_config``): who the login limiter counts as the client (a local proxy's
 ``X-Forwarded-For`` by default, never a header alone once ``TIDINGS_FORWARDED_ALLOW_IPS`` is
 empty) and whether cookies are ``Secure`` (a trusted proxy's ``X-Forwarded-Proto`` only).
-tests/deploy/test_nginx.py checks the same through a real nginx."""
+tests/deploy/test_nginx.py checks the same through a real nginx. The limiter's tests each have a
+database of their own: failures are counted in the database, and other tests' failures from
+127.0.0.1 must not spend their budget."""
 
 import asyncio
 import threading
@@ -14,7 +16,7 @@ from http.cookies import SimpleCookie
 import httpx
 import uvicorn
 
-from support import PASSWORD, Factory, free_port
+from support import PASSWORD, Factory, free_port, fresh_database
 from tidings.cli import uvicorn_config
 from tidings.config import Settings
 
@@ -50,20 +52,28 @@ def _login_status(client: httpx.Client, forwarded_for: str) -> int:
     return client.post("/api/v4/users/login", json=body, headers=headers).status_code
 
 
-def test_behind_a_local_proxy_each_forwarded_client_has_its_own_budget(database_url: str) -> None:
+def test_behind_a_local_proxy_each_forwarded_client_has_its_own_budget() -> None:
     """By default the proxy on this host is believed: the client it names in X-Forwarded-For
     is the limiter's address, so one client's failures do not lock out another."""
-    with _served(database_url, "127.0.0.1,::1") as url, httpx.Client(base_url=url) as client:
+    with (
+        fresh_database() as database_url,
+        _served(database_url, "127.0.0.1,::1") as url,
+        httpx.Client(base_url=url) as client,
+    ):
         assert [_login_status(client, "192.0.2.1") for _ in range(3)] == [401, 401, 429]
         assert _login_status(client, "192.0.2.2") == 401
         # The proxy appends the real peer: what a client wrote before it does not count.
         assert _login_status(client, "203.0.113.9, 192.0.2.1") == 429
 
 
-def test_with_no_trusted_proxy_the_tcp_peer_is_the_address(database_url: str) -> None:
+def test_with_no_trusted_proxy_the_tcp_peer_is_the_address() -> None:
     """With TIDINGS_FORWARDED_ALLOW_IPS empty, X-Forwarded-For is ignored: a client cannot
     name itself a fresh address to get a fresh budget."""
-    with _served(database_url, "") as url, httpx.Client(base_url=url) as client:
+    with (
+        fresh_database() as database_url,
+        _served(database_url, "") as url,
+        httpx.Client(base_url=url) as client,
+    ):
         assert [_login_status(client, "192.0.2.1") for _ in range(3)] == [401, 401, 429]
         assert _login_status(client, "192.0.2.2") == 429
 

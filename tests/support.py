@@ -442,18 +442,64 @@ async def seed_channel_hook(
     return Seeded(admin, channel, hook)
 
 
+@dataclass(frozen=True)
+class TidingsProcess:
+    """A ``tidings`` subprocess started by :func:`running_tidings`: its ``Popen`` (a test may
+    SIGKILL it) and the address it listens on (``serve`` only; a ``worker`` listens nowhere)."""
+
+    popen: subprocess.Popen[bytes]
+    listen: str
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.listen}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self.listen}/api/v4/websocket"
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown work at all, as when the machine loses power under it."""
+        self.popen.kill()
+        self.popen.wait(10)
+
+    def wait_until_serving(self, timeout: float = 60.0) -> None:
+        """Until ``GET /api/v4/system/ping`` answers 200 (start-up imports and migrations
+        first); fails at once, with the log's tail, if the process ends instead."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.popen.poll() is not None:
+                tail = self.log.read_text(errors="replace")[-3000:]
+                raise AssertionError(f"tidings exited with {self.popen.returncode}:\n{tail}")
+            try:
+                if httpx.get(f"{self.url}/api/v4/system/ping", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"tidings at {self.url} did not answer in {timeout} s")
+            time.sleep(0.05)
+
+
 @contextlib.contextmanager
 def running_tidings(
     command: str, url: str, log: Path, stop: signal.Signals = signal.SIGTERM, **settings: str
-) -> Iterator[None]:
+) -> Iterator[TidingsProcess]:
     """``tidings <command>`` (``worker`` or ``serve``) as its own process on the test's database,
-    output in ``log``, ended with ``stop`` when the block ends. ``settings`` become
-    ``TIDINGS_<NAME>`` variables (``worker_lease_seconds="2"``)."""
+    output in ``log``, ended with ``stop`` when the block ends (unless the test ended it first).
+    ``settings`` become ``TIDINGS_<NAME>`` variables (``worker_lease_seconds="2"``); without a
+    ``listen`` setting it gets a free loopback port."""
+    listen = settings.pop("listen", "") or f"127.0.0.1:{free_port()}"
     env = {
         **os.environ,
         "TIDINGS_DATABASE_URL": url,
         "TIDINGS_DATA_DIR": str(log.parent),
-        "TIDINGS_LISTEN": f"127.0.0.1:{free_port()}",
+        "TIDINGS_LISTEN": listen,
         "TIDINGS_WORKER_POLL_INTERVAL_SECONDS": "0.05",
         **{f"TIDINGS_{name.upper()}": value for name, value in settings.items()},
     }
@@ -462,8 +508,9 @@ def running_tidings(
             [sys.executable, "-m", "tidings", command], env=env, stdout=sink, stderr=sink
         )
     try:
-        yield
+        yield TidingsProcess(process, listen, log)
     finally:
+        # A process that already exited (killed by the test) is not signalled again.
         process.send_signal(stop)
         try:
             process.wait(20)

@@ -23,7 +23,6 @@ from tidings.services.runtime import Runtime
 from tidings.services.users import LoginLimiter
 from tidings.store.database import Database
 from tidings.web import pages, websocket
-from tidings.webhooks.relay import Relay
 from tidings.webhooks.worker import Worker
 
 logger = logging.getLogger(__name__)
@@ -37,18 +36,17 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Events and session changes shared with the other processes (PostgreSQL).
+        await rt.cluster.start()
         worker = Worker.from_runtime(rt, hook_owner_notifier(rt)) if settings.run_worker else None
         if worker is not None:
             await worker.start()
-        # Replies written by `tidings worker` processes reach this server's browsers live.
-        reply_relay = Relay(rt.db, rt.events)
-        reply_relay.start()
         try:
             yield
         finally:
-            await reply_relay.stop()
             if worker is not None:
                 await worker.stop()
+            await rt.cluster.stop()
             if runtime is None:
                 await rt.db.dispose()
 

@@ -82,9 +82,12 @@ def _run(work: Callable[[Runtime], Awaitable[T]]) -> T:
 
     async def go() -> T:
         rt = Runtime(settings=settings, db=Database.from_url(settings.effective_database_url))
+        # What the command changes (a session, a user) reaches running servers at once.
+        await rt.cluster.start(listen=False)
         try:
             return await work(rt)
         finally:
+            await rt.cluster.stop()
             await rt.db.dispose()
 
     try:
@@ -186,11 +189,14 @@ def worker() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        # Reply posts' events reach every server's websockets through the cluster log.
+        await rt.cluster.start(listen=False)
         w = Worker.from_runtime(rt, hook_owner_notifier(rt))
         await w.start()
         typer.echo("worker running; Ctrl-C stops it")
         await stop.wait()
         await w.stop()
+        await rt.cluster.stop()
         await rt.db.dispose()
 
     process.tune(settings)

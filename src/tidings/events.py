@@ -3,13 +3,18 @@
 Publishing never blocks: each listener has a bounded queue, and a listener that falls too far
 behind is dropped (its websocket is closed and the client reconnects), so one slow client never
 slows posting. A listener belongs to one session: when sessions end, :meth:`EventHub.end_sessions`
-closes their listeners at once. Imports nothing from the rest of the package.
+closes their listeners at once.
+
+With several processes (PostgreSQL), the hub has an *outlet*: :meth:`EventHub.publish` hands
+the event to it (``tidings.services.cluster``), which carries it to every process, this one
+included, and each hands it to its hub's :meth:`EventHub.deliver`, which delivers here only.
+Imports nothing from the rest of the package.
 """
 
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,11 +73,16 @@ class Listener:
             return None
 
 
+# Where published events go besides this process's listeners: (event, the users it is for).
+Outlet = Callable[[Event, frozenset[str]], None]
+
+
 class EventHub:
     """Fan-out of events to the listeners of the users they concern."""
 
     def __init__(self) -> None:
         self._listeners: dict[str, set[Listener]] = defaultdict(set)
+        self.outlet: Outlet | None = None
 
     def subscribe(self, user_id: str, token_hash: str = "") -> Listener:
         listener = Listener(user_id, token_hash)
@@ -87,7 +97,16 @@ class EventHub:
                 del self._listeners[listener.user_id]
 
     def publish(self, event: Event, user_ids: Iterable[str]) -> None:
-        """Queue ``event`` for every listener of ``user_ids``; never waits."""
+        """Queue ``event`` for every listener of ``user_ids``, here and, through the outlet, in
+        every other process (the outlet then delivers here too, in the order all processes
+        share); never waits."""
+        if self.outlet is None:
+            self.deliver(event, user_ids)
+        else:
+            self.outlet(event, frozenset(user_ids))
+
+    def deliver(self, event: Event, user_ids: Iterable[str]) -> None:
+        """Queue ``event`` for this process's listeners of ``user_ids`` only."""
         for user_id in set(user_ids):
             for listener in list(self._listeners.get(user_id, ())):
                 try:
@@ -110,9 +129,20 @@ class EventHub:
                 closed += 1
         return closed
 
+    def close_all(self, code: int) -> int:
+        """Close every listener (their clients reconnect and fetch afresh); how many."""
+        closed = 0
+        for listeners in list(self._listeners.values()):
+            for listener in list(listeners):
+                listener.close(code)
+                self.unsubscribe(listener)
+                closed += 1
+        return closed
+
     def has_listeners(self) -> bool:
-        """Whether anyone listens at all: with no one, an event need not even be built."""
-        return bool(self._listeners)
+        """Whether anyone may listen: with no one here and no other process to tell, an event
+        need not even be built."""
+        return bool(self._listeners) or self.outlet is not None
 
     def listener_count(self) -> int:
         return sum(len(v) for v in self._listeners.values())

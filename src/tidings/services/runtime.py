@@ -9,6 +9,7 @@ from tidings.config import Settings
 from tidings.domain import server_config
 from tidings.domain.server_config import ConfigDocument
 from tidings.events import EventHub
+from tidings.services.cluster import Cluster
 from tidings.services.session_cache import SessionCache
 from tidings.store.database import Database
 from tidings.store.settings import load_config
@@ -47,6 +48,11 @@ class Runtime:
     hook_indexes: dict[str, tuple[int, Any]] = field(default_factory=dict)
     # Set after a commit that queued deliveries, so an in-process worker need not wait to poll.
     outbox_signal: asyncio.Event = field(default_factory=asyncio.Event)
+    # This process's link to the others (PostgreSQL): started by `serve`, `worker` and the CLI.
+    cluster: Cluster = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.cluster = Cluster(self.db, self.events, self.session_cache, self.clock)
 
     async def config(self) -> ConfigDocument:
         """The current configuration document (defaults filled in)."""

@@ -104,6 +104,12 @@ class SessionCache:
         for token_hash in token_hashes:
             self._remove(token_hash)
 
+    def forget_all(self) -> None:
+        """Drop everything: this process may have missed other processes' changes."""
+        self.generation += 1
+        self._entries.clear()
+        self._by_user.clear()
+
     def _remove(self, token_hash: str) -> None:
         entry = self._entries.pop(token_hash, None)
         if entry is None:

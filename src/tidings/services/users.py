@@ -439,14 +439,15 @@ def _live(found: tuple[User, str, int] | None, now_ms: int) -> bool:
 def sessions_ended(rt: Runtime, user_id: str, token_hashes: list[str]) -> None:
     """The one place that says "these sessions ended", called after the deleting commit.
 
-    Everything that holds on to a session in this process reacts here: the session cache
-    forgets them and the websockets opened with them are closed at once. Cross-process
-    invalidation (issue #12) will announce them from here; until then other processes notice
-    within their ``session_cache_seconds`` and their websockets' periodic session check.
+    Everything that holds on to a session reacts here: this process's session cache forgets
+    them and the websockets opened with them are closed at once, and the cluster tells every
+    other process to do the same (``services.cluster``; within milliseconds, not
+    ``session_cache_seconds``).
     """
     if token_hashes:
         rt.session_cache.forget_sessions(token_hashes)
         rt.events.end_sessions(user_id, token_hashes)
+        rt.cluster.share_sessions_ended(user_id, token_hashes)
 
 
 def user_changed(rt: Runtime, user_id: str) -> None:
@@ -454,10 +455,10 @@ def user_changed(rt: Runtime, user_id: str) -> None:
 
     Sessions carry their user, so the session cache forgets the user's sessions: the next
     request reads the row again and sees the new roles, activity or profile at once. Every
-    function here that updates a user calls this. Cross-process invalidation (issue #12) will
-    announce it from here; until then other processes see it within ``session_cache_seconds``.
+    function here that updates a user calls this; the cluster tells every other process.
     """
     rt.session_cache.forget_user(user_id)
+    rt.cluster.share_user_changed(user_id)
 
 
 async def logout(rt: Runtime, session: Session) -> None:

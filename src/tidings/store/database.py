@@ -41,13 +41,13 @@ import asyncio
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from typing import Any, TypeVar
 
 import asyncpg
-from sqlalchemy import Engine, event, func, select
+from sqlalchemy import Engine, event
 from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, StatementError
@@ -373,19 +373,14 @@ class Database:
         assert self._pool is not None
         return await _hand_off(self._read_executor, partial(_run_pooled, self._pool, work))
 
-    async def notify(self, channel: str, payloads: Sequence[str]) -> None:
-        """PostgreSQL: ``NOTIFY channel`` once per payload, in one transaction."""
-        if self.is_sqlite:
-            raise RuntimeError("NOTIFY needs PostgreSQL")
-
-        def work(conn: Connection) -> None:
-            for payload in payloads:
-                conn.execute(select(func.pg_notify(channel, payload)))
-
-        await self.write(work)
-
-    async def listen(self, channel: str, on_message: Callable[[str], None]) -> "Subscription":
-        """PostgreSQL: call ``on_message(payload)`` for every ``NOTIFY`` on ``channel``.
+    async def listen(
+        self,
+        channel: str,
+        on_message: Callable[[str], None],
+        on_close: Callable[[], None] | None = None,
+    ) -> "Subscription":
+        """PostgreSQL: call ``on_message(payload)`` for every ``NOTIFY`` on ``channel``, and
+        ``on_close()`` if the connection is lost (notices sent meanwhile are not seen).
 
         A connection of its own, outside the pool (a listening connection is held for good), on
         asyncpg, whose listeners are called on the event loop.
@@ -394,6 +389,8 @@ class Database:
             raise RuntimeError("LISTEN needs PostgreSQL")
         dsn = make_url(self.url).set(drivername="postgresql")
         connection = await asyncpg.connect(dsn.render_as_string(hide_password=False))
+        if on_close is not None:
+            connection.add_termination_listener(lambda _connection: on_close())
         await connection.add_listener(channel, lambda *args: on_message(str(args[-1])))
         return Subscription(connection)
 

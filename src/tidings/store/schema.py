@@ -280,4 +280,5 @@ cluster_events = Table(
     Column("origin", String(ID), nullable=False),
     Column("body", Text, nullable=False),
     _ms("created_at"),
+    Index("ix_cluster_events_created_at", "created_at"),
 )

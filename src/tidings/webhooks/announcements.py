@@ -1,8 +1,8 @@
 """``posted`` events for reply posts, wherever they were written.
 
-The worker announces the reply posts it has just committed; the server's relay
-(:mod:`tidings.webhooks.relay`) announces those that a worker in another process wrote. Both go
-through here, so a browser gets the same event either way: the channel's members, the
+The worker announces the reply posts it has just committed, wherever it runs: its event hub
+carries the events to every other process (:mod:`tidings.services.cluster`), so a browser
+connected to any server gets the same event: the channel's members, the
 override name as ``sender_name``, and the @-mentions that drive desktop notifications.
 
 Imports ``tidings.store``, ``tidings.domain`` and ``tidings.events``.
@@ -22,7 +22,7 @@ from tidings.store.database import Connection, Database
 
 async def announce_posts(db: Database, events: EventHub, posts: Sequence[tuple[Post, str]]) -> None:
     """Publish ``posted`` for each (reply post, creator's @name) to its channel's members."""
-    if not posts or events.listener_count() == 0:
+    if not posts or not events.has_listeners():
         return
     audience = await db.read(partial(_audience, posts=[post for post, _ in posts]))
     for post, creator_name in posts:

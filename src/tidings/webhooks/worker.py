@@ -49,7 +49,7 @@ from tidings.events import EventHub
 from tidings.store import outbox
 from tidings.store import users as user_store
 from tidings.store.database import Database
-from tidings.webhooks import relay, slots
+from tidings.webhooks import slots
 from tidings.webhooks.announcements import announce_posts
 from tidings.webhooks.client import WebhookClient
 from tidings.webhooks.delivery import GIVE_BACK_DELAY_MS, Batch, Courier, Result, not_sendable
@@ -397,14 +397,14 @@ class Worker:
         return inserted, results
 
     async def _announce(self, posts: list[tuple[Post, str]]) -> None:
-        """Tell channel members about reply posts: here, and through servers in other processes.
+        """Tell channel members about reply posts, connected to any process (the event hub's
+        outlet carries them to the others).
 
         Best effort: the posts are committed already, so a failure here must not stop the
         flusher from looking after failing hooks; browsers then show the replies on reload.
         """
         try:
             await announce_posts(self.deps.db, self.deps.events, posts)
-            await relay.notify(self.deps.db, posts)
         except Exception:
             logger.exception("announcing %d reply posts failed", len(posts))
 

@@ -44,9 +44,11 @@ def upgrade() -> None:
         sa.Column("created_at", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("seq", name=op.f("pk_cluster_events")),
     )
+    op.create_index("ix_cluster_events_created_at", "cluster_events", ["created_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_cluster_events_created_at", table_name="cluster_events")
     op.drop_table("cluster_events")
     op.drop_index("ix_login_failures_address", table_name="login_failures")
     op.drop_index("ix_login_failures_pair", table_name="login_failures")

@@ -13,7 +13,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -171,6 +171,11 @@ class EventSocket:
     def events(self, name: str) -> list[dict[str, Any]]:
         """Every frame of event ``name``, in the order received."""
         return [f for f in list(self.frames) if f.get("event") == name]
+
+    def events_of(self, names: Iterable[str]) -> list[dict[str, Any]]:
+        """Every frame of any of the events ``names``, in the order received."""
+        wanted = set(names)
+        return [f for f in list(self.frames) if f.get("event") in wanted]
 
     def posts(self, name: str) -> list[dict[str, Any]]:
         """The posts carried by ``name`` events (``posted``, ``post_edited``, …), in order."""

@@ -4,6 +4,7 @@ webhook replies written by the worker reach both servers' clients; a session end
 changed on A is honoured by B within a second; SIGKILL of a server under load loses no committed
 post and no delivery."""
 
+import json
 import threading
 import time
 from collections import Counter, defaultdict
@@ -95,8 +96,8 @@ def test_posts_edits_and_deletes_reach_every_server_once_in_order(
     on B, gets each event exactly once, each server's posts in the order they were made, with
     sequence numbers 1, 2, 3, … and no gap; a team member outside the channel gets none.
 
-    Posts made through A and B at the same moment have no one order: a server delivers its own
-    events at once and the other's when it reads them from the log."""
+    Posts made through A and B at the same moment have no order of their own; the log gives
+    them one, and every socket, on either server, sees the channel's events in that one order."""
     admin, member, outsider = cluster.admin, factory.user(), factory.user()
     channel = _channel_with(factory, team, member)
     factory.join(team, outsider)
@@ -140,6 +141,11 @@ def test_posts_edits_and_deletes_reach_every_server_once_in_order(
             for f in socket.frames
             if f["event"] in expected
         )
+    orders = {
+        tuple((f["event"], json.loads(f["data"]["post"])["id"]) for f in s.events_of(expected))
+        for s in members
+    }
+    assert len(orders) == 1, "the sockets saw the channel's events in different orders"
     assert not {p for n in expected for p in outside.post_ids(n)} & everything
 
 

@@ -444,9 +444,10 @@ async def seed_channel_hook(
 
 @dataclass
 class TidingsProcess:
-    """A ``tidings`` subprocess started by :func:`running_tidings`."""
+    """A ``tidings`` subprocess started by :func:`running_tidings`: its ``Popen`` (a test may
+    SIGKILL it) and the address it listens on (``serve`` only; a ``worker`` listens nowhere)."""
 
-    process: "subprocess.Popen[bytes]"
+    popen: "subprocess.Popen[bytes]"
     listen: str
     log: Path
     stop_signal: signal.Signals
@@ -456,33 +457,48 @@ class TidingsProcess:
         """Where a ``serve`` process answers (its ``TIDINGS_LISTEN``)."""
         return f"http://{self.listen}"
 
-    def wait_serving(self, timeout: float = 30.0) -> "TidingsProcess":
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self.listen}/api/v4/websocket"
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+    def wait_serving(self, timeout: float = 60.0) -> "TidingsProcess":
         """Block until a ``serve`` process answers ``/api/v4/system/ping`` (it migrates and
         binds first); fail with its log if it exits or takes longer than ``timeout``."""
         deadline = time.monotonic() + timeout
         while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"tidings exited {self.process.returncode}: {self.log_text()}")
+            if self.popen.poll() is not None:
+                raise AssertionError(
+                    f"tidings exited {self.popen.returncode}:\n{self.log_text()[-3000:]}"
+                )
             with contextlib.suppress(httpx.TransportError):
                 if httpx.get(self.url + "/api/v4/system/ping", timeout=2).status_code == 200:
                     return self
             if time.monotonic() > deadline:
-                raise RuntimeError(f"tidings did not answer on {self.url}: {self.log_text()}")
+                raise AssertionError(f"tidings did not answer on {self.url} in {timeout} s")
             time.sleep(0.05)
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
 
+    def kill(self) -> None:
+        """SIGKILL: no shutdown work at all, as when the machine loses power under it."""
+        self.popen.kill()
+        self.popen.wait(10)
+
     def stop(self) -> None:
-        """End it with its stop signal and wait; a second call does nothing."""
-        if self.process.poll() is not None:
+        """End it with its stop signal and wait; a process already ended is left alone."""
+        if self.popen.poll() is not None:
             return
-        self.process.send_signal(self.stop_signal)
+        self.popen.send_signal(self.stop_signal)
         try:
-            self.process.wait(20)
+            self.popen.wait(20)
         except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(5)
+            self.popen.kill()
+            self.popen.wait(5)
 
 
 @contextlib.contextmanager
@@ -493,11 +509,12 @@ def running_tidings(
     output in ``log``, ended with ``stop`` when the block ends (or earlier, by ``stop()``).
     ``settings`` become ``TIDINGS_<NAME>`` variables (``worker_lease_seconds="2"``); without a
     ``listen`` it gets a free port. A ``serve`` may not answer yet: ``wait_serving()``."""
+    listen = settings.pop("listen", "") or f"127.0.0.1:{free_port()}"
     env = {
         **os.environ,
         "TIDINGS_DATABASE_URL": url,
         "TIDINGS_DATA_DIR": str(log.parent),
-        "TIDINGS_LISTEN": f"127.0.0.1:{free_port()}",
+        "TIDINGS_LISTEN": listen,
         "TIDINGS_WORKER_POLL_INTERVAL_SECONDS": "0.05",
         **{f"TIDINGS_{name.upper()}": value for name, value in settings.items()},
     }

@@ -97,7 +97,7 @@ def running_cluster(
             for n in range(workers)
         )
         for process in served:
-            process.wait_until_serving()
+            process.wait_serving()
         admin = _first_admin(served[0])
         admin.put(
             "/config/patch",

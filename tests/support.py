@@ -442,17 +442,19 @@ async def seed_channel_hook(
     return Seeded(admin, channel, hook)
 
 
-@dataclass(frozen=True)
+@dataclass
 class TidingsProcess:
     """A ``tidings`` subprocess started by :func:`running_tidings`: its ``Popen`` (a test may
     SIGKILL it) and the address it listens on (``serve`` only; a ``worker`` listens nowhere)."""
 
-    popen: subprocess.Popen[bytes]
+    popen: "subprocess.Popen[bytes]"
     listen: str
     log: Path
+    stop_signal: signal.Signals
 
     @property
     def url(self) -> str:
+        """Where a ``serve`` process answers (its ``TIDINGS_LISTEN``)."""
         return f"http://{self.listen}"
 
     @property
@@ -463,27 +465,40 @@ class TidingsProcess:
     def port(self) -> int:
         return int(self.listen.rpartition(":")[2])
 
+    def wait_serving(self, timeout: float = 60.0) -> "TidingsProcess":
+        """Block until a ``serve`` process answers ``/api/v4/system/ping`` (it migrates and
+        binds first); fail with its log if it exits or takes longer than ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.popen.poll() is not None:
+                raise AssertionError(
+                    f"tidings exited {self.popen.returncode}:\n{self.log_text()[-3000:]}"
+                )
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(self.url + "/api/v4/system/ping", timeout=2).status_code == 200:
+                    return self
+            if time.monotonic() > deadline:
+                raise AssertionError(f"tidings did not answer on {self.url} in {timeout} s")
+            time.sleep(0.05)
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
     def kill(self) -> None:
         """SIGKILL: no shutdown work at all, as when the machine loses power under it."""
         self.popen.kill()
         self.popen.wait(10)
 
-    def wait_until_serving(self, timeout: float = 60.0) -> None:
-        """Until ``GET /api/v4/system/ping`` answers 200 (start-up imports and migrations
-        first); fails at once, with the log's tail, if the process ends instead."""
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.popen.poll() is not None:
-                tail = self.log.read_text(errors="replace")[-3000:]
-                raise AssertionError(f"tidings exited with {self.popen.returncode}:\n{tail}")
-            try:
-                if httpx.get(f"{self.url}/api/v4/system/ping", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"tidings at {self.url} did not answer in {timeout} s")
-            time.sleep(0.05)
+    def stop(self) -> None:
+        """End it with its stop signal and wait; a process already ended is left alone."""
+        if self.popen.poll() is not None:
+            return
+        self.popen.send_signal(self.stop_signal)
+        try:
+            self.popen.wait(20)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait(5)
 
 
 @contextlib.contextmanager
@@ -491,9 +506,9 @@ def running_tidings(
     command: str, url: str, log: Path, stop: signal.Signals = signal.SIGTERM, **settings: str
 ) -> Iterator[TidingsProcess]:
     """``tidings <command>`` (``worker`` or ``serve``) as its own process on the test's database,
-    output in ``log``, ended with ``stop`` when the block ends (unless the test ended it first).
+    output in ``log``, ended with ``stop`` when the block ends (or earlier, by ``stop()``).
     ``settings`` become ``TIDINGS_<NAME>`` variables (``worker_lease_seconds="2"``); without a
-    ``listen`` setting it gets a free loopback port."""
+    ``listen`` it gets a free port. A ``serve`` may not answer yet: ``wait_serving()``."""
     listen = settings.pop("listen", "") or f"127.0.0.1:{free_port()}"
     env = {
         **os.environ,
@@ -507,13 +522,8 @@ def running_tidings(
         process = subprocess.Popen(
             [sys.executable, "-m", "tidings", command], env=env, stdout=sink, stderr=sink
         )
+    running = TidingsProcess(process, env["TIDINGS_LISTEN"], log, stop)
     try:
-        yield TidingsProcess(process, listen, log)
+        yield running
     finally:
-        # A process that already exited (killed by the test) is not signalled again.
-        process.send_signal(stop)
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
+        running.stop()

@@ -20,7 +20,6 @@ from tidings.api.openapi import install_openapi
 from tidings.config import Settings
 from tidings.services.notices import hook_owner_notifier
 from tidings.services.runtime import Runtime
-from tidings.services.users import LoginLimiter
 from tidings.store.database import Database
 from tidings.web import pages, websocket
 from tidings.webhooks.worker import Worker
@@ -61,14 +60,14 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.runtime = rt
-    app.state.login_limiter = LoginLimiter(settings.login_failures_per_minute)
     app.state.render_slots = asyncio.Semaphore(settings.render_concurrency)
 
     async def limits() -> tuple[int, bool]:
         service = (await rt.config())["ServiceSettings"]
         return int(service["MaximumPayloadSizeBytes"]), bool(service["EnableDeveloper"])
 
-    app.add_middleware(RequestContextMiddleware, limits=limits)
+    # What a request published reaches the cluster log before its response (services.cluster).
+    app.add_middleware(RequestContextMiddleware, limits=limits, before_response=rt.cluster.sent)
     install_error_handlers(app)
     install_openapi(app)
     # FastAPI tries routes in order, router by router, at a cost per route tried: the hot

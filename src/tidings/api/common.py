@@ -26,7 +26,7 @@ from tidings.errors import Unauthorized, invalid_body_param, invalid_url_param
 from tidings.ids import is_valid_id
 from tidings.services import users as user_service
 from tidings.services.runtime import Runtime
-from tidings.services.users import LoginLimiter, Session
+from tidings.services.users import Session
 
 AUTH_COOKIE = "MMAUTHTOKEN"
 CSRF_COOKIE = "MMCSRF"
@@ -46,11 +46,6 @@ async def runtime(request: Request) -> Runtime:
     FastAPI runs a plain ``def`` dependency on its thread pool, a thread hop per request that
     cost GET /system/ping a third of its rate (bench/ping.py)."""
     return runtime_of(request)
-
-
-def login_limiter(request: Request) -> LoginLimiter:
-    limiter: LoginLimiter = request.app.state.login_limiter
-    return limiter
 
 
 def client_address(request: Request) -> str:

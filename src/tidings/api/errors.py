@@ -6,6 +6,7 @@ unless ``ServiceSettings.EnableDeveloper`` is on, so internals do not leak by de
 """
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -115,11 +116,16 @@ class RequestContextMiddleware:
 
     The limit is read per request from a callable so a System Console change applies at once.
     Bodies are counted as they stream, so a lying or missing Content-Length cannot get past it.
+    ``before_response`` is awaited before each response starts: the cluster's wait for what the
+    request published to reach its log (it returns at once when nothing is waiting).
     """
 
-    def __init__(self, app: ASGIApp, limits: Any) -> None:
+    def __init__(
+        self, app: ASGIApp, limits: Any, before_response: Callable[[], Awaitable[None]]
+    ) -> None:
         self.app = app
         self.limits = limits
+        self.before_response = before_response
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -136,6 +142,7 @@ class RequestContextMiddleware:
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
+                await self.before_response()
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", rid.encode()))
                 message["headers"] = headers

@@ -17,7 +17,6 @@ from tidings.api.common import (
     body_doc,
     caller,
     client_address,
-    login_limiter,
     ok,
     parse_body,
     read_json,
@@ -117,7 +116,6 @@ async def login(request: Request, rt: RuntimeDep) -> JSONResponse:
     body = await parse_body(request, LoginBody, "login_id")
     user, token, csrf = await service.login(
         rt,
-        login_limiter(request),
         body.login_id,
         body.password,
         address=client_address(request),

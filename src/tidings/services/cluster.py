@@ -21,8 +21,9 @@ made through another, and the reply to it written by a ``tidings worker``. Every
 Order: a process that listens delivers even its *own* events to its websockets in log order
 (the publisher keeps them in memory, keyed by the sequence numbers the append returned, and the
 reader hands them over when it reaches those numbers). So every socket, on any process, sees a
-channel's events in one order: the log's. That costs the local socket one batch append and one
-read (a few ms). Session changes are applied here at once, before they are shared: they are
+channel's events in one order: the log's. That costs the local socket one batch append (a few
+ms); when the numbers the append returned follow straight on from what the reader has seen, the
+publisher delivers at once, without reading its rows back. Session changes are applied here at once, before they are shared: they are
 about security, not order.
 
 SQLite has a single server process: there the cluster does nothing.
@@ -56,6 +57,7 @@ IDLE_READ_SECONDS = 5.0
 POLL_SECONDS = 0.25
 RETRY_SECONDS = 1.0
 STOP_WAIT_SECONDS = 5.0
+SEND_WAIT_SECONDS = 2.0  # the longest a response waits for its notices to reach the log
 STALL_SECONDS = 2.0  # how long the reader waits for the publisher to claim a row of its own
 # A reader that could not read for this long may have lost notices to the sweep.
 STALE_SECONDS = KEEP_SECONDS - 2 * SWEEP_EVERY_SECONDS
@@ -82,6 +84,12 @@ class Cluster:
         self._tasks: list[asyncio.Task[None]] = []
         self._last_seq = 0
         self._stalled_since: float | None = None
+        self._check_rewind = False
+        # Notices queued and appended (or given up) so far, and requests waiting for theirs.
+        self._queued_total = 0
+        self._settled_total = 0
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._reading = False  # the reader awaits rows it has not yet handled
         self._stopping = False
 
     @property
@@ -119,6 +127,8 @@ class Cluster:
         self._tasks.clear()
         self._stopping = self._listening = False
         self._own.clear()
+        self._pending.clear()
+        self._settled(self._queued_total - self._settled_total)
 
     # --- publishing -------------------------------------------------------------------------------
 
@@ -153,9 +163,36 @@ class Cluster:
     def _queue(self, notice: dict[str, Any], local: tuple[Event, frozenset[str]] | None) -> None:
         if len(self._pending) >= MAX_PENDING:
             del self._pending[:BATCH]
+            self._settled(BATCH)
             logger.error("the cluster event log is unreachable; dropped %d old notices", BATCH)
         self._pending.append((notice, local))
+        self._queued_total += 1
         self._has_pending.set()
+
+    async def sent(self) -> None:
+        """Wait until every notice queued so far is in the log (at most ``SEND_WAIT_SECONDS``).
+
+        Called before a response is sent (``api.errors.RequestContextMiddleware``), so that what
+        a request caused is in the log before its client can make the next request, perhaps
+        through another process: a client posting twice through a round-robin proxy sees its
+        posts in the order it made them, on every socket."""
+        if self._settled_total >= self._queued_total:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append((self._queued_total, waiter))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(waiter), SEND_WAIT_SECONDS)
+
+    def _settled(self, count: int) -> None:
+        self._settled_total += count
+        waiting = []
+        for target, waiter in self._waiters:
+            if target <= self._settled_total:
+                if not waiter.done():
+                    waiter.set_result(None)
+            else:
+                waiting.append((target, waiter))
+        self._waiters = waiting
 
     async def _publish_loop(self) -> None:
         next_sweep = self._clock.monotonic() + SWEEP_EVERY_SECONDS
@@ -181,6 +218,7 @@ class Cluster:
                     await asyncio.sleep(RETRY_SECONDS)
                     continue
                 self._appended(batch, seqs)
+                self._settled(len(batch))
             if self._stopping:
                 return
             if self._clock.monotonic() >= next_sweep:
@@ -190,6 +228,14 @@ class Cluster:
     def _appended(self, batch: list["_Pending"], seqs: list[int]) -> None:
         """Keep the batch's events for the reader, which delivers them when it reaches them."""
         if not self._listening:
+            return
+        if not self._reading and seqs[0] == self._last_seq + 1 and not self._own:
+            # Nothing came between what the reader has seen and this batch (appends are
+            # serialised, so the numbers say so): deliver now, without reading the rows back.
+            for _, local in batch:
+                if local is not None:
+                    self._events.deliver(*local)
+            self._last_seq = self._appended_upto = seqs[-1]
             return
         for (_, local), seq in zip(batch, seqs, strict=True):
             if local is not None:
@@ -241,6 +287,7 @@ class Cluster:
             await asyncio.sleep(RETRY_SECONDS)
             return None
         self._wake.set()  # read whatever came while no one listened
+        self._check_rewind = old is not None
         return subscription
 
     def _woken(self, origin: str) -> None:
@@ -249,6 +296,12 @@ class Cluster:
             self._wake.set()
 
     async def _catch_up(self, *, stale: bool) -> None:
+        if self._check_rewind:
+            # After a lost connection: a database that crashed may have lost the log's last
+            # rows (their commits do not wait for the disk) and will number new ones again
+            # from below what this process has read, which it would then skip.
+            self._check_rewind = False
+            stale = stale or await self._db.read(log_store.latest_seq) < self._last_seq
         if stale:
             # The sweep may have taken notices this process never read.
             closed = self._events.close_all(CLOSE_FELL_BEHIND)
@@ -258,11 +311,18 @@ class Cluster:
             logger.warning("lost touch with the cluster event log; closed %d websockets", closed)
             return
         while True:
-            rows = await self._db.read(
-                partial(
-                    log_store.events_after, seq=self._last_seq, limit=READ_BATCH, own=self.origin
+            self._reading = True
+            try:
+                rows = await self._db.read(
+                    partial(
+                        log_store.events_after,
+                        seq=self._last_seq,
+                        limit=READ_BATCH,
+                        own=self.origin,
+                    )
                 )
-            )
+            finally:
+                self._reading = False
             for seq, origin, body in rows:
                 if origin == self.origin:
                     if seq > self._appended_upto and not self._stalled_too_long():

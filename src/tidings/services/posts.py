@@ -211,8 +211,12 @@ async def create_post(
         assert access is not None
         if root_id:
             _check_root(conn, root_id, channel_id)
+        member_ids: list[str] = []
+        mentions: list[str] = []
+        if announce:
+            member_ids = team_store.channel_member_ids(conn, channel_id)
+            mentions = user_store.mentioned_user_ids(conn, message, member_ids, actor.id)
         store.insert_post(conn, post)
-        team_store.touch_channel(conn, channel_id, now)
         if access.member is not None:
             team_store.mark_viewed_by_poster(conn, channel_id, actor.id, now)
         queued: list[str] = []
@@ -225,11 +229,10 @@ async def create_post(
             team = access.team if matches else None
             if team is not None:
                 queued = enqueue(conn, _deliveries_for(matches, post, team, channel, actor), now)
-        member_ids: list[str] = []
-        mentions: list[str] = []
-        if announce:
-            member_ids = team_store.channel_member_ids(conn, channel_id)
-            mentions = user_store.mentioned_user_ids(conn, message, member_ids, actor.id)
+        # Last: every post of the channel updates this one row, and PostgreSQL holds its lock
+        # until the commit, so each statement after it would make the channel's other posters
+        # wait that much longer (bench/posts_per_second.py --postgres: see docs/performance.md).
+        team_store.touch_channel(conn, channel_id, now)
         return _Saved(channel, member_ids, mentions, bool(queued), rebuilt)
 
     saved = await rt.db.write(work)

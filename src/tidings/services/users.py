@@ -3,9 +3,6 @@
 import asyncio
 import functools
 import hashlib
-import time
-from collections import defaultdict, deque
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -37,6 +34,7 @@ from tidings.ids import is_valid_id, new_id
 from tidings.services.runtime import Runtime
 from tidings.services.session_cache import Session as Session  # noqa: PLC0414 (a re-export)
 from tidings.store import hooks as hook_store
+from tidings.store import logins as login_store
 from tidings.store import teams as team_store
 from tidings.store import users as store
 from tidings.store.database import Connection, IntegrityError
@@ -62,91 +60,6 @@ class NewUser:
     nickname: str = ""
     first_name: str = ""
     last_name: str = ""
-
-
-class _Windows:
-    """Failure times per key in a sliding minute; keys quiet for a minute are swept."""
-
-    WINDOW_SECONDS = 60.0
-
-    def __init__(self, clock: Callable[[], float]) -> None:
-        self._clock = clock
-        self._failures: dict[Any, deque[float]] = defaultdict(deque)
-        self._next_sweep = clock() + self.WINDOW_SECONDS
-
-    def __len__(self) -> int:
-        return len(self._failures)
-
-    def count(self, key: Any) -> int:
-        """Failures of ``key`` in the last minute (forgetting older ones)."""
-        window = self._failures.get(key)
-        if window is None:
-            return 0
-        cutoff = self._clock() - self.WINDOW_SECONDS
-        while window and window[0] < cutoff:
-            window.popleft()
-        if not window:
-            del self._failures[key]
-        return len(window)
-
-    def add(self, key: Any) -> None:
-        now = self._clock()
-        if now >= self._next_sweep:
-            cutoff = now - self.WINDOW_SECONDS
-            stale = [k for k, window in self._failures.items() if not window or window[-1] < cutoff]
-            for k in stale:
-                del self._failures[k]
-            self._next_sweep = now + self.WINDOW_SECONDS
-        self._failures[key].append(now)
-
-    def forget(self, key: Any) -> None:
-        self._failures.pop(key, None)
-
-
-class LoginLimiter:
-    """Failed logins in a sliding minute, counted per (client address, account) pair.
-
-    Keying by the pair means an attacker failing from one address cannot lock the owner out
-    from another. Each address also has a budget of failures over login ids that name no
-    account (``ADDRESS_BUDGET_FACTOR`` times the per-account limit), so guessing with random
-    login ids cannot buy unbounded password hashing (or pairs to remember); that budget is not
-    cleared by a success, as the hashing was spent. It never refuses a real account's login:
-    behind a shared NAT, or a proxy not yet trusted, many people share one address, and one of
-    them must not lock the others out. Both tables forget keys quiet for a minute, swept once a
-    minute, and an address over its budget adds no keys, so memory stays bounded.
-    """
-
-    WINDOW_SECONDS = _Windows.WINDOW_SECONDS
-    ADDRESS_BUDGET_FACTOR = 10
-
-    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
-        self.per_minute = per_minute
-        self.per_address = per_minute * self.ADDRESS_BUDGET_FACTOR
-        self._pairs = _Windows(clock)
-        self._addresses = _Windows(clock)
-
-    def __len__(self) -> int:
-        """How many (address, login id) pairs are remembered."""
-        return len(self._pairs)
-
-    def check(self, address: str, key: str, *, known: bool) -> None:
-        """Raise 429 if this pair failed too often, or, for a login id that names no account
-        (``known`` false), this address spent its budget of such guesses."""
-        if self._pairs.count((address, key)) >= self.per_minute or (
-            not known and self._addresses.count(address) >= self.per_address
-        ):
-            raise TooManyRequests(
-                "api.user.login.rate_limited.app_error",
-                "Too many failed login attempts. Please wait a minute and try again.",
-            )
-
-    def failed(self, address: str, key: str, *, known: bool) -> None:
-        self._pairs.add((address, key))
-        if not known:
-            self._addresses.add(address)
-
-    def succeeded(self, address: str, key: str) -> None:
-        self._pairs.forget((address, key))
 
 
 def hash_token(token: str) -> str:
@@ -342,40 +255,111 @@ async def _find_or_create_bot(rt: Runtime) -> User:
     return await rt.db.write(work)
 
 
+LOGIN_WINDOW_MS = 60_000
+ADDRESS_BUDGET_FACTOR = 10
+
+
+def _login_refused(recent: login_store.RecentFailures, *, known: bool, per_minute: int) -> bool:
+    """Has this (address, login key) pair failed too often in the window, or, for a login id
+    that names no account (``known`` false), has the address spent its budget of such guesses?
+
+    Keying by the pair means an attacker failing from one address cannot lock the owner out
+    from another. The per-address budget over ids that name no account
+    (``ADDRESS_BUDGET_FACTOR`` times the per-account limit) stops guessing with random ids from
+    buying unbounded password hashing (or rows); a success does not clear it, as the hashing
+    was spent. It never refuses a real account's login: behind a shared NAT, or a proxy not
+    yet trusted, many people share one address, and one of them must not lock the others out.
+    """
+    return recent.pair >= per_minute or (
+        not known and recent.unknown >= per_minute * ADDRESS_BUDGET_FACTOR
+    )
+
+
+def _rate_limited() -> TooManyRequests:
+    return TooManyRequests(
+        "api.user.login.rate_limited.app_error",
+        "Too many failed login attempts. Please wait a minute and try again.",
+    )
+
+
+def _record_login_failure(
+    conn: Connection, address: str, key: str, *, known: bool, now_ms: int, per_minute: int
+) -> None:
+    """One more failure, unless the limit is already reached (other requests, here or in
+    another process, may have failed since our check): a refused attempt adds no row, so the
+    rows per address stay bounded by its budget and its accounts' limits (on PostgreSQL, units
+    writing at the same moment may each find room for one more: a few rows over at most).
+
+    Rows older than the window are swept here, by the processes that add them, rather than by
+    the webhook worker's housekeeping, which a server may run without (``TIDINGS_RUN_WORKER``
+    false, no ``tidings worker`` yet). A sweep scans the table, so it runs only once the oldest
+    row is a window past due: at most about once a window across every process, and the table
+    holds no more than the two windows of failures before the latest.
+    """
+    since = now_ms - LOGIN_WINDOW_MS
+    recent = login_store.count_recent_failures(conn, address, key, since)
+    if not _login_refused(recent, known=known, per_minute=per_minute):
+        login_store.insert_failure(conn, address, key, known=known, at_ms=now_ms)
+    oldest = login_store.oldest_failure_at(conn)
+    if oldest is not None and oldest < since - LOGIN_WINDOW_MS:
+        login_store.delete_failures_before(conn, since)
+
+
 async def login(
-    rt: Runtime, limiter: LoginLimiter, login_id: str, password: str, *, address: str
+    rt: Runtime, login_id: str, password: str, *, address: str
 ) -> tuple[User, str, str]:
     """Check credentials and open a session: (user, bearer token, CSRF token).
 
-    ``address`` is the client's network address: failures are limited per address and account.
-    Two units of work, the lookup and the new session, with argon2 between them: it runs in a
-    thread, outside any transaction.
+    ``address`` is the client's network address: failures are limited per address and account
+    (:func:`_login_refused`), counted in the database so that every server process spends the
+    same budget. Two units of work, the lookup (with the failure counts) and the outcome (the
+    failure recorded, or the new session), with argon2 between them: it runs in a thread,
+    outside any transaction.
     """
-    key = login_id.strip().lower()
-    found = await rt.db.read(lambda conn: store.find_login(conn, key))
-    # One budget per account, so its username and its email do not each get their own.
-    key = found[0].id if found is not None else key
-    limiter.check(address, key, known=found is not None)
+    per_minute = rt.settings.login_failures_per_minute
+    since = rt.clock.now_ms() - LOGIN_WINDOW_MS
+
+    def lookup(conn: Connection) -> tuple[tuple[User, str] | None, str]:
+        found = store.find_login(conn, login_id)
+        # One budget per account, so its username and its email do not each get their own.
+        key = found[0].id if found is not None else login_id.strip().lower()
+        recent = login_store.count_recent_failures(conn, address, key, since)
+        if _login_refused(recent, known=found is not None, per_minute=per_minute):
+            raise _rate_limited()
+        return found, key
+
+    found, key = await rt.db.read(lookup)
     ok = found is not None and found[0].is_active and not found[0].is_bot
     if found is not None and ok:
         ok = await _verify_password(found[1], password)
     else:
         await hash_password(rt, "timing-equaliser")  # do not reveal which accounts exist by timing
+    now = rt.clock.now_ms()
     if not ok or found is None:
-        limiter.failed(address, key, known=found is not None)
+        await rt.db.write(
+            functools.partial(
+                _record_login_failure,
+                address=address,
+                key=key,
+                known=found is not None,
+                now_ms=now,
+                per_minute=per_minute,
+            )
+        )
         raise Unauthorized(
             "api.user.login.invalid_credentials_email_username",
             "Enter a valid email or username and/or password.",
         )
-    limiter.succeeded(address, key)
     user = found[0]
     token, csrf = new_id(), new_id()
     token_hash = hash_token(token)
-    now = rt.clock.now_ms()
     expires_at = now + rt.settings.session_lifetime_seconds * 1000
-    await rt.db.write(
-        lambda conn: store.insert_session(conn, token_hash, user.id, csrf, now, expires_at)
-    )
+
+    def open_session(conn: Connection) -> None:
+        login_store.clear_failures(conn, address, key)
+        store.insert_session(conn, token_hash, user.id, csrf, now, expires_at)
+
+    await rt.db.write(open_session)
     return user, token, csrf
 
 

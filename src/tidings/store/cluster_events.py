@@ -29,6 +29,9 @@ def append_events(conn: Connection, origin: str, bodies: Sequence[str], now_ms: 
     sequence numbers given, in the order of ``bodies``."""
     postgres = conn.dialect.name == "postgresql"
     if postgres:
+        # The log is a notice board, not a record: a crash may lose its last milliseconds (the
+        # posts themselves are committed durably), so its commits need not wait for the disk.
+        conn.execute(text("SET LOCAL synchronous_commit = off"))
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": APPEND_LOCK_KEY})
     rows = conn.execute(
         insert(cluster_events).returning(cluster_events.c.seq, sort_by_parameter_order=True),

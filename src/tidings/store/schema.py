@@ -252,8 +252,9 @@ system_config = Table(
     _ms("update_at"),
 )
 
-# Failed logins, one row each, so every process counts the same failures (tidings.services.users'
-# LoginLimiter). The login id is kept only as a digest; rows older than the window are swept.
+# Failed logins, one row each, so every process counts the same failures (tidings.store.logins;
+# the limit is tidings.services.users.login's). The login id is kept only as a digest; rows older
+# than the window are swept.
 login_failures = Table(
     "login_failures",
     metadata,

@@ -18,7 +18,6 @@ from tidings.web.sessions import (
     end_session,
     find_session,
     form_token,
-    login_limiter,
     require_session,
     runtime,
     session_form,
@@ -87,7 +86,6 @@ async def login(request: Request) -> Response:
         login_id = form.text("login_id").strip()
         user, token, csrf = await user_service.login(
             rt,
-            login_limiter(request),
             login_id,
             form.text("password"),
             address=client_address(request),
@@ -139,7 +137,6 @@ async def signup(request: Request) -> Response:
         user = await user_service.create_user(rt, None, new, invite_id=invite_id)
         _, token, csrf = await user_service.login(
             rt,
-            login_limiter(request),
             user.username,
             password,
             address=client_address(request),

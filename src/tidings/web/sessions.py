@@ -22,7 +22,7 @@ from tidings.errors import AppError, BadRequest, Forbidden
 from tidings.ids import new_id
 from tidings.services import users as user_service
 from tidings.services.runtime import Runtime
-from tidings.services.users import LoginLimiter, Session
+from tidings.services.users import Session
 
 # The API's cookie names (tidings.api.common); a test keeps the two lists equal.
 AUTH_COOKIE = "MMAUTHTOKEN"
@@ -38,11 +38,6 @@ class LoginRequired(Exception):
 def runtime(request: Request) -> Runtime:
     rt: Runtime = request.app.state.runtime
     return rt
-
-
-def login_limiter(request: Request) -> LoginLimiter:
-    limiter: LoginLimiter = request.app.state.login_limiter
-    return limiter
 
 
 def client_address(request: Request) -> str:

@@ -5,7 +5,7 @@ process, and PostgreSQL's share of the CPU — all in one run.
     .venv/bin/python bench/cluster.py --postgres postgresql://postgres@127.0.0.1:5432/postgres
         [--runs 3] [--parts posts,deliveries,latency] [--concurrency 16] [--duration 8]
         [--warmup 2] [--floor ../shared/bench-floor/post_floor.py] [--posts 400] [--hooks 20]
-        [--worker-concurrency 16] [--latency-posts 200] [--latency-rate 20]
+        [--worker-concurrency 16] [--latency-posts 200] [--latency-rate 20] [--baseline DIR]
 
 Each round, every measurement on a fresh database, in an order that rotates by round:
 
@@ -13,7 +13,8 @@ Each round, every measurement on a fresh database, in an order that rotates by r
   Tidings with 1 and with 2 ``tidings serve`` processes; ``--concurrency`` aiohttp clients (this
   process, one connection each) spread round-robin across the servers post one message after
   another for ``--duration`` s after ``--warmup`` s. Posts/s as a ratio to the floor of the same
-  round, and 2 servers over 1.
+  round, and 2 servers over 1. ``--baseline DIR`` adds 1 and 2 servers of another checkout (its
+  ``src``; e.g. a ``git worktree`` of an earlier commit) to the same rounds.
 - **deliveries**: one ``tidings serve`` takes ``--posts`` posts through the API in a channel with
   ``--hooks`` hooks, its worker off, so the deliveries queue; then 1 or 2 ``tidings worker``
   processes start together and drain them into ``bench/recv_count.py`` (it answers ``null``: no
@@ -79,6 +80,7 @@ from served import (
 )
 from websockets.asyncio.client import connect
 
+BASELINE = " (baseline)"  # the suffix of the contenders served from ``--baseline``
 START_SECONDS = 60.0  # for a process to come up (imports, migrations on a fresh database)
 DRAIN_SECONDS = 120.0
 LATENCY_WARMUP_POSTS = 20
@@ -92,9 +94,10 @@ class Fleet:
     the deliveries when there are any), output in a log in ``folder`` whose tail is printed when
     the measurement fails."""
 
-    def __init__(self, database_url: str, folder: Path) -> None:
+    def __init__(self, database_url: str, folder: Path, source: Path | None = None) -> None:
         self.database_url = database_url
         self.folder = folder
+        self.source = source
         self.servers: list[subprocess.Popen[bytes]] = []
         self.workers: list[subprocess.Popen[bytes]] = []
 
@@ -108,6 +111,8 @@ class Fleet:
             "TIDINGS_RUN_WORKER": "false",
             **settings,
         }
+        if self.source is not None:
+            env["PYTHONPATH"] = str(self.source)
         number = len(self.servers) + len(self.workers)
         with (self.folder / f"{command}-{number}.log").open("ab") as log:
             return subprocess.Popen(
@@ -178,15 +183,16 @@ def _said(process: subprocess.Popen[bytes], text: str) -> threading.Event:
 
 
 @contextlib.contextmanager
-def fleet_on_fresh_database(server: str) -> Iterator[Fleet]:
-    """A new database on the PostgreSQL ``server`` and a :class:`Fleet` on it; on a failure the
-    processes' logs are printed."""
+def fleet_on_fresh_database(server: str, source: Path | None = None) -> Iterator[Fleet]:
+    """A new database on the PostgreSQL ``server`` and a :class:`Fleet` (of this checkout, or
+    of ``source``, another checkout's ``src``) on it; on a failure the processes' logs are
+    printed."""
     with (
         fresh_postgres(server) as url,
         tempfile.TemporaryDirectory(prefix="tidings-cluster-") as folder,
     ):
         assert url is not None
-        fleet = Fleet(url, Path(folder))
+        fleet = Fleet(url, Path(folder), source)
         try:
             fleet.migrate()
             yield fleet
@@ -197,12 +203,18 @@ def fleet_on_fresh_database(server: str) -> Iterator[Fleet]:
             fleet.stop()
 
 
-def psql(database_url: str, query: str) -> list[str]:
-    """One row of ``query``'s result, as text fields."""
+def psql_rows(database_url: str, query: str) -> list[list[str]]:
+    """``query``'s result, each row as text fields."""
     out = subprocess.run(
         ["psql", database_url, "-tAc", query], capture_output=True, text=True, check=True
     )
-    return out.stdout.strip().split("|")
+    return [line.split("|") for line in out.stdout.strip().splitlines()]
+
+
+def psql(database_url: str, query: str) -> list[str]:
+    """The one row of ``query``'s result, as text fields."""
+    (row,) = psql_rows(database_url, query)
+    return row
 
 
 COUNTERS = (
@@ -221,13 +233,39 @@ class Snapshot:
     commits: int
     wal_bytes: int
     wal_syncs: int
+    # Per table: (scans, rows written), from pg_stat_user_tables.
+    tables: dict[str, tuple[int, int]]
+
+
+TABLES = (
+    "SELECT relname, seq_scan + coalesce(idx_scan, 0), n_tup_ins + n_tup_upd + n_tup_del"
+    " FROM pg_stat_user_tables"
+)
 
 
 def snapshot(fleet: Fleet, pids: list[int]) -> Snapshot:
     database = fleet.database_url.rsplit("/", 1)[1]
     cpu = sample(database, pids)
     commits, wal_bytes, wal_syncs = (int(v) for v in psql(fleet.database_url, COUNTERS))
-    return Snapshot(cpu, commits, wal_bytes, wal_syncs)
+    tables = {
+        name: (int(scans), int(writes))
+        for name, scans, writes in psql_rows(fleet.database_url, TABLES)
+    }
+    return Snapshot(cpu, commits, wal_bytes, wal_syncs, tables)
+
+
+def table_work(start: Snapshot, end: Snapshot, units: int) -> dict[str, list[float]]:
+    """Scans and rows written per unit, by table (those touched in the window): where the
+    commits went."""
+    work = {}
+    for name, (scans, writes) in sorted(end.tables.items()):
+        before = start.tables.get(name, (0, 0))
+        if (scans, writes) != before:
+            work[name] = [
+                round((scans - before[0]) / units, 3),
+                round((writes - before[1]) / units, 3),
+            ]
+    return work
 
 
 def window(start: Snapshot, end: Snapshot, units: int) -> dict[str, Any]:
@@ -248,15 +286,19 @@ def window(start: Snapshot, end: Snapshot, units: int) -> dict[str, Any]:
         "commits_per_second": round(commits / spent["wall"], 1),
         "wal_syncs_per_unit": round((end.wal_syncs - start.wal_syncs) / per, 3),
         "wal_bytes_per_unit": round((end.wal_bytes - start.wal_bytes) / per),
+        "table_scans_and_writes_per_unit": table_work(start, end, per),
     }
 
 
 # --- posts ----------------------------------------------------------------------------------------
 
 
-def measure_posts(args: argparse.Namespace, servers: int) -> dict[str, Any]:
-    """Posts/s through ``servers`` ``tidings serve`` processes on a fresh database."""
-    with fleet_on_fresh_database(args.postgres) as fleet:
+def measure_posts(
+    args: argparse.Namespace, servers: int, source: Path | None = None
+) -> dict[str, Any]:
+    """Posts/s through ``servers`` ``tidings serve`` processes (of this checkout or ``source``)
+    on a fresh database."""
+    with fleet_on_fresh_database(args.postgres, source) as fleet:
         bases = fleet.serve(servers)
 
         async def run() -> dict[str, Any]:
@@ -511,30 +553,38 @@ def summarise(found: dict[str, dict[str, list[dict[str, Any]]]]) -> dict[str, An
     posts = found.get("posts")
     if posts:
         floors = [r["posts_per_second"] for r in posts["floor"]]
-        one, two = posts["1 server"], posts["2 servers"]
+        tidings = [name for name in posts if name != "floor"]
         out["posts"] = {
             "ratio_to_floor": {
                 name: spread(
                     [r["posts_per_second"] / f for r, f in zip(posts[name], floors, strict=True)]
                 )
-                for name in ("1 server", "2 servers")
+                for name in tidings
             },
             "posts_per_second": {
-                name: spread([r["posts_per_second"] for r in posts[name]])
-                for name in ("floor", "1 server", "2 servers")
+                name: spread([r["posts_per_second"] for r in results])
+                for name, results in posts.items()
             },
-            "2_servers_over_1": spread(
-                [
-                    t["posts_per_second"] / o["posts_per_second"]
-                    for o, t in zip(one, two, strict=True)
-                ]
-            ),
-            "cores_busy_median": {
-                name: busy_medians(posts[name]) for name in ("1 server", "2 servers")
+            **{
+                f"2_servers_over_1{suffix}": spread(
+                    [
+                        t["posts_per_second"] / o["posts_per_second"]
+                        for o, t in zip(
+                            posts[f"1 server{suffix}"], posts[f"2 servers{suffix}"], strict=True
+                        )
+                    ]
+                )
+                for suffix in ("", BASELINE)
+                if f"1 server{suffix}" in posts
             },
-            "commits_per_post": spread([r["commits_per_unit"] for r in one + two]),
-            "wal_syncs_per_post": spread([r["wal_syncs_per_unit"] for r in one + two]),
-            **capacity(one + two, "serve_processes"),
+            "cores_busy_median": {name: busy_medians(posts[name]) for name in tidings},
+            "commits_per_post": {
+                name: spread([r["commits_per_unit"] for r in posts[name]]) for name in tidings
+            },
+            "wal_syncs_per_post": {
+                name: spread([r["wal_syncs_per_unit"] for r in posts[name]]) for name in tidings
+            },
+            "capacity": {name: capacity(posts[name], "serve_processes") for name in tidings},
         }
     deliveries = found.get("deliveries")
     if deliveries:
@@ -589,17 +639,26 @@ def main() -> None:
     parser.add_argument("--worker-concurrency", type=int, default=16)
     parser.add_argument("--latency-posts", type=int, default=200)
     parser.add_argument("--latency-rate", type=float, default=20.0, help="posts per second")
+    parser.add_argument(
+        "--baseline", type=Path, help="another checkout to measure posts/s beside this one"
+    )
     args = parser.parse_args()
     parts = set(args.parts.split(","))
+    contenders = ["floor", "1 server", "2 servers"]
+    baseline = None
+    if args.baseline is not None:
+        baseline = args.baseline.resolve() / "src"
+        contenders += [f"1 server{BASELINE}", f"2 servers{BASELINE}"]
     found: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for number in range(args.runs):
         if "posts" in parts:
-            posts = found.setdefault("posts", {"floor": [], "1 server": [], "2 servers": []})
+            posts = found.setdefault("posts", {name: [] for name in contenders})
             for name in rotated(list(posts), number):
                 if name == "floor":
                     result = measure_floor(args)
                 else:
-                    result = measure_posts(args, 1 if name == "1 server" else 2)
+                    source = baseline if name.endswith(BASELINE) else None
+                    result = measure_posts(args, 2 if name.startswith("2") else 1, source)
                 posts[name].append(show(result, number, name))
         if "deliveries" in parts:
             deliveries = found.setdefault("deliveries", {"1 worker": [], "2 workers": []})

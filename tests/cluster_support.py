@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import signal
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -121,16 +122,18 @@ def _first_admin(server: TidingsProcess) -> Api:
 
 
 class EventSocket:
-    """One websocket connection to one server, authenticated by a bearer token, read by a
-    thread of its own: every frame after ``hello`` is kept in arrival order, and when the
-    server closes the connection, the close code and the moment it arrived."""
+    """One websocket connection (to a server, or through nginx to one of them), authenticated
+    by a bearer token, read by a thread of its own: every frame after ``hello`` is kept in
+    arrival order, and when the server closes the connection, the close code and the moment it
+    arrived."""
 
-    def __init__(self, server: TidingsProcess, token: str) -> None:
-        self.server = server
+    def __init__(self, url: str, token: str, tls: ssl.SSLContext | None = None) -> None:
+        self.url = url
         self._stack = contextlib.ExitStack()
         self._ws = self._stack.enter_context(
             connect(
-                server.ws_url,
+                url,
+                ssl=tls,
                 additional_headers={"Authorization": f"Bearer {token}"},
                 open_timeout=TIMEOUT,
             )
@@ -165,7 +168,7 @@ class EventSocket:
     def wait_closed(self, timeout: float = TIMEOUT) -> int | None:
         """Wait until the connection is closed; its close code."""
         if not self._closed.wait(timeout):
-            raise AssertionError(f"the websocket on {self.server.url} stayed open {timeout} s")
+            raise AssertionError(f"the websocket to {self.url} stayed open {timeout} s")
         return self.close_code
 
     def events(self, name: str) -> list[dict[str, Any]]:
@@ -190,12 +193,15 @@ class EventSocket:
 
 
 @contextlib.contextmanager
-def event_sockets(*connections: tuple[TidingsProcess, str]) -> Iterator[list[EventSocket]]:
-    """An :class:`EventSocket` per (server, token), all closed when the block ends."""
+def event_sockets(
+    *connections: tuple[str, str], tls: ssl.SSLContext | None = None
+) -> Iterator[list[EventSocket]]:
+    """An :class:`EventSocket` per (websocket URL, token), opened in that order, all closed
+    when the block ends."""
     opened: list[EventSocket] = []
     try:
-        for server, token in connections:
-            opened.append(EventSocket(server, token))
+        for url, token in connections:
+            opened.append(EventSocket(url, token, tls))
         yield opened
     finally:
         for socket in opened:

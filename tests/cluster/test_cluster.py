@@ -27,6 +27,7 @@ from cluster_support import (
     on,
     running_cluster,
 )
+from nginx_support import NginxFront, running_nginx
 from support import Api, Factory, Recorded, TidingsProcess, running_receiver, wait_until
 
 pytestmark = pytest.mark.db
@@ -82,9 +83,7 @@ def _wait_for_counts(sockets: list[EventSocket], expected: dict[str, int]) -> No
             wait_until(arrived, timeout=TIMEOUT)
         except AssertionError:
             got = {n: len(socket.events(n)) for n in expected}
-            raise AssertionError(
-                f"socket on {socket.server.url}: {got}, wanted {expected}"
-            ) from None
+            raise AssertionError(f"socket to {socket.url}: {got}, wanted {expected}") from None
     time.sleep(SETTLE_SECONDS)
 
 
@@ -102,8 +101,8 @@ def test_posts_edits_and_deletes_reach_every_server_once_in_order(
     channel = _channel_with(factory, team, member)
     factory.join(team, outsider)
     a, b = cluster.a, cluster.b
-    watchers = [(a, admin.token), (b, admin.token), (a, member.token), (b, member.token)]
-    with event_sockets(*watchers, (b, outsider.token)) as sockets:
+    watchers = [(s.ws_url, api.token) for api in (admin, member) for s in (a, b)]
+    with event_sockets(*watchers, (b.ws_url, outsider.token)) as sockets:
         *members, outside = sockets
 
         def burst(api: Api, label: str) -> list[str]:
@@ -127,7 +126,7 @@ def test_posts_edits_and_deletes_reach_every_server_once_in_order(
 
     everything = {*made_on_a, *made_on_b}
     for socket in members:
-        where = f"{socket.server.url} ({socket.user_id})"
+        where = f"{socket.url} ({socket.user_id})"
         posted = socket.post_ids("posted")
         assert Counter(posted) == Counter(everything), where
         assert [p for p in posted if p in made_on_a] == made_on_a, where
@@ -169,7 +168,9 @@ def test_a_workers_reply_reaches_both_servers_once(
             },
             expect=201,
         )
-        with event_sockets((cluster.a, admin.token), (cluster.b, admin.token)) as sockets:
+        with event_sockets(
+            (cluster.a.ws_url, admin.token), (cluster.b.ws_url, admin.token)
+        ) as sockets:
             triggers = [
                 _post(admin, channel, "ship it from A"),
                 _post(on(cluster.b, admin), channel, "ship it from B"),
@@ -183,7 +184,7 @@ def test_a_workers_reply_reaches_both_servers_once(
     assert len(replies) == 2
     for socket in sockets:
         posts = socket.posts("posted")
-        assert Counter(p["id"] for p in posts) == Counter([*triggers, *replies]), socket.server
+        assert Counter(p["id"] for p in posts) == Counter([*triggers, *replies]), socket.url
         assert all(p["message"] == "deployed" for p in posts if p["id"] in replies)
 
 
@@ -211,7 +212,10 @@ def test_a_user_changed_on_a_is_cut_off_on_b(
     closes its own socket of theirs too."""
     user = factory.user()
     assert on(cluster.b, user).get("/users/me")["id"] == user.user["id"]  # cached on B now
-    with event_sockets((cluster.a, user.token), (cluster.b, user.token)) as (on_a, on_b):
+    with event_sockets((cluster.a.ws_url, user.token), (cluster.b.ws_url, user.token)) as (
+        on_a,
+        on_b,
+    ):
         user_path = f"/users/{user.user['id']}"
         if change == "deactivation":
             cluster.admin.put(f"{user_path}/active", {"active": False})
@@ -229,7 +233,10 @@ def test_logout_on_a_ends_that_session_on_b(cluster: Cluster, factory: Factory) 
     other = Api(cluster.b.url).login(user.user["username"])
     for api in (user, other):
         assert on(cluster.b, api).get("/users/me")["id"] == user.user["id"]  # cached on B
-    with event_sockets((cluster.b, user.token), (cluster.b, other.token)) as (ended, kept):
+    with event_sockets((cluster.b.ws_url, user.token), (cluster.b.ws_url, other.token)) as (
+        ended,
+        kept,
+    ):
         user.post("/users/logout")
         _assert_cut_off(cluster.b, user, ended, time.monotonic())
         time.sleep(SETTLE_SECONDS)
@@ -246,6 +253,88 @@ def test_a_role_taken_away_on_a_is_honoured_on_b(cluster: Cluster, factory: Fact
     cluster.admin.put(f"/users/{user.user['id']}/roles", {"roles": "system_user"})
     demoted_after = measure_until(lambda: config_on_b.request("GET", "/config").status_code == 403)
     assert demoted_after <= WITHIN_SECONDS
+
+
+# --- through nginx ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def front(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NginxFront]:
+    """The shipped nginx configuration in front of A and B (round-robin)."""
+    backends = [cluster.a.listen, cluster.b.listen]
+    with running_nginx(backends, tmp_path_factory.mktemp("nginx")) as nginx:
+        yield nginx
+
+
+def _answered_by(front: NginxFront, probe: str, count: int) -> set[str]:
+    """The backends that answered the ``count`` requests marked ``probe=PROBE…``."""
+    return {entry.upstreams[-1] for entry in front.wait_logged(f"probe={probe}", count)}
+
+
+def test_through_nginx_every_socket_hears_every_post_once_in_order(
+    cluster: Cluster, factory: Factory, team: dict[str, Any], front: NginxFront
+) -> None:
+    """Four sockets through nginx (round-robin puts two on each server) and posts, edits and
+    deletes made one after another through it (so on both servers): every socket gets each
+    event once, the posts in the order they were made, since a response waits until its events
+    are in the log."""
+    admin = cluster.admin
+    channel = _channel_with(factory, team)
+    through = Api(front.https_url, admin.token, admin.user)
+    urls = [(f"{front.wss_url}?probe=order-socket-{n}", admin.token) for n in range(4)]
+    with event_sockets(*urls, tls=front.ssl_context()) as sockets:
+        made = [
+            str(
+                through.post(
+                    "/posts?probe=order-post",
+                    {"channel_id": channel["id"], "message": f"through nginx {n}"},
+                    expect=201,
+                )["id"]
+            )
+            for n in range(POSTS_PER_SERVER)
+        ]
+        edited, deleted = made[:2], made[2:4]
+        for post_id in edited:
+            through.put(f"/posts/{post_id}/patch?probe=order-edit", {"message": "edited"})
+        for post_id in deleted:
+            through.delete(f"/posts/{post_id}?probe=order-delete")
+        _wait_for_counts(sockets, {"posted": len(made), "post_edited": 2, "post_deleted": 2})
+
+    for socket in sockets:
+        assert socket.post_ids("posted") == made, socket.url
+        assert Counter(socket.post_ids("post_edited")) == Counter(edited), socket.url
+        assert Counter(socket.post_ids("post_deleted")) == Counter(deleted), socket.url
+    both = {cluster.a.listen, cluster.b.listen}
+    assert _answered_by(front, "order-socket", len(sockets)) == both
+    assert _answered_by(front, "order-post", len(made)) == both
+
+
+def test_through_nginx_a_deactivated_user_is_cut_off_on_both_servers(
+    cluster: Cluster, factory: Factory, front: NginxFront
+) -> None:
+    """A user's sockets through nginx, one on each server, and their session cached on both;
+    the admin deactivates them through nginx: both sockets close with 1008 within the bound,
+    and every server nginx asks refuses the token."""
+    user = factory.user()
+    through = Api(front.https_url, user.token, user.user)
+    for _ in range(4):
+        assert through.get("/users/me?probe=cut-warm")["id"] == user.user["id"]
+    urls = [(f"{front.wss_url}?probe=cut-socket-{n}", user.token) for n in range(2)]
+    with event_sockets(*urls, tls=front.ssl_context()) as sockets:
+        admin = Api(front.https_url, cluster.admin.token, cluster.admin.user)
+        admin.put(f"/users/{user.user['id']}/active?probe=cut-admin", {"active": False})
+        since = time.monotonic()
+        for socket in sockets:
+            assert socket.wait_closed() == 1008
+            assert socket.closed_at is not None
+            assert socket.closed_at - since <= WITHIN_SECONDS, socket.url
+        statuses = [
+            through.request("GET", "/users/me?probe=cut-after").status_code for _ in range(4)
+        ]
+    assert statuses == [401] * 4
+    both = {cluster.a.listen, cluster.b.listen}
+    assert _answered_by(front, "cut-socket", len(sockets)) == both
+    assert _answered_by(front, "cut-after", len(statuses)) == both
 
 
 # --- SIGKILL under load -------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 to the event loop (wait for a lock, or fsync a checkpoint)."""
 
 import asyncio
+import os
 import sqlite3
 import threading
 import time
@@ -178,3 +179,41 @@ def test_the_wal_is_checkpointed_off_the_loop_and_stays_bounded(tmp_path: Path) 
             await db.dispose()
 
     asyncio.run(work())
+
+
+@pytest.mark.db
+def test_pooled_connections_cut_by_the_server_cost_no_failed_unit() -> None:
+    """PostgreSQL: when the server ends every pooled connection (a restart, an idle timeout),
+    the next units run on fresh connections instead of failing, with no ping per unit."""
+    url = os.environ.get("TIDINGS_TEST_DATABASE_URL")
+    if not url:
+        pytest.skip("connection pooling is PostgreSQL's")
+    from support import fresh_database
+
+    with fresh_database() as fresh:
+
+        async def run() -> list[int]:
+            db = Database.from_url(fresh)
+            try:
+                pids = await asyncio.gather(*(db.read(_backend_pid) for _ in range(16)))
+                admin = Database.from_url(url)
+                try:
+                    await admin.write(partial(_terminate, pids=sorted(set(pids))))
+                finally:
+                    await admin.dispose()
+                return list(await asyncio.gather(*(db.read(_backend_pid) for _ in range(16))))
+            finally:
+                await db.dispose()
+
+        after = asyncio.run(run())
+    assert len(after) == 16
+
+
+def _backend_pid(conn: Connection) -> int:
+    time.sleep(0.01)  # hold the connection, so the 16 reads spread over the pool
+    return int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
+
+
+def _terminate(conn: Connection, pids: list[int]) -> None:
+    for pid in pids:
+        conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})

@@ -69,7 +69,7 @@ def _positional(dialect: Dialect) -> Dialect:
 
 class Prepared:
     """One hot statement run on the driver's cursor: :meth:`first` for a SELECT (a named row
-    or None), :meth:`run` for an INSERT or UPDATE, :meth:`run_many` for one with many rows (one
+    or None), :meth:`all` for all its rows, :meth:`run` for an INSERT or UPDATE, :meth:`run_many` for one with many rows (one
     ``executemany``). Values are given by bind name (column names for an insert)."""
 
     def __init__(self, statement: Executable, json_columns: Iterable[str] = ()) -> None:
@@ -86,6 +86,16 @@ class Prepared:
         assert rows is not None, "first() is for a SELECT"
         found = _execute(conn, form, form.parameters(values)).fetchone()
         return rows.make(found) if found is not None else None
+
+    def all(self, conn: Connection, values: Mapping[str, Any]) -> list[Any]:
+        """Every row of a SELECT, named."""
+        form, rows = self._form(conn)
+        assert rows is not None, "all() is for a SELECT"
+        cursor = _execute(conn, form, form.parameters(values))
+        try:
+            return [rows.make(found) for found in cursor.fetchall()]
+        finally:
+            cursor.close()
 
     def run(self, conn: Connection, values: Mapping[str, Any]) -> None:
         form, _ = self._form(conn)

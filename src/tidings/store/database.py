@@ -87,9 +87,9 @@ def create_engine(url: str, *, read_only: bool = False, pool_size: int = 1) -> E
     """A synchronous engine for ``url`` with the backend's pragmas (also used by migrations)."""
     url = normalise_url(url)
     if not url.startswith("sqlite"):
-        return sa_create_engine(
-            url, pool_size=pool_size, max_overflow=0, pool_pre_ping=True, pool_timeout=60
-        )
+        # No pre-ping: it cost a round trip on every unit; a pooled connection the server
+        # dropped is found by the unit that uses it, which then runs again (``_run_pooled``).
+        return sa_create_engine(url, pool_size=pool_size, max_overflow=0, pool_timeout=60)
     engine = sa_create_engine(
         url,
         # Each thread keeps its connection for good (see ``_ThreadConnections``): no pool needed.
@@ -296,6 +296,21 @@ def _wrapped(statement: str, exc: sqlite3.Error) -> StatementError:
 
 
 def _run_pooled(engine: Engine, work: Callable[[Connection], T]) -> T:
+    """Run ``work`` as one transaction on a pooled connection; once more on a fresh one if the
+    first turned out dead (PostgreSQL restarted, an idle connection cut) before the commit was
+    asked for, when nothing of the unit can have been applied. A failure at the commit is not
+    retried: the commit may have happened."""
+    asked_to_commit = False
+    try:
+        with engine.begin() as conn:
+            result = work(conn)
+            asked_to_commit = True
+        return result
+    except DBAPIError as exc:
+        if asked_to_commit or not exc.connection_invalidated:
+            raise
+        logger.warning("a pooled database connection was dead; running the unit again")
+    # SQLAlchemy has dropped every connection pooled before the failure: this one is new.
     with engine.begin() as conn:
         return work(conn)
 

@@ -188,6 +188,56 @@ def test_a_workers_reply_reaches_both_servers_once(
         assert all(p["message"] == "deployed" for p in posts if p["id"] in replies)
 
 
+def test_hook_changes_on_a_apply_to_the_very_next_post_on_b(
+    cluster: Cluster, factory: Factory, team: dict[str, Any]
+) -> None:
+    """B keeps a match index per team; a hook created, then deleted, through A is honoured by
+    the next post through B, with no wait: the index is keyed by the team's hook version, read
+    in the post's own transaction."""
+    admin = cluster.admin
+    channel = _channel_with(factory, team)
+    on_b = on(cluster.b, admin)
+    _post(on_b, channel, "before any hook")  # B builds (and caches) the team's index
+    with running_receiver() as receiver:
+        hook = admin.post(
+            "/hooks/outgoing",
+            {
+                "team_id": team["id"],
+                "channel_id": channel["id"],
+                "callback_urls": [receiver.url],
+                "display_name": "Coherence",
+            },
+            expect=201,
+        )
+        fired = _post(on_b, channel, "with the hook")
+        receiver.wait_for(1, timeout=TIMEOUT)
+        admin.delete(f"/hooks/outgoing/{hook['id']}")
+        _post(on_b, channel, "after the hook")
+        time.sleep(SETTLE_SECONDS)
+    assert [parse_qs(r.body.decode())["post_id"][0] for r in receiver.requests] == [fired]
+
+
+def test_a_config_change_on_a_is_honoured_by_b_within_a_second(cluster: Cluster) -> None:
+    """A System Console change saved through A applies on B within its one-second cache."""
+    admin = cluster.admin
+    on_b = on(cluster.b, admin)
+    before = on_b.get("/config")["ServiceSettings"]["OutgoingIntegrationRequestsTimeout"]
+    changed = 7 if before != 7 else 8
+    admin.put("/config/patch", {"ServiceSettings": {"OutgoingIntegrationRequestsTimeout": changed}})
+    try:
+        took = measure_until(
+            lambda: (
+                on_b.get("/config")["ServiceSettings"]["OutgoingIntegrationRequestsTimeout"]
+                == changed
+            )
+        )
+        assert took < 1.0 + 0.5  # the cache's second, and a loaded machine's slack
+    finally:
+        admin.put(
+            "/config/patch", {"ServiceSettings": {"OutgoingIntegrationRequestsTimeout": before}}
+        )
+
+
 def _refused(server: TidingsProcess, api: Api) -> bool:
     return on(server, api).request("GET", "/users/me").status_code == 401
 

@@ -496,3 +496,92 @@ def test_sigkill_of_a_server_under_load_loses_nothing(tmp_path: Path) -> None:
     assert set(ids_by_post) == stored
     assert all(len(ids) == 1 for ids in ids_by_post.values())
     assert all(len(bodies) == 1 for bodies in bodies_by_id.values())
+
+
+@dataclass
+class FrontPoster:
+    """One client thread posting through nginx: its 201s, and every other outcome (a status,
+    or a transport error), which it survives and goes on from."""
+
+    front: NginxFront
+    created: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+    def run(self, token: str, channel_id: str, stop_at: float) -> None:
+        headers = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(
+            base_url=self.front.https_url,
+            headers=headers,
+            timeout=TIMEOUT,
+            verify=self.front.ssl_context(),
+        ) as client:
+            n = 0
+            while time.monotonic() < stop_at:
+                body = {"channel_id": channel_id, "message": f"load {n}"}
+                n += 1
+                try:
+                    response = client.post("/api/v4/posts", json=body)
+                except httpx.TransportError as error:
+                    self.failures.append(repr(error))
+                    continue
+                if response.status_code == 201:
+                    self.created.append(response.json()["id"])
+                else:
+                    self.failures.append(str(response.status_code))
+
+
+def test_through_nginx_sigkill_of_a_server_under_load_loses_nothing(tmp_path: Path) -> None:
+    """Clients post through nginx in front of A and B; A is killed with SIGKILL midway. Only
+    the requests A had in hand fail (nginx does not resend a POST), the clients go on through
+    B, every post that got its 201 is stored, and every stored post reaches the receiver."""
+    with (
+        running_cluster(tmp_path) as cluster,
+        running_receiver() as receiver,
+        running_nginx([cluster.a.listen, cluster.b.listen], tmp_path / "nginx") as nginx,
+    ):
+        receiver.reply = None
+        admin = cluster.admin
+        factory = Factory(admin)
+        channel = _channel_with(factory, factory.team())
+        admin.post(
+            "/hooks/outgoing",
+            {
+                "team_id": channel["team_id"],
+                "channel_id": channel["id"],
+                "trigger_words": ["load"],
+                "callback_urls": [receiver.url],
+                "display_name": "Load counter",
+            },
+            expect=201,
+        )
+        posters = [FrontPoster(nginx) for _ in range(2 * CLIENTS_PER_SERVER)]
+        stop_at = time.monotonic() + LOAD_SECONDS
+        threads = [
+            threading.Thread(target=p.run, args=(admin.token, channel["id"], stop_at))
+            for p in posters
+        ]
+        for thread in threads:
+            thread.start()
+        time.sleep(KILL_AFTER_SECONDS)
+        cluster.a.kill()
+        killed_at = time.monotonic()
+        for thread in threads:
+            thread.join(TIMEOUT + LOAD_SECONDS)
+        confirmed = {post_id for p in posters for post_id in p.created}
+        stored = _stored_load_posts(on(cluster.b, admin), channel["id"])
+        wait_until(
+            lambda: stored <= {_post_id(r) for r in list(receiver.requests)},
+            timeout=60,
+            interval=0.1,
+        )
+        delivered = {_post_id(r) for r in list(receiver.requests)}
+        after_kill = LOAD_SECONDS - (killed_at - (stop_at - LOAD_SECONDS))
+
+    failures = [f for p in posters for f in p.failures]
+    # At most the requests A held when it died, one per client.
+    assert len(failures) <= len(posters), failures
+    assert after_kill > 1.0
+    assert all(p.created for p in posters)
+    assert confirmed <= stored
+    assert len(stored - confirmed) <= len(posters)
+    assert delivered == stored

@@ -202,7 +202,7 @@ async def _kill_listeners(server: ServerThread) -> int:
     def work(conn: Connection) -> int:
         query = (
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE query LIKE 'LISTEN%' AND datname = current_database()"
+            "WHERE application_name = 'tidings-listen' AND datname = current_database()"
         )
         return int(conn.execute(text(query)).scalar_one())
 

@@ -90,6 +90,7 @@ class Cluster:
         self._settled_total = 0
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._reading = False  # the reader awaits rows it has not yet handled
+        self._subscription: Subscription | None = None
         self._stopping = False
 
     @property
@@ -254,11 +255,12 @@ class Cluster:
 
     async def _read_loop(self) -> None:
         subscription: Subscription | None = None
+        self._subscription = None
         last_read = self._clock.monotonic()
         try:
             while True:
                 if subscription is None or subscription.closed:
-                    subscription = await self._subscribe(subscription)
+                    subscription = self._subscription = await self._subscribe(subscription)
                 wait = IDLE_READ_SECONDS if subscription is not None else POLL_SECONDS
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), wait)
@@ -313,14 +315,7 @@ class Cluster:
         while True:
             self._reading = True
             try:
-                rows = await self._db.read(
-                    partial(
-                        log_store.events_after,
-                        seq=self._last_seq,
-                        limit=READ_BATCH,
-                        own=self.origin,
-                    )
-                )
+                rows = await self._read_after(self._last_seq)
             finally:
                 self._reading = False
             for seq, origin, body in rows:
@@ -338,6 +333,18 @@ class Cluster:
                 self._last_seq = seq
             if len(rows) < READ_BATCH:
                 return
+
+    async def _read_after(self, seq: int) -> list[tuple[int, str, str]]:
+        """The next rows after ``seq``: on the listening connection while it is up (no thread
+        hop, no transaction of its own), else through the pool."""
+        subscription = self._subscription
+        if subscription is not None and not subscription.closed:
+            return await log_store.events_after_listening(
+                subscription, seq, READ_BATCH, self.origin
+            )
+        return await self._db.read(
+            partial(log_store.events_after, seq=seq, limit=READ_BATCH, own=self.origin)
+        )
 
     def _stalled_too_long(self) -> bool:
         """Whether the reader has waited ``STALL_SECONDS`` for the publisher to claim a row of

@@ -62,6 +62,8 @@ logger = logging.getLogger(__name__)
 
 # Threads (and so connections) for concurrent reads on SQLite; the writer is one more.
 SQLITE_READERS = 2
+# pg_stat_activity's application_name of the connections made by ``Database.listen``.
+LISTEN_APPLICATION_NAME = "tidings-listen"
 # PostgreSQL's pool: this many connections, each served by one thread.
 POSTGRES_POOL = 8
 
@@ -403,7 +405,11 @@ class Database:
         if self.is_sqlite:
             raise RuntimeError("LISTEN needs PostgreSQL")
         dsn = make_url(self.url).set(drivername="postgresql")
-        connection = await asyncpg.connect(dsn.render_as_string(hide_password=False))
+        # Named, so an operator (or a test) can tell listening connections in pg_stat_activity.
+        connection = await asyncpg.connect(
+            dsn.render_as_string(hide_password=False),
+            server_settings={"application_name": LISTEN_APPLICATION_NAME},
+        )
         if on_close is not None:
             connection.add_termination_listener(lambda _connection: on_close())
         await connection.add_listener(channel, lambda *args: on_message(str(args[-1])))
@@ -436,6 +442,12 @@ class Subscription:
     @property
     def closed(self) -> bool:
         return bool(self._connection.is_closed())
+
+    async def fetch(self, query: str, *args: Any) -> list[tuple[Any, ...]]:
+        """Rows of ``query`` (asyncpg's ``$1`` placeholders) run on the listening connection
+        itself, on the event loop: for a small read made after every wake-up, no pool thread,
+        no transaction of its own. Only one caller at a time (asyncpg's rule)."""
+        return [tuple(row) for row in await self._connection.fetch(query, *args)]
 
     async def close(self) -> None:
         if not self._connection.is_closed():

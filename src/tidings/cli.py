@@ -32,7 +32,7 @@ from tidings.services.hooks import HookInput
 from tidings.services.notices import hook_owner_notifier
 from tidings.services.runtime import Runtime
 from tidings.store.database import Database
-from tidings.store.migration import upgrade
+from tidings.store.migration import SchemaAhead, upgrade
 
 app = typer.Typer(
     help="Tidings: a team chat server with Slack-compatible outgoing webhooks.",
@@ -72,7 +72,11 @@ def _settings() -> Settings:
 def _prepare(settings: Settings) -> None:
     if not settings.database_url:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-    upgrade(settings.effective_database_url)
+    try:
+        upgrade(settings.effective_database_url)
+    except SchemaAhead as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
 
 
 def _run(work: Callable[[Runtime], Awaitable[T]]) -> T:

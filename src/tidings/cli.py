@@ -10,6 +10,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -29,6 +30,7 @@ from tidings.services import users as user_service
 from tidings.services.hooks import HookInput
 from tidings.services.notices import hook_owner_notifier
 from tidings.services.runtime import Runtime
+from tidings.store.backup import BackupRefused, backup_sqlite, dump_command
 from tidings.store.database import Database, is_sqlite
 from tidings.store.migration import SchemaAhead, upgrade
 
@@ -127,6 +129,29 @@ def migrate() -> None:
     settings = _settings()
     _prepare(settings)
     typer.echo(f"database is up to date: {settings.masked_database_url}")
+
+
+@app.command()
+def backup(
+    path: Annotated[Path, typer.Argument(help="Where to write the copy (a new file).")],
+    force: Annotated[bool, typer.Option("--force", help="Replace PATH if it exists.")] = False,
+) -> None:
+    """Copy the SQLite database to PATH, safely while the server runs (PostgreSQL: pg_dump)."""
+    settings = _settings()
+    url = settings.effective_database_url
+    if not is_sqlite(url):
+        typer.echo(
+            "error: tidings backup copies SQLite databases; back PostgreSQL up with pg_dump:\n"
+            f"  {dump_command(url, path)}",
+            err=True,
+        )
+        raise typer.Exit(2)
+    try:
+        source = backup_sqlite(url, path, replace=force)
+    except BackupRefused as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"backed up {source} to {path}")
 
 
 def uvicorn_config(

@@ -116,7 +116,13 @@ def test_every_child_finishes_its_deliveries_when_stopped(tmp_path: Path) -> Non
             # only after its config cache (1 s) expires.
             seeder = start_server(url, run_worker=False)
             try:
-                seeded = seeder.run(seed_channel_hook(seeder.runtime, "boss", receiver.url))
+                # No per-destination cap to queue behind: every post's delivery is in flight.
+                uncapped = {"OutgoingWebhookMaxConcurrencyPerDestination": 256}
+                seeded = seeder.run(
+                    seed_channel_hook(
+                        seeder.runtime, "boss", receiver.url, service_settings=uncapped
+                    )
+                )
             finally:
                 seeder.stop()
             with serving(url, tmp_path / "serve.log", 2) as served:
@@ -136,7 +142,7 @@ def test_every_child_finishes_its_deliveries_when_stopped(tmp_path: Path) -> Non
 
                 posts = 0
                 while True:
-                    assert posts < 40, "every delivery went to the same child"
+                    assert posts < 40, ("every delivery went to one child", served.log_text())
                     poster.post("/posts", {"channel_id": seeded.channel.id, "message": "build"})
                     posts += 1
                     receiver.wait_for(posts, timeout=20)

@@ -30,6 +30,7 @@ import gc
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -46,6 +47,7 @@ from tidings.config import Settings
 
 # How often a child checks that its supervisor is still there.
 ORPHAN_CHECK_SECONDS = 1.0
+logger = logging.getLogger(__name__)
 
 
 def app_factory(settings: Settings, processes: int) -> Callable[[], FastAPI]:
@@ -61,7 +63,13 @@ def serving_app(settings: Settings, *, supervisor: int = 0) -> FastAPI:
     process.tune(settings)
     if supervisor:
         _stop_when_orphaned(supervisor)
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except Exception:
+        # uvicorn turns only a factory's TypeError into a start-up failure; anything else
+        # would end this child with code 1, and its supervisor would restart it for ever.
+        logger.exception("could not build the application")
+        sys.exit(STARTUP_FAILURE)
     # The app's own objects (routes, schemas, table metadata) live as long as the process:
     # parked out of the collector, every full collection has that much less to walk.
     gc.freeze()

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -24,6 +24,8 @@ class Served:
     process: subprocess.Popen[bytes]
     port: int
     log: Path
+    # Every child ever seen: still ours to clean up if the supervisor dies first.
+    seen: list[psutil.Process] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -33,7 +35,9 @@ class Served:
         """The children listening on the port (not the supervisor, not multiprocessing's
         resource tracker), by pid."""
         found = {}
-        for child in psutil.Process(self.process.pid).children():
+        children = psutil.Process(self.process.pid).children()
+        self.seen.extend(c for c in children if c not in self.seen)
+        for child in children:
             try:
                 listening = any(
                     c.status == psutil.CONN_LISTEN and c.laddr.port == self.port
@@ -103,13 +107,15 @@ def serving(url: str, log: Path, processes: int = 1, **settings: str) -> Iterato
     try:
         yield served
     finally:
-        if process.poll() is None:  # a test failed before stopping it: kill what it started
-            family = psutil.Process(process.pid).children(recursive=True)
+        # A test that failed before stopping it: kill what it started, children included
+        # (psutil refuses a pid that has since been reused).
+        if process.poll() is None:
+            served.seen.extend(psutil.Process(process.pid).children(recursive=True))
             process.kill()
             process.wait(10)
-            for member in family:
-                with contextlib.suppress(psutil.NoSuchProcess):
-                    member.kill()
+        for child in served.seen:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
 
 
 def gone(p: psutil.Process) -> bool:

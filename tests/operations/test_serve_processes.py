@@ -20,6 +20,7 @@ from sqlalchemy import select
 from support import (
     Api,
     Receiver,
+    free_port,
     fresh_database,
     seed_channel_hook,
     start_server,
@@ -179,3 +180,34 @@ def test_sqlite_refuses_several_processes(tmp_path: Path) -> None:
     assert result.stderr.startswith("error: --processes 2 needs PostgreSQL: SQLite lets one ")
     assert "single write lock" in result.stderr
     assert not (tmp_path / "tidings.db").exists()
+
+
+CANNOT_START = """
+import sys
+from tidings import serving
+from tidings.cli import uvicorn_config
+from tidings.config import Settings
+
+# A URL whose port is no number: each child fails to build its app (the parent never does).
+settings = Settings(database_url="postgresql://nobody@localhost:port/none", listen=sys.argv[1])
+config = uvicorn_config(settings, serving.app_factory(settings, 2), 2)
+sys.exit(0 if serving.run(config) else 3)
+"""
+
+
+def test_children_that_cannot_start_stop_the_set(tmp_path: Path) -> None:
+    """A child that fails while building its app ends the whole set with the start-up failure
+    (what ``serve`` turns into exit code 3), instead of being restarted for ever."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TIDINGS_")}
+    result = subprocess.run(
+        [sys.executable, "-c", CANNOT_START, f"127.0.0.1:{free_port()}"],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 3, result.stderr
+    assert "could not build the application" in result.stderr
+    assert "failed to start, stopping the parent process" in result.stderr

@@ -364,18 +364,20 @@ def running_receiver() -> Iterator[Receiver]:
 
 
 @contextlib.contextmanager
-def fresh_database() -> Iterator[str]:
+def fresh_database(*, migrated: bool = True) -> Iterator[str]:
     """A brand-new, migrated database of the kind the suite runs on, dropped afterwards.
 
     SQLite: a file in a temporary folder. PostgreSQL (``TIDINGS_TEST_DATABASE_URL``): a new
     database beside the suite's own, so tests that need an empty server or several processes
-    do not disturb the session's server.
+    do not disturb the session's server. ``migrated=False``: left empty (SQLite: not even
+    created), for tests of migrating itself.
     """
     base = os.environ.get("TIDINGS_TEST_DATABASE_URL", "")
     if not base:
         with tempfile.TemporaryDirectory() as folder:
             url = normalise_url(f"sqlite:///{folder}/fresh.db")
-            upgrade(url)
+            if migrated:
+                upgrade(url)
             yield url
         return
     name = f"tidings_fresh_{os.getpid()}_{int(time.time() * 1000) % 10**9}"
@@ -394,7 +396,8 @@ def fresh_database() -> Iterator[str]:
     admin_sql(f'CREATE DATABASE "{name}"')
     url = make_url(normalise_url(base)).set(database=name).render_as_string(hide_password=False)
     try:
-        upgrade(url)
+        if migrated:
+            upgrade(url)
         yield url
     finally:
         admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

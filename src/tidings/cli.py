@@ -7,16 +7,15 @@ first system admin), the way an operator with shell access would.
 """
 
 import asyncio
-import contextlib
-import gc
 import json
-import logging
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 import uvicorn
+from starlette.types import ASGIApp
 
 from tidings import __version__, process
 from tidings.config import Settings
@@ -31,8 +30,9 @@ from tidings.services import users as user_service
 from tidings.services.hooks import HookInput
 from tidings.services.notices import hook_owner_notifier
 from tidings.services.runtime import Runtime
-from tidings.store.database import Database
-from tidings.store.migration import upgrade
+from tidings.store.backup import BackupRefused, backup_sqlite, dump_command
+from tidings.store.database import Database, is_sqlite
+from tidings.store.migration import SchemaAhead, upgrade
 
 app = typer.Typer(
     help="Tidings: a team chat server with Slack-compatible outgoing webhooks.",
@@ -72,7 +72,11 @@ def _settings() -> Settings:
 def _prepare(settings: Settings) -> None:
     if not settings.database_url:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-    upgrade(settings.effective_database_url)
+    try:
+        upgrade(settings.effective_database_url)
+    except SchemaAhead as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
 
 
 def _run(work: Callable[[Runtime], Awaitable[T]]) -> T:
@@ -130,8 +134,34 @@ def migrate() -> None:
     typer.echo(f"database is up to date: {settings.masked_database_url}")
 
 
-def uvicorn_config(settings: Settings) -> uvicorn.Config:
-    """How ``serve`` runs uvicorn.
+@app.command()
+def backup(
+    path: Annotated[Path, typer.Argument(help="Where to write the copy (a new file).")],
+    force: Annotated[bool, typer.Option("--force", help="Replace PATH if it exists.")] = False,
+) -> None:
+    """Copy the SQLite database to PATH, safely while the server runs (PostgreSQL: pg_dump)."""
+    settings = _settings()
+    url = settings.effective_database_url
+    if not is_sqlite(url):
+        typer.echo(
+            "error: tidings backup copies SQLite databases; back PostgreSQL up with pg_dump:\n"
+            f"  {dump_command(url, path)}",
+            err=True,
+        )
+        raise typer.Exit(2)
+    try:
+        source = backup_sqlite(url, path, replace=force)
+    except BackupRefused as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"backed up {source} to {path}")
+
+
+def uvicorn_config(
+    settings: Settings, app: Callable[[], ASGIApp], processes: int = 1
+) -> uvicorn.Config:
+    """How ``serve`` runs uvicorn: ``app`` builds the application in the serving process (each
+    of ``processes``, see ``tidings.serving``).
 
     Proxy headers are believed from ``TIDINGS_FORWARDED_ALLOW_IPS`` only (default: this host,
     uvicorn's own default): behind a local reverse proxy the client address (the login
@@ -139,10 +169,10 @@ def uvicorn_config(settings: Settings) -> uvicorn.Config:
     ``X-Forwarded-Proto``, so sessions behind TLS get Secure cookies. Set it empty to believe
     no one.
     """
-    from tidings.app import create_app
-
     return uvicorn.Config(
-        create_app(settings),
+        app,
+        factory=True,
+        workers=processes,
         host=settings.host,
         port=settings.port,
         log_level="warning",
@@ -151,25 +181,40 @@ def uvicorn_config(settings: Settings) -> uvicorn.Config:
     )
 
 
+ONE_WRITER = (
+    "SQLite lets one process write at a time (a single write lock), so more server processes "
+    "would only queue behind each other; serve SQLite with one process, or move to PostgreSQL "
+    "(TIDINGS_DATABASE_URL=postgresql://...) to use several"
+)
+
+
 @app.command()
-def serve() -> None:
+def serve(
+    processes: Annotated[
+        int,
+        typer.Option(
+            "--processes",
+            min=1,
+            help="Server processes sharing the one listening port (PostgreSQL only).",
+        ),
+    ] = 1,
+) -> None:
     """Run the server (API, websocket, pages) with the webhook worker inside it."""
     settings = _settings()
+    if processes > 1 and is_sqlite(settings.effective_database_url):
+        typer.echo(f"error: --processes {processes} needs PostgreSQL: {ONE_WRITER}.", err=True)
+        raise typer.Exit(2)
     _prepare(settings)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    process.log_to_stderr()
     url = f"http://{settings.listen}"
     typer.echo(f"Tidings {__version__} listening on {url}")
     typer.echo(f"Database: {settings.masked_database_url}")
     typer.echo(f"Open {url}/ — the first account created (POST {url}/api/v4/users, or")
     typer.echo("`tidings user create --system-admin`) becomes the system admin.")
-    config = uvicorn_config(settings)
-    # The app's own objects (routes, schemas, table metadata) live as long as the process:
-    # parked out of the collector, every full collection has that much less to walk.
-    gc.freeze()
-    server = uvicorn.Server(config)
-    with contextlib.suppress(KeyboardInterrupt):
-        server.run()
-    if not server.started:
+    from tidings import serving
+
+    config = uvicorn_config(settings, serving.app_factory(settings, processes), processes)
+    if not serving.run(config):
         raise typer.Exit(3)  # as uvicorn.run does: it could not bind or start up
 
 
@@ -178,7 +223,7 @@ def worker() -> None:
     """Run only the webhook delivery worker (more of them share the load on PostgreSQL)."""
     settings = _settings()
     _prepare(settings)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    process.log_to_stderr()
     from tidings.webhooks.worker import Worker
 
     async def run() -> None:

@@ -7,6 +7,7 @@ bottleneck (bench/deliveries.py). A shorter interval lets the thread in promptly
 """
 
 import asyncio
+import logging
 import sys
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -19,6 +20,12 @@ T = TypeVar("T")
 def tune(settings: Settings) -> None:
     """Apply the settings that belong to the whole process."""
     sys.setswitchinterval(settings.gil_switch_interval_seconds)
+
+
+def log_to_stderr() -> None:
+    """Every logger's INFO and above, timestamped, on stderr (where journald and ``docker logs``
+    collect it). Does nothing when this process has set up logging already."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
 
 def run(main: Coroutine[Any, Any, T]) -> T:

@@ -83,6 +83,8 @@ def _refused(run: Run, *needles: str, code: int = 1) -> None:
 
 HELP = [
     (["migrate"], []),
+    (["serve"], ["--processes"]),
+    (["backup"], ["PATH", "--force"]),
     (["user", "create"], ["--username", "--email", "--password", "--system-admin", "--json"]),
     (["team", "create"], ["--name", "--display-name", "--private", "--json"]),
     (["channel", "create"], ["--team", "--name", "--display-name", "--private", "--json"]),

@@ -17,6 +17,7 @@ import httpx
 import uvicorn
 
 from support import PASSWORD, Factory, free_port, fresh_database
+from tidings.app import create_app
 from tidings.cli import uvicorn_config
 from tidings.config import Settings
 
@@ -31,7 +32,7 @@ def _served(database_url: str, forwarded_allow_ips: str) -> Iterator[str]:
         login_failures_per_minute=2,
         forwarded_allow_ips=forwarded_allow_ips,
     )
-    server = uvicorn.Server(uvicorn_config(settings))
+    server = uvicorn.Server(uvicorn_config(settings, lambda: create_app(settings)))
     thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

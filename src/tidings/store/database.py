@@ -80,6 +80,11 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+def is_sqlite(url: str) -> bool:
+    """Whether ``url`` names a SQLite database (one writer at a time, whatever the driver)."""
+    return make_url(url).get_backend_name() == "sqlite"
+
+
 def is_memory_sqlite(url: str) -> bool:
     parsed = make_url(url)
     return parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:")

@@ -7,7 +7,7 @@ from tidings.api.common import ApiRoute, PagingDep, RuntimeDep, SessionDep, ok
 from tidings.domain.wire import delivery_json
 from tidings.services import deliveries as service
 
-router = APIRouter(route_class=ApiRoute, tags=["delivery log (Tidings)"])
+router = APIRouter(prefix="/api/v4", route_class=ApiRoute, tags=["delivery log (Tidings)"])
 
 
 @router.get("/hooks/outgoing/{hook_id}/deliveries")

@@ -21,7 +21,7 @@ from tidings.domain.wire import hook_json
 from tidings.services import hooks as service
 from tidings.services.hooks import HookInput
 
-router = APIRouter(route_class=ApiRoute, tags=["outgoing webhooks"])
+router = APIRouter(prefix="/api/v4", route_class=ApiRoute, tags=["outgoing webhooks"])
 
 
 class HookBody(BaseModel):

@@ -22,7 +22,7 @@ from tidings.domain.wire import post_json
 from tidings.errors import invalid_param
 from tidings.services import posts as service
 
-router = APIRouter(route_class=ApiRoute, tags=["posts"])
+router = APIRouter(prefix="/api/v4", route_class=ApiRoute, tags=["posts"])
 
 
 class PostCreate(BaseModel):

@@ -9,7 +9,7 @@ from tidings.domain import server_config
 from tidings.errors import FeatureDisabled, invalid_param
 from tidings.services import settings as service
 
-router = APIRouter(route_class=ApiRoute, tags=["system"])
+router = APIRouter(prefix="/api/v4", route_class=ApiRoute, tags=["system"])
 
 
 @router.get("/system/ping")

@@ -20,7 +20,7 @@ from tidings.domain.wire import channel_json, channel_member_json, team_member_j
 from tidings.errors import invalid_body_param
 from tidings.services import teams as service
 
-router = APIRouter(route_class=ApiRoute, tags=["teams and channels"])
+router = APIRouter(prefix="/api/v4", route_class=ApiRoute, tags=["teams and channels"])
 
 
 class Strict(BaseModel):

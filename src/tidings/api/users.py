@@ -29,7 +29,7 @@ from tidings.services import teams as team_service
 from tidings.services import users as service
 from tidings.services.runtime import Runtime
 
-router = APIRouter(route_class=ApiRoute, tags=["users"])
+router = APIRouter(prefix="/api/v4", route_class=ApiRoute, tags=["users"])
 
 
 class Strict(BaseModel):

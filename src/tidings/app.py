@@ -84,7 +84,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         return int(service["MaximumPayloadSizeBytes"]), bool(service["EnableDeveloper"])
 
     # What a request published reaches the cluster log before its response (services.cluster).
-    app.add_middleware(RequestContextMiddleware, limits=limits, before_response=rt.cluster.sent)
+    app.add_middleware(RequestContextMiddleware, limits=limits, cluster=rt.cluster)
     install_error_handlers(app)
     install_openapi(app)
     app.include_router(metrics.router)

@@ -12,6 +12,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -24,7 +25,8 @@ from tidings.clock import FakeClock
 from tidings.events import CLOSE_FELL_BEHIND, EventHub
 from tidings.services.cluster import STALE_SECONDS, Cluster
 from tidings.services.session_cache import SessionCache
-from tidings.store.database import Connection, Database
+from tidings.store.cluster_events import APPEND_LOCK_KEY
+from tidings.store.database import Connection, Database, create_engine
 
 pytestmark = pytest.mark.db
 
@@ -61,6 +63,14 @@ def _socket(server: ServerThread, token: str) -> Iterator[ClientConnection]:
     ) as ws:
         assert json.loads(ws.recv(timeout=TIMEOUT))["event"] == "hello"
         yield ws
+
+
+def _signed_in_on(server: ServerThread, admin: Api) -> tuple[Api, Api]:
+    """A new user, and their session talking to ``server``, which has it cached by now."""
+    user = Factory(admin).user()
+    there = Api(server.url, user.token, user.user)
+    there.get("/users/me")
+    return user, there
 
 
 def _close_code(ws: ClientConnection) -> int | None:
@@ -132,10 +142,7 @@ def test_logout_on_one_server_ends_the_session_on_the_other_at_once(
 ) -> None:
     """B had the session cached and a socket open with it; A's logout ends both within 1 s."""
     a, b = pair
-    on_a, _ = admins
-    user = Factory(on_a).user()
-    on_b = Api(b.url, user.token, user.user)
-    on_b.get("/users/me")  # cached on B now
+    user, on_b = _signed_in_on(b, admins[0])
     with _socket(b, user.token) as ws_b:
         Api(a.url, user.token).post("/users/logout")
         ended = time.monotonic()
@@ -151,12 +158,9 @@ def test_deactivation_on_one_server_cuts_the_user_off_on_the_other(
 ) -> None:
     """An admin deactivates a user through A: B refuses the cached token and closes the socket."""
     _a, b = pair
-    on_a, _ = admins
-    user = Factory(on_a).user()
-    on_b = Api(b.url, user.token, user.user)
-    on_b.get("/users/me")
+    user, on_b = _signed_in_on(b, admins[0])
     with _socket(b, user.token) as ws_b:
-        on_a.put(f"/users/{user.user['id']}/active", {"active": False})
+        admins[0].put(f"/users/{user.user['id']}/active", {"active": False})
         code = _close_code(ws_b)
     assert code == 1008
     assert on_b.request("GET", "/users/me").status_code == 401
@@ -176,6 +180,39 @@ def test_a_role_change_on_one_server_is_seen_by_the_other_at_once(
     while on_b.request("GET", "/config").status_code != 200:
         assert time.monotonic() < deadline, "B still saw the old roles after 1 s"
         time.sleep(0.02)
+
+
+def test_a_response_waits_for_its_own_notices_and_only_for_them(
+    pair: tuple[ServerThread, ServerThread], admins: tuple[Api, Api]
+) -> None:
+    """With the log's appends held up (its lock taken here), a post's response waits for its
+    event to reach the log, and answers once it has; a request that published nothing (a
+    health check) answers at once meanwhile."""
+    a, _b = pair
+    on_a, _ = admins
+    factory = Factory(on_a)
+    channel = factory.channel(factory.team())
+    engine = create_engine(a.settings.effective_database_url)
+    try:
+        with engine.connect() as holder, ThreadPoolExecutor(1) as pool:
+            holder.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": APPEND_LOCK_KEY})
+            posting = pool.submit(
+                on_a.post, "/posts", {"channel_id": channel["id"], "message": "m"}
+            )
+            time.sleep(0.5)
+            started = time.monotonic()
+            assert on_a.request("GET", "/system/ping").status_code == 200
+            ping_took = time.monotonic() - started
+            waited = not posting.done()
+            holder.rollback()  # releases the lock: the append goes through
+            released = time.monotonic()
+            posting.result(timeout=TIMEOUT)
+            answered_after = time.monotonic() - released
+    finally:
+        engine.dispose()
+    assert waited
+    assert ping_took < 0.5
+    assert answered_after < 1.0
 
 
 def test_a_dropped_listening_connection_loses_no_event(

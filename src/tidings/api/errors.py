@@ -6,7 +6,6 @@ unless ``ServiceSettings.EnableDeveloper`` is on, so internals do not leak by de
 """
 
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -17,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tidings.errors import AppError, PayloadTooLarge
 from tidings.ids import new_id
+from tidings.services.cluster import Cluster
 
 logger = logging.getLogger(__name__)
 
@@ -116,16 +116,15 @@ class RequestContextMiddleware:
 
     The limit is read per request from a callable so a System Console change applies at once.
     Bodies are counted as they stream, so a lying or missing Content-Length cannot get past it.
-    ``before_response`` is awaited before each response starts: the cluster's wait for what the
-    request published to reach its log (it returns at once when nothing is waiting).
+    A request that published events or session changes has its response wait until the
+    cluster's log holds them (``services.cluster``): its client's next request may reach another
+    process. One that published nothing does not wait.
     """
 
-    def __init__(
-        self, app: ASGIApp, limits: Any, before_response: Callable[[], Awaitable[None]]
-    ) -> None:
+    def __init__(self, app: ASGIApp, limits: Any, cluster: Cluster) -> None:
         self.app = app
         self.limits = limits
-        self.before_response = before_response
+        self.cluster = cluster
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -140,9 +139,12 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
 
+        published = self.cluster.watch_request()
+
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                await self.before_response()
+                if published.upto:
+                    await self.cluster.sent(published)
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", rid.encode()))
                 message["headers"] = headers

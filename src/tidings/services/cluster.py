@@ -23,8 +23,13 @@ Order: a process that listens delivers even its *own* events to its websockets i
 reader hands them over when it reaches those numbers). So every socket, on any process, sees a
 channel's events in one order: the log's. That costs the local socket one batch append (a few
 ms); when the numbers the append returned follow straight on from what the reader has seen, the
-publisher delivers at once, without reading its rows back. Session changes are applied here at once, before they are shared: they are
-about security, not order.
+publisher delivers at once, without reading its rows back. Session changes are applied here at
+once, before they are shared: they are about security, not order.
+
+A request that published waits, before its response starts, for its own notices to reach the
+log (:meth:`Cluster.watch_request`, :meth:`Cluster.sent`): its client's next request may go to
+another process, and must find there what this one caused. A request that published nothing
+(a health check, a read) never waits.
 
 SQLite has a single server process: there the cluster does nothing.
 """
@@ -34,6 +39,8 @@ import contextlib
 import json
 import logging
 from collections.abc import Iterable
+from contextvars import ContextVar
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -61,6 +68,18 @@ SEND_WAIT_SECONDS = 2.0  # the longest a response waits for its notices to reach
 STALL_SECONDS = 2.0  # how long the reader waits for the publisher to claim a row of its own
 # A reader that could not read for this long may have lost notices to the sweep.
 STALE_SECONDS = KEEP_SECONDS - 2 * SWEEP_EVERY_SECONDS
+
+
+@dataclass
+class RequestNotices:
+    """What one request has queued: its response waits until the log holds notices up to
+    ``upto`` (0: it queued none)."""
+
+    upto: int = 0
+
+
+# The request being served in this task, if any (``Cluster.watch_request``).
+_REQUEST: ContextVar[RequestNotices | None] = ContextVar("tidings_cluster_request", default=None)
 
 
 class Cluster:
@@ -168,19 +187,28 @@ class Cluster:
             logger.error("the cluster event log is unreachable; dropped %d old notices", BATCH)
         self._pending.append((notice, local))
         self._queued_total += 1
+        request = _REQUEST.get()
+        if request is not None:
+            request.upto = self._queued_total
         self._has_pending.set()
 
-    async def sent(self) -> None:
-        """Wait until every notice queued so far is in the log (at most ``SEND_WAIT_SECONDS``).
+    @staticmethod
+    def watch_request() -> RequestNotices:
+        """Start counting what the request served in this task queues (called as it begins,
+        by ``api.errors.RequestContextMiddleware``)."""
+        request = RequestNotices()
+        _REQUEST.set(request)
+        return request
 
-        Called before a response is sent (``api.errors.RequestContextMiddleware``), so that what
-        a request caused is in the log before its client can make the next request, perhaps
-        through another process: a client posting twice through a round-robin proxy sees its
-        posts in the order it made them, on every socket."""
-        if self._settled_total >= self._queued_total:
+    async def sent(self, request: RequestNotices) -> None:
+        """Wait until ``request``'s notices are in the log (at most ``SEND_WAIT_SECONDS``): what
+        a request caused is there before its client can make the next request, perhaps through
+        another process, so a client posting twice through a round-robin proxy sees its posts
+        in the order it made them, on every socket."""
+        if self._settled_total >= request.upto:
             return
         waiter = asyncio.get_running_loop().create_future()
-        self._waiters.append((self._queued_total, waiter))
+        self._waiters.append((request.upto, waiter))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(waiter), SEND_WAIT_SECONDS)
 
@@ -254,14 +282,12 @@ class Cluster:
     # --- listening --------------------------------------------------------------------------------
 
     async def _read_loop(self) -> None:
-        subscription: Subscription | None = None
-        self._subscription = None
         last_read = self._clock.monotonic()
         try:
             while True:
-                if subscription is None or subscription.closed:
-                    subscription = self._subscription = await self._subscribe(subscription)
-                wait = IDLE_READ_SECONDS if subscription is not None else POLL_SECONDS
+                if self._subscription is None or self._subscription.closed:
+                    self._subscription = await self._subscribe(self._subscription)
+                wait = IDLE_READ_SECONDS if self._subscription is not None else POLL_SECONDS
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), wait)
                 self._wake.clear()
@@ -273,8 +299,9 @@ class Cluster:
                     continue
                 last_read = self._clock.monotonic()
         finally:
-            if subscription is not None:
-                await subscription.close()
+            if self._subscription is not None:
+                await self._subscription.close()
+                self._subscription = None
 
     async def _subscribe(self, old: Subscription | None) -> Subscription | None:
         if old is not None:

@@ -143,6 +143,3 @@ class EventHub:
         """Whether anyone may listen: with no one here and no other process to tell, an event
         need not even be built."""
         return bool(self._listeners) or self.outlet is not None
-
-    def listener_count(self) -> int:
-        return sum(len(v) for v in self._listeners.values())

@@ -228,9 +228,9 @@ async def create_post(
             if team is not None:
                 queued = enqueue(conn, _deliveries_for(matches, post, team, channel, actor), now)
         # Last (with the poster's read mark, which copies its count): every post of the channel
-        # updates this one row, and PostgreSQL holds its lock
-        # until the commit, so each statement after it would make the channel's other posters
-        # wait that much longer (bench/posts_per_second.py --postgres: see docs/performance.md).
+        # updates this one row, and PostgreSQL holds its lock until the commit, so each
+        # statement after it would make the channel's other posters wait that much longer
+        # (docs/performance.md, "The cluster").
         team_store.touch_channel(conn, channel_id, now)
         if access.member is not None:
             team_store.mark_viewed_by_poster(conn, channel_id, actor.id, now)

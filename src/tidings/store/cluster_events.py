@@ -7,8 +7,10 @@ says "there is more", once per batch.
 
 Appends are serialised by a transaction-scoped advisory lock taken before the rows get their
 numbers: without it, two publishers could commit sequence 6 before 5, and a reader that had
-already moved past 6 would never see 5. With it, numbers become visible in order. Imports
-nothing from the rest of the package but the schema.
+already moved past 6 would never see 5. With it, numbers become visible in order.
+
+The reader's read has two forms of one query: on its listening connection (asyncpg, the usual
+case) and through the pool (while that connection is down). Imports only ``store``.
 """
 
 from collections.abc import Sequence

@@ -69,8 +69,9 @@ def _positional(dialect: Dialect) -> Dialect:
 
 class Prepared:
     """One hot statement run on the driver's cursor: :meth:`first` for a SELECT (a named row
-    or None), :meth:`all` for all its rows, :meth:`run` for an INSERT or UPDATE, :meth:`run_many` for one with many rows (one
-    ``executemany``). Values are given by bind name (column names for an insert)."""
+    or None), :meth:`all` for all its rows, :meth:`run` for an INSERT or UPDATE,
+    :meth:`run_many` for one with many rows (one ``executemany``). Values are given by bind
+    name (column names for an insert)."""
 
     def __init__(self, statement: Executable, json_columns: Iterable[str] = ()) -> None:
         self._statement = statement

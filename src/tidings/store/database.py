@@ -334,7 +334,7 @@ class Database:
     def __init__(self, url: str, *, lock_wait_ms: int = LOCK_WAIT_MS) -> None:
         """``lock_wait_ms``: SQLite, how long a write waits for another process's lock."""
         self.url = normalise_url(url)
-        self.is_sqlite = self.url.startswith("sqlite")
+        self.is_sqlite = is_sqlite(self.url)
         self.dialect_name = "sqlite" if self.is_sqlite else "postgresql"
         self._writer: _Writer | None = None
         self._readers: _ThreadConnections | None = None

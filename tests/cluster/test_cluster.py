@@ -5,6 +5,7 @@ changed on A is honoured by B within a second; SIGKILL of a server under load lo
 post and no delivery."""
 
 import json
+import ssl
 import threading
 import time
 from collections import Counter, defaultdict
@@ -28,7 +29,15 @@ from cluster_support import (
     running_cluster,
 )
 from nginx_support import NginxFront, running_nginx
-from support import Api, Factory, Recorded, TidingsProcess, running_receiver, wait_until
+from support import (
+    Api,
+    Factory,
+    Receiver,
+    Recorded,
+    TidingsProcess,
+    running_receiver,
+    wait_until,
+)
 
 pytestmark = pytest.mark.db
 
@@ -214,7 +223,7 @@ def test_hook_changes_on_a_apply_to_the_very_next_post_on_b(
         admin.delete(f"/hooks/outgoing/{hook['id']}")
         _post(on_b, channel, "after the hook")
         time.sleep(SETTLE_SECONDS)
-    assert [parse_qs(r.body.decode())["post_id"][0] for r in receiver.requests] == [fired]
+    assert [_post_id(r) for r in receiver.requests] == [fired]
 
 
 def test_a_config_change_on_a_is_honoured_by_b_within_a_second(cluster: Cluster) -> None:
@@ -396,17 +405,22 @@ KILL_AFTER_SECONDS = 2.0
 
 @dataclass
 class Poster:
-    """One client thread posting through one server: the posts it got a 201 for, any other
-    status, and the transport error that stopped it (its server died under it)."""
+    """One client thread posting to ``url`` (a server, or nginx in front of them): the posts it
+    got a 201 for, and every other outcome (a status, or a transport error). With
+    ``keep_going`` false it stops at the first transport error (its server died under it)."""
 
-    server: TidingsProcess
+    url: str
+    keep_going: bool = False
+    verify: ssl.SSLContext | bool = False
     created: list[str] = field(default_factory=list)
-    statuses: list[int] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
     broken: str = ""
 
     def run(self, token: str, channel_id: str, stop_at: float) -> None:
         headers = {"Authorization": f"Bearer {token}"}
-        with httpx.Client(base_url=self.server.url, headers=headers, timeout=TIMEOUT) as client:
+        with httpx.Client(
+            base_url=self.url, headers=headers, timeout=TIMEOUT, verify=self.verify
+        ) as client:
             n = 0
             while time.monotonic() < stop_at:
                 body = {"channel_id": channel_id, "message": f"load {n}"}
@@ -414,12 +428,49 @@ class Poster:
                 try:
                     response = client.post("/api/v4/posts", json=body)
                 except httpx.TransportError as error:
-                    self.broken = repr(error)
-                    return
+                    self.broken = self.broken or repr(error)
+                    self.failures.append(repr(error))
+                    if not self.keep_going:
+                        return
+                    continue
                 if response.status_code == 201:
                     self.created.append(response.json()["id"])
                 else:
-                    self.statuses.append(response.status_code)
+                    self.failures.append(str(response.status_code))
+
+
+def _load_counter(admin: Api, channel: dict[str, Any], receiver: Receiver) -> None:
+    """A hook that sends every ``load …`` post of ``channel`` to ``receiver``, which counts
+    them and answers nothing (so no reply posts)."""
+    receiver.reply = None
+    admin.post(
+        "/hooks/outgoing",
+        {
+            "team_id": channel["team_id"],
+            "channel_id": channel["id"],
+            "trigger_words": ["load"],
+            "callback_urls": [receiver.url],
+            "display_name": "Load counter",
+        },
+        expect=201,
+    )
+
+
+def _post_under_load(
+    posters: list[Poster], token: str, channel_id: str, kill: TidingsProcess
+) -> float:
+    """Run the posters for ``LOAD_SECONDS``, SIGKILL ``kill`` after ``KILL_AFTER_SECONDS``; the
+    seconds of load left after the kill."""
+    stop_at = time.monotonic() + LOAD_SECONDS
+    threads = [threading.Thread(target=p.run, args=(token, channel_id, stop_at)) for p in posters]
+    for thread in threads:
+        thread.start()
+    time.sleep(KILL_AFTER_SECONDS)
+    kill.kill()
+    left = stop_at - time.monotonic()
+    for thread in threads:
+        thread.join(TIMEOUT + LOAD_SECONDS)
+    return left
 
 
 def _stored_load_posts(api: Api, channel_id: str) -> set[str]:
@@ -437,54 +488,34 @@ def _post_id(request: Recorded) -> str:
     return parse_qs(request.body.decode())["post_id"][0]
 
 
+def _delivered(receiver: Receiver) -> set[str]:
+    """The posts ``receiver`` has been sent so far."""
+    return {_post_id(r) for r in list(receiver.requests)}
+
+
 def test_sigkill_of_a_server_under_load_loses_nothing(tmp_path: Path) -> None:
     """Clients post through A and B at once; A is killed with SIGKILL midway. Every post that
     got its 201 is stored (read through B), and every stored post reaches the receiver through
     the worker process: one delivery each, its repeats (the engine delivers at least once)
     under the same id and body. B's clients see no error; A's see their connection fail."""
     with running_cluster(tmp_path) as cluster, running_receiver() as receiver:
-        receiver.reply = None  # no reply posts: the receiver counts deliveries only
         admin = cluster.admin
         factory = Factory(admin)
         channel = _channel_with(factory, factory.team())
-        admin.post(
-            "/hooks/outgoing",
-            {
-                "team_id": channel["team_id"],
-                "channel_id": channel["id"],
-                "trigger_words": ["load"],
-                "callback_urls": [receiver.url],
-                "display_name": "Load counter",
-            },
-            expect=201,
-        )
-        posters = [Poster(s) for s in (cluster.a, cluster.b) for _ in range(CLIENTS_PER_SERVER)]
-        stop_at = time.monotonic() + LOAD_SECONDS
-        threads = [
-            threading.Thread(target=p.run, args=(admin.token, channel["id"], stop_at))
-            for p in posters
-        ]
-        for thread in threads:
-            thread.start()
-        time.sleep(KILL_AFTER_SECONDS)
-        cluster.a.kill()
-        for thread in threads:
-            thread.join(TIMEOUT + LOAD_SECONDS)
+        _load_counter(admin, channel, receiver)
+        posters = [Poster(s.url) for s in (cluster.a, cluster.b) for _ in range(CLIENTS_PER_SERVER)]
+        _post_under_load(posters, admin.token, channel["id"], cluster.a)
         confirmed = {post_id for p in posters for post_id in p.created}
         stored = _stored_load_posts(on(cluster.b, admin), channel["id"])
-
-        def delivered() -> set[str]:
-            return {_post_id(r) for r in list(receiver.requests)}
-
-        wait_until(lambda: stored <= delivered(), timeout=60, interval=0.1)
+        wait_until(lambda: stored <= _delivered(receiver), timeout=60, interval=0.1)
         time.sleep(SETTLE_SECONDS)
         requests = list(receiver.requests)
 
-    killed = [p for p in posters if p.server is cluster.a]
-    survived = [p for p in posters if p.server is cluster.b]
+    killed = [p for p in posters if p.url == cluster.a.url]
+    survived = [p for p in posters if p.url == cluster.b.url]
     # The kill landed mid-load: A's clients had posted, then lost their server.
     assert all(p.created and p.broken for p in killed), killed
-    assert all(p.created and not p.broken and not p.statuses for p in survived), survived
+    assert all(p.created and not p.failures for p in survived), survived
     assert confirmed <= stored
     # A may have committed a post whose 201 it never sent: stored, so delivered, too.
     assert len(stored - confirmed) <= CLIENTS_PER_SERVER
@@ -498,38 +529,6 @@ def test_sigkill_of_a_server_under_load_loses_nothing(tmp_path: Path) -> None:
     assert all(len(bodies) == 1 for bodies in bodies_by_id.values())
 
 
-@dataclass
-class FrontPoster:
-    """One client thread posting through nginx: its 201s, and every other outcome (a status,
-    or a transport error), which it survives and goes on from."""
-
-    front: NginxFront
-    created: list[str] = field(default_factory=list)
-    failures: list[str] = field(default_factory=list)
-
-    def run(self, token: str, channel_id: str, stop_at: float) -> None:
-        headers = {"Authorization": f"Bearer {token}"}
-        with httpx.Client(
-            base_url=self.front.https_url,
-            headers=headers,
-            timeout=TIMEOUT,
-            verify=self.front.ssl_context(),
-        ) as client:
-            n = 0
-            while time.monotonic() < stop_at:
-                body = {"channel_id": channel_id, "message": f"load {n}"}
-                n += 1
-                try:
-                    response = client.post("/api/v4/posts", json=body)
-                except httpx.TransportError as error:
-                    self.failures.append(repr(error))
-                    continue
-                if response.status_code == 201:
-                    self.created.append(response.json()["id"])
-                else:
-                    self.failures.append(str(response.status_code))
-
-
 def test_through_nginx_sigkill_of_a_server_under_load_loses_nothing(tmp_path: Path) -> None:
     """Clients post through nginx in front of A and B; A is killed with SIGKILL midway. Only
     the requests A had in hand fail (nginx does not resend a POST), the clients go on through
@@ -539,43 +538,19 @@ def test_through_nginx_sigkill_of_a_server_under_load_loses_nothing(tmp_path: Pa
         running_receiver() as receiver,
         running_nginx([cluster.a.listen, cluster.b.listen], tmp_path / "nginx") as nginx,
     ):
-        receiver.reply = None
         admin = cluster.admin
         factory = Factory(admin)
         channel = _channel_with(factory, factory.team())
-        admin.post(
-            "/hooks/outgoing",
-            {
-                "team_id": channel["team_id"],
-                "channel_id": channel["id"],
-                "trigger_words": ["load"],
-                "callback_urls": [receiver.url],
-                "display_name": "Load counter",
-            },
-            expect=201,
-        )
-        posters = [FrontPoster(nginx) for _ in range(2 * CLIENTS_PER_SERVER)]
-        stop_at = time.monotonic() + LOAD_SECONDS
-        threads = [
-            threading.Thread(target=p.run, args=(admin.token, channel["id"], stop_at))
-            for p in posters
+        _load_counter(admin, channel, receiver)
+        posters = [
+            Poster(nginx.https_url, keep_going=True, verify=nginx.ssl_context())
+            for _ in range(2 * CLIENTS_PER_SERVER)
         ]
-        for thread in threads:
-            thread.start()
-        time.sleep(KILL_AFTER_SECONDS)
-        cluster.a.kill()
-        killed_at = time.monotonic()
-        for thread in threads:
-            thread.join(TIMEOUT + LOAD_SECONDS)
+        after_kill = _post_under_load(posters, admin.token, channel["id"], cluster.a)
         confirmed = {post_id for p in posters for post_id in p.created}
         stored = _stored_load_posts(on(cluster.b, admin), channel["id"])
-        wait_until(
-            lambda: stored <= {_post_id(r) for r in list(receiver.requests)},
-            timeout=60,
-            interval=0.1,
-        )
-        delivered = {_post_id(r) for r in list(receiver.requests)}
-        after_kill = LOAD_SECONDS - (killed_at - (stop_at - LOAD_SECONDS))
+        wait_until(lambda: stored <= _delivered(receiver), timeout=60, interval=0.1)
+        delivered = _delivered(receiver)
 
     failures = [f for p in posters for f in p.failures]
     # At most the requests A held when it died, one per client.

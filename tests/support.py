@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
+from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -181,6 +182,16 @@ class Api:
         if response.status_code != 200:
             raise ApiError(response)
         return Api(self.base_url, response.headers["Token"], response.json())
+
+
+def cookie_flags(response: httpx.Response) -> dict[str, bool]:
+    """Each cookie the response sets, and whether it carries ``Secure``."""
+    flags = {}
+    for header in response.headers.get_list("set-cookie"):
+        jar: SimpleCookie = SimpleCookie()
+        jar.load(header)
+        flags.update({name: bool(morsel["secure"]) for name, morsel in jar.items()})
+    return flags
 
 
 def first_admin(server: ServerThread, username: str = "boss") -> Api:

@@ -11,12 +11,11 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.cookies import SimpleCookie
 
 import httpx
 import uvicorn
 
-from support import PASSWORD, Factory, free_port, fresh_database
+from support import PASSWORD, Factory, cookie_flags, free_port, fresh_database
 from tidings.app import create_app
 from tidings.cli import uvicorn_config
 from tidings.config import Settings
@@ -79,16 +78,6 @@ def test_with_no_trusted_proxy_the_tcp_peer_is_the_address() -> None:
         assert _login_status(client, "192.0.2.2") == 429
 
 
-def _cookie_flags(response: httpx.Response) -> dict[str, bool]:
-    """Each cookie the response sets, and whether it carries ``Secure``."""
-    flags = {}
-    for header in response.headers.get_list("set-cookie"):
-        jar: SimpleCookie = SimpleCookie()
-        jar.load(header)
-        flags.update({name: bool(morsel["secure"]) for name, morsel in jar.items()})
-    return flags
-
-
 def _secure_flags(client: httpx.Client, username: str, headers: dict[str, str]) -> dict[str, bool]:
     """The cookies of the web login form and of an API login, fetched with ``headers`` by a
     visitor with no cookies yet (a signed-in one is sent on from the form)."""
@@ -98,7 +87,7 @@ def _secure_flags(client: httpx.Client, username: str, headers: dict[str, str]) 
     body = {"login_id": username, "password": PASSWORD}
     login = client.post("/api/v4/users/login", json=body, headers=headers)
     assert login.status_code == 200, login.text
-    return {**_cookie_flags(login), **_cookie_flags(form)}
+    return {**cookie_flags(login), **cookie_flags(form)}
 
 
 SESSION_COOKIES = {"MMAUTHTOKEN", "MMUSERID", "MMCSRF"}

@@ -9,7 +9,6 @@ which is PostgreSQL's job: those tests skip on SQLite.
 import json
 import os
 from collections.abc import Iterator
-from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from nginx_support import NginxFront, running_nginx
-from support import PASSWORD, TidingsProcess, fresh_database, running_tidings
+from support import PASSWORD, TidingsProcess, cookie_flags, fresh_database, running_tidings
 
 pytestmark = pytest.mark.db
 
@@ -85,16 +84,6 @@ def _make_user(front: NginxFront, admin: dict[str, Any], username: str) -> None:
     assert made.status_code == 201, made.text
 
 
-def _cookies(response: httpx.Response) -> dict[str, bool]:
-    """Each cookie the response sets, and whether it carries ``Secure``."""
-    flags = {}
-    for header in response.headers.get_list("set-cookie"):
-        jar: SimpleCookie = SimpleCookie()
-        jar.load(header)
-        flags.update({name: bool(morsel["secure"]) for name, morsel in jar.items()})
-    return flags
-
-
 def test_a_login_through_nginx_gets_secure_cookies_that_work(
     front: NginxFront, admin: dict[str, Any]
 ) -> None:
@@ -103,7 +92,7 @@ def test_a_login_through_nginx_gets_secure_cookies_that_work(
     with _client(front) as client:
         login = client.post("/api/v4/users/login", json={"login_id": "boss", "password": PASSWORD})
         assert login.status_code == 200
-        assert _cookies(login) == {"MMAUTHTOKEN": True, "MMUSERID": True, "MMCSRF": True}
+        assert cookie_flags(login) == {"MMAUTHTOKEN": True, "MMUSERID": True, "MMCSRF": True}
         assert login.headers["strict-transport-security"] == "max-age=31536000"
         me = client.get("/api/v4/users/me")  # the cookies alone, as a browser sends them
     assert me.status_code == 200

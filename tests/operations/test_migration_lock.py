@@ -106,6 +106,18 @@ def test_a_migration_waits_for_the_process_holding_the_lock(tmp_path: Path) -> N
         assert _version(url) == [_head(url)]
 
 
+def test_a_database_at_head_is_not_held_up_by_the_lock(tmp_path: Path) -> None:
+    """A command started on a migrated database neither waits for the lock nor says it waits,
+    even while another process holds it: commands run side by side stay quiet and quick."""
+    with fresh_database() as url, _holding_the_lock(url):
+        process = _migrate(url, tmp_path)
+        code = process.wait(30)
+        out, err = process.communicate()
+        assert code == 0, err
+        assert WAITING not in err
+        assert "database is up to date" in out
+
+
 def test_a_database_migrated_by_a_newer_version_is_refused(tmp_path: Path) -> None:
     """An older Tidings started on a schema it does not know exits 1 with one clear line
     instead of a traceback, and leaves the database alone."""

@@ -8,7 +8,10 @@ all of them), and each migrates first. Two of them upgrading one database at onc
 PostgreSQL the loser fails on duplicate types and tables; on SQLite, where Alembic commits after
 each revision, the second can read the version between two of the first's revisions and run
 the next one twice. So the upgrade runs under a lock: the first process takes it and migrates,
-the others wait, then find the schema at head and do nothing.
+the others wait, then find the schema at head and do nothing. A database already at head — every
+start but the first after an upgrade — is seen so before any lock is asked for: commands started
+side by side (a script running ten ``tidings hook create`` at once) neither wait for each other
+nor print that they wait.
 
 - PostgreSQL: a session-level advisory lock, held by the migrating connection, so a process
   that dies mid-migration releases it (and its transaction rolls back); it works across
@@ -59,12 +62,17 @@ def upgrade(url: str) -> None:
     Synchronous and short; every command calls it before it starts. Raises
     :class:`SchemaAhead` when the database is at a revision this version does not know."""
     config = alembic_config(url)
+    scripts = ScriptDirectory.from_config(config)
     engine = create_engine(url)
     try:
-        with engine.connect() as conn, _exclusive(conn, url):
-            _refuse_unknown_revision(conn, config)
-            config.attributes["connection"] = conn
-            command.upgrade(config, "head")
+        with engine.connect() as conn:
+            if _at_head(conn, scripts):
+                return
+            with _exclusive(conn, url):
+                if _at_head(conn, scripts):
+                    return  # another process migrated while this one waited
+                config.attributes["connection"] = conn
+                command.upgrade(config, "head")
     finally:
         engine.dispose()
 
@@ -111,16 +119,17 @@ def _file_lock(path: Path) -> Iterator[None]:
         yield
 
 
-def _refuse_unknown_revision(conn: Connection, config: Config) -> None:
-    """An older Tidings started after a newer one migrated: say so instead of Alembic's
-    "Can't locate revision" traceback (the old code would not match the new schema)."""
-    scripts = ScriptDirectory.from_config(config)
+def _at_head(conn: Connection, scripts: ScriptDirectory) -> bool:
+    """Whether the schema is at this version's head; raises :class:`SchemaAhead` when it is at
+    a revision this version does not know (an older Tidings started after a newer one migrated:
+    say so instead of Alembic's "Can't locate revision" traceback)."""
     known = {script.revision for script in scripts.walk_revisions()}
-    current = MigrationContext.configure(conn).get_current_heads()
+    current = set(MigrationContext.configure(conn).get_current_heads())
     conn.commit()
-    unknown = [revision for revision in current if revision not in known]
+    unknown = sorted(current - known)
     if unknown:
         raise SchemaAhead(
             f"the database's schema is at revision {', '.join(unknown)}, newer than this "
             f"Tidings knows (its newest is {scripts.get_current_head()}): run the newer version"
         )
+    return current == set(scripts.get_heads())

@@ -365,6 +365,8 @@ def config_set(
 def _hook_line(data: dict[str, Any]) -> str:
     words = ",".join(data["trigger_words"]) or "-"
     state = "enabled" if data["enabled"] else f"disabled ({data['disabled_reason']})"
+    if data["enabled"] and data["stopped_reason"]:
+        state = f"stopped ({data['stopped_reason']})"
     return f"{data['id']}  team={data['team_id']} channel={data['channel_id'] or '-'} words={words} urls={' '.join(data['callback_urls'])} {state}"
 
 
@@ -419,6 +421,23 @@ def hook_create(
     display_name: Annotated[str, typer.Option()] = "",
     username: Annotated[str, typer.Option()] = "",
     icon_url: Annotated[str, typer.Option()] = "",
+    timeout: Annotated[
+        int,
+        typer.Option(help="Seconds per attempt, 1–300; 0: the server's default", min=0),
+    ] = 0,
+    extended_payload: Annotated[
+        bool,
+        typer.Option(
+            "--extended-payload",
+            help="Also send root_id, channel_type, from_bot and response_url",
+        ),
+    ] = False,
+    trigger_on_bot_posts: Annotated[
+        bool,
+        typer.Option(
+            "--trigger-on-bot-posts", help="Fire on webhook replies too (up to the chain limit)"
+        ),
+    ] = False,
     as_user: AsOpt = "",
     as_json: JsonOpt = False,
 ) -> None:
@@ -447,6 +466,9 @@ def hook_create(
                 display_name=display_name,
                 username=username,
                 icon_url=icon_url,
+                timeout_seconds=timeout,
+                extended_payload=extended_payload,
+                trigger_on_bot_posts=trigger_on_bot_posts,
             ),
         )
         return hook_json(hook, show_secrets=True)

@@ -43,6 +43,8 @@ class HookBody(BaseModel):
     username: str | None = None
     icon_url: str | None = None
     timeout_seconds: int | None = None
+    extended_payload: bool | None = None
+    trigger_on_bot_posts: bool | None = None
 
     def to_input(self) -> HookInput:
         sent = self.model_fields_set
@@ -60,8 +62,10 @@ class HookBody(BaseModel):
             content_type=self.content_type,
             username=self.username,
             icon_url=self.icon_url,
-            timeout_seconds=self.timeout_seconds,
-            timeout_given="timeout_seconds" in sent,
+            # null (as Go reads it, absent) resets to the server's default, as 0 does.
+            timeout_seconds=(self.timeout_seconds or 0) if "timeout_seconds" in sent else None,
+            extended_payload=self.extended_payload,
+            trigger_on_bot_posts=self.trigger_on_bot_posts,
         )
 
 

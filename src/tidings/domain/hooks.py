@@ -10,6 +10,7 @@ from tidings.ids import is_valid_id
 
 JSON_CONTENT_TYPE = "application/json"
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+MAX_TIMEOUT_SECONDS = 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +36,15 @@ class OutgoingHook:
     signing_secret: str = ""
     enabled: bool = True
     disabled_reason: str = ""
-    timeout_seconds: int | None = None
+    # 0: the server's OutgoingIntegrationRequestsTimeout; else 1–300 seconds per attempt.
+    timeout_seconds: int = 0
+    # Beyond Mattermost, each opt-in (docs/integrations.md): root_id, channel_type, from_bot and
+    # response_url in the body; firing for webhook reply posts below the chain depth limit.
+    extended_payload: bool = False
+    trigger_on_bot_posts: bool = False
+    # Why an enabled hook does not fire for now ("" while it fires): a private channel's hook
+    # whose creator is no longer a member. Set and cleared by membership changes.
+    stopped_reason: str = ""
 
     @property
     def sends_json(self) -> bool:
@@ -110,10 +119,11 @@ def validate_hook(hook: OutgoingHook) -> None:
         raise _invalid("username.app_error", "Invalid username.")
     if _blen(hook.icon_url) > 1024:
         raise _invalid("icon_url.app_error", "Invalid icon.")
-    if hook.timeout_seconds is not None and not 1 <= hook.timeout_seconds <= 300:
+    if not 0 <= hook.timeout_seconds <= MAX_TIMEOUT_SECONDS:
         raise BadRequest(
             "model.outgoing_hook.is_valid.timeout_seconds.app_error",
-            "timeout_seconds must be between 1 and 300.",
+            f"timeout_seconds must be between 1 and {MAX_TIMEOUT_SECONDS}, "
+            "or 0 for the server's default.",
         )
 
 

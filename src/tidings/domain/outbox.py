@@ -33,6 +33,9 @@ class NewDelivery:
     body: bytes
     trigger_word: str
     root_id: str = ""
+    # The triggering post's webhook_depth; sha256 of the body's response_url secret, if any.
+    post_depth: int = 0
+    response_secret_hash: str = ""
 
 
 @value_object

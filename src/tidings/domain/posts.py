@@ -42,6 +42,9 @@ class Post:
     file_ids: tuple[str, ...] = ()
     pending_post_id: str = ""
     is_pinned: bool = False
+    # 0 for a person's or a bot account's post; n + 1 for a webhook's reply to a post of depth n
+    # (store/schema.py). Not in Mattermost's JSON.
+    webhook_depth: int = 0
 
     @property
     def is_from_webhook(self) -> bool:

@@ -37,6 +37,12 @@ DEFAULTS: ConfigDocument = {
         "OutgoingWebhookDeliveryRetentionDays": 30,
         "OutgoingWebhookAutoDisableHours": 24,
         "OutgoingWebhookAutoDisableMinFailures": 10,
+        # Beyond Mattermost (docs/integrations.md): hooks watching private channels their creator
+        # belongs to; how long a delivery's response_url takes replies; how many webhook replies
+        # deep a chain of bots may go before hooks stop firing for the replies.
+        "EnableOutgoingWebhooksInPrivateChannels": False,
+        "OutgoingWebhookResponseUrlMinutes": 30,
+        "OutgoingWebhookMaxChainDepth": 3,
     },
     "TeamSettings": {
         "SiteName": "Tidings",
@@ -66,6 +72,10 @@ PASSWORD_LENGTH_FLOOR, PASSWORD_LENGTH_CEILING = 8, 72
 # Mattermost's settings are Go int64s; numbers in lists are seconds, finite and below a century.
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 MAX_LIST_NUMBER = 100 * 365 * 24 * 3600
+# A response_url lives at most a day; a chain of bots at most 10 replies deep (0: no reply post
+# ever fires a hook, even an opted-in one).
+MAX_RESPONSE_URL_MINUTES = 24 * 60
+MAX_CHAIN_DEPTH = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +105,9 @@ class WebhookSettings:
     retention_days: int
     auto_disable_hours: int
     auto_disable_min_failures: int
+    private_channels: bool
+    response_url_minutes: int
+    max_chain_depth: int
 
 
 def defaults() -> ConfigDocument:
@@ -202,6 +215,15 @@ def validate(config: ConfigDocument) -> None:
         raise _invalid("ServiceSettings.OutgoingWebhookDeliveryRetentionDays", "must be at least 1")
     if service["OutgoingWebhookAutoDisableHours"] < 1:
         raise _invalid("ServiceSettings.OutgoingWebhookAutoDisableHours", "must be at least 1")
+    if not 1 <= service["OutgoingWebhookResponseUrlMinutes"] <= MAX_RESPONSE_URL_MINUTES:
+        raise _invalid(
+            "ServiceSettings.OutgoingWebhookResponseUrlMinutes",
+            f"must be 1 to {MAX_RESPONSE_URL_MINUTES}",
+        )
+    if not 0 <= service["OutgoingWebhookMaxChainDepth"] <= MAX_CHAIN_DEPTH:
+        raise _invalid(
+            "ServiceSettings.OutgoingWebhookMaxChainDepth", f"must be 0 to {MAX_CHAIN_DEPTH}"
+        )
     length = config["PasswordSettings"]["MinimumLength"]
     if not PASSWORD_LENGTH_FLOOR <= length <= PASSWORD_LENGTH_CEILING:
         raise BadRequest(
@@ -241,6 +263,9 @@ def webhook_settings(config: ConfigDocument) -> WebhookSettings:
         retention_days=service["OutgoingWebhookDeliveryRetentionDays"],
         auto_disable_hours=service["OutgoingWebhookAutoDisableHours"],
         auto_disable_min_failures=service["OutgoingWebhookAutoDisableMinFailures"],
+        private_channels=service["EnableOutgoingWebhooksInPrivateChannels"],
+        response_url_minutes=service["OutgoingWebhookResponseUrlMinutes"],
+        max_chain_depth=service["OutgoingWebhookMaxChainDepth"],
     )
 
 

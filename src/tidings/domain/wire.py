@@ -212,6 +212,9 @@ def hook_json(hook: OutgoingHook, *, show_secrets: bool) -> JSON:
         "enabled": hook.enabled,
         "disabled_reason": hook.disabled_reason,
         "timeout_seconds": hook.timeout_seconds,
+        "extended_payload": hook.extended_payload,
+        "trigger_on_bot_posts": hook.trigger_on_bot_posts,
+        "stopped_reason": hook.stopped_reason,
     }
 
 

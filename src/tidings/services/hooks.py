@@ -61,7 +61,8 @@ class HookInput:
     username: str | None = None
     icon_url: str | None = None
     timeout_seconds: int | None = None
-    timeout_given: bool = False
+    extended_payload: bool | None = None
+    trigger_on_bot_posts: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,7 +259,9 @@ async def create_hook(rt: Runtime, actor: User, data: HookInput) -> OutgoingHook
             username=data.username or "",
             icon_url=data.icon_url or "",
             signing_secret=secret,
-            timeout_seconds=data.timeout_seconds,
+            timeout_seconds=data.timeout_seconds or 0,
+            extended_payload=bool(data.extended_payload),
+            trigger_on_bot_posts=bool(data.trigger_on_bot_posts),
         )
         _check_channel_and_triggers(conn, actor, hook, creating=True)
         version, creator_active = _lock_for_change(conn, hook)
@@ -355,7 +358,17 @@ def _merged(hook: OutgoingHook, data: HookInput, now: int) -> OutgoingHook:
         content_type=hook.content_type if data.content_type is None else data.content_type,
         username=hook.username if data.username is None else data.username,
         icon_url=hook.icon_url if data.icon_url is None else data.icon_url,
-        timeout_seconds=data.timeout_seconds if data.timeout_given else hook.timeout_seconds,
+        timeout_seconds=(
+            hook.timeout_seconds if data.timeout_seconds is None else data.timeout_seconds
+        ),
+        extended_payload=(
+            hook.extended_payload if data.extended_payload is None else data.extended_payload
+        ),
+        trigger_on_bot_posts=(
+            hook.trigger_on_bot_posts
+            if data.trigger_on_bot_posts is None
+            else data.trigger_on_bot_posts
+        ),
     )
 
 

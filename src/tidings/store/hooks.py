@@ -56,7 +56,10 @@ def _hook(row: Any) -> OutgoingHook:
         signing_secret=row.signing_secret,
         enabled=row.enabled,
         disabled_reason=row.disabled_reason,
-        timeout_seconds=row.timeout_seconds,
+        timeout_seconds=row.timeout_seconds or 0,
+        extended_payload=row.extended_payload,
+        trigger_on_bot_posts=row.trigger_on_bot_posts,
+        stopped_reason=row.stopped_reason,
     )
 
 
@@ -82,6 +85,9 @@ def _values(hook: OutgoingHook) -> dict[str, Any]:
         "enabled": hook.enabled,
         "disabled_reason": hook.disabled_reason,
         "timeout_seconds": hook.timeout_seconds,
+        "extended_payload": hook.extended_payload,
+        "trigger_on_bot_posts": hook.trigger_on_bot_posts,
+        "stopped_reason": hook.stopped_reason,
     }
 
 

@@ -112,6 +112,9 @@ def enqueue(conn: Connection, new: Sequence[NewDelivery], now_ms: int) -> list[s
             "last_status_code": 0,
             "last_error_kind": "",
             "last_error": "",
+            "post_depth": d.post_depth,
+            "response_secret_hash": d.response_secret_hash,
+            "response_uses": 0,
         }
         for d in new
     ]

@@ -27,6 +27,7 @@ def _post(row: Any) -> Post:
         file_ids=tuple(row.file_ids or ()),
         pending_post_id=row.pending_post_id,
         is_pinned=row.is_pinned,
+        webhook_depth=row.webhook_depth,
     )
 
 
@@ -46,6 +47,7 @@ def _values(post: Post) -> dict[str, Any]:
         "file_ids": list(post.file_ids),
         "pending_post_id": post.pending_post_id,
         "is_pinned": post.is_pinned,
+        "webhook_depth": post.webhook_depth,
     }
 
 

@@ -142,6 +142,10 @@ posts = Table(
     Column("file_ids", JSON, nullable=False, default=list),
     Column("pending_post_id", String(64), nullable=False, default=""),
     Column("is_pinned", Boolean, nullable=False, default=False),
+    # How many webhook replies led to this post: 0 for a person's (or a bot account's) post, n + 1
+    # for a hook's reply to a post of depth n. Hooks with ``trigger_on_bot_posts`` fire for reply
+    # posts only below ``OutgoingWebhookMaxChainDepth``, so bots answering bots stop.
+    Column("webhook_depth", Integer, nullable=False, default=0),
     Index("ix_posts_channel_create", "channel_id", "create_at"),
     Index("ix_posts_root", "root_id"),
 )
@@ -168,7 +172,14 @@ outgoing_hooks = Table(
     Column("signing_secret", String(64), nullable=False, default=""),
     Column("enabled", Boolean, nullable=False, default=True),
     Column("disabled_reason", String(255), nullable=False, default=""),
+    # NULL or 0: the server's OutgoingIntegrationRequestsTimeout.
     Column("timeout_seconds", Integer, nullable=True),
+    # Opt-ins beyond Mattermost: the four extra payload keys; firing for webhook reply posts.
+    Column("extended_payload", Boolean, nullable=False, default=False),
+    Column("trigger_on_bot_posts", Boolean, nullable=False, default=False),
+    # Why a hook that is enabled does not fire for now ("" while it fires): a private-channel
+    # hook whose creator left the channel; cleared when they rejoin.
+    Column("stopped_reason", String(255), nullable=False, default=""),
     # When the owner was last told about failures (at most one notice per hook per hour).
     _ms("failure_notice_at"),
     Index("ix_outgoing_hooks_team", "team_id", "delete_at"),
@@ -224,8 +235,15 @@ deliveries = Table(
     Column("last_status_code", Integer, nullable=False, default=0),
     Column("last_error_kind", String(32), nullable=False, default=""),
     Column("last_error", String(1024), nullable=False, default=""),
+    # The triggering post's webhook_depth, so its reply's depth needs no extra read.
+    Column("post_depth", Integer, nullable=False, default=0),
+    # Deferred replies (hooks with extended_payload): sha256 of the response_url's secret ("" for
+    # none) and how often it has been used (at most 5, within OutgoingWebhookResponseUrlMinutes).
+    Column("response_secret_hash", String(64), nullable=False, default=""),
+    Column("response_uses", Integer, nullable=False, default=0),
     Index("ix_deliveries_due", "status", "next_attempt_at"),
     Index("ix_deliveries_hook", "hook_id", "create_at"),
+    Index("ix_deliveries_response_secret", "response_secret_hash"),
 )
 
 delivery_attempts = Table(

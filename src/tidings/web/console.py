@@ -92,6 +92,30 @@ SETTINGS = (
     ),
     Setting(
         "ServiceSettings",
+        "EnableOutgoingWebhooksInPrivateChannels",
+        "Enable outgoing webhooks in private channels",
+        "When on, a hook may watch a private channel its creator belongs to; it fires only "
+        "while the creator is a member. When off, hooks watch public channels only.",
+        "bool",
+    ),
+    Setting(
+        "ServiceSettings",
+        "OutgoingWebhookResponseUrlMinutes",
+        "Deferred replies accepted for (minutes)",
+        "How long a delivery's response_url (sent to hooks with the extended payload) takes "
+        "replies; each works at most 5 times (1–1440).",
+        "int",
+    ),
+    Setting(
+        "ServiceSettings",
+        "OutgoingWebhookMaxChainDepth",
+        "Longest chain of bots",
+        "A hook that fires on bot posts fires for a webhook reply only while fewer than this "
+        "many replies led to it, so bots answering each other stop (0–10).",
+        "int",
+    ),
+    Setting(
+        "ServiceSettings",
         "OutgoingWebhookRetryScheduleSeconds",
         "Retry schedule (seconds)",
         "The waits before each retry of a failed delivery, separated by commas. Leave empty "

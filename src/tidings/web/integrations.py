@@ -17,6 +17,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from tidings.domain import server_config
 from tidings.domain.hooks import FORM_CONTENT_TYPE, JSON_CONTENT_TYPE, OutgoingHook
 from tidings.domain.teams import Team
 from tidings.errors import AppError, BadRequest, FeatureDisabled, NotFound
@@ -86,6 +87,8 @@ FIELDS = (
     "username",
     "icon_url",
     "timeout_seconds",
+    "extended_payload",
+    "trigger_on_bot_posts",
 )
 
 
@@ -125,8 +128,9 @@ def hook_input(form: Form, team_id: str) -> HookInput:
         content_type=form.text("content_type").strip(),
         username=form.text("username").strip(),
         icon_url=form.text("icon_url").strip(),
-        timeout_seconds=int(raw_timeout) if raw_timeout else None,
-        timeout_given=True,
+        timeout_seconds=int(raw_timeout) if raw_timeout else 0,
+        extended_payload=form.checked("extended_payload"),
+        trigger_on_bot_posts=form.checked("trigger_on_bot_posts"),
     )
 
 
@@ -143,7 +147,9 @@ def form_values(hook: OutgoingHook | None) -> dict[str, str]:
         "callback_urls": "\n".join(hook.callback_urls),
         "username": hook.username,
         "icon_url": hook.icon_url,
-        "timeout_seconds": "" if hook.timeout_seconds is None else str(hook.timeout_seconds),
+        "timeout_seconds": str(hook.timeout_seconds),
+        "extended_payload": "on" if hook.extended_payload else "",
+        "trigger_on_bot_posts": "on" if hook.trigger_on_bot_posts else "",
     }
 
 
@@ -224,6 +230,7 @@ async def _form_page(
     team, sidebar = await _frame(request, session, team_name)
     channels = await team_service.list_public_channels(rt, session.user, team.id, 0, 200)
     field = error_field(error) if error else ""
+    default_timeout = server_config.webhook_settings(await rt.config()).timeout_seconds
     return await page(
         request,
         "hook_form.html",
@@ -234,6 +241,7 @@ async def _form_page(
         values=values,
         channels=channels,
         content_types=CONTENT_TYPES,
+        default_timeout=default_timeout,
         error=error.message if error else "",
         error_field=field,
     )

@@ -752,3 +752,59 @@ def test_every_endpoint_is_501_while_disabled(admin: Api, world: World) -> None:
                 "api.outgoing_webhook.disabled.app_error",
             ), (method, url)
     assert admin.get(path) == hook
+
+
+# --- fields beyond Mattermost (docs/integrations.md) --------------------------------------------
+
+
+def test_the_opt_ins_default_off_and_round_trip(admin: Api, world: World) -> None:
+    """A hook made with Mattermost's fields only has every opt-in off, the server's timeout and
+    no stop reason; each opt-in is stored as sent, and a PUT that leaves one out keeps it."""
+    plain = create(admin, world)
+    assert (
+        plain["extended_payload"],
+        plain["trigger_on_bot_posts"],
+        plain["timeout_seconds"],
+        plain["stopped_reason"],
+    ) == (False, False, 0, "")
+    hook = create(admin, world, extended_payload=True, trigger_on_bot_posts=True, timeout_seconds=7)
+    assert (hook["extended_payload"], hook["trigger_on_bot_posts"], hook["timeout_seconds"]) == (
+        True,
+        True,
+        7,
+    )
+    path = f"/hooks/outgoing/{hook['id']}"
+    kept = admin.put(path, {"display_name": "Renamed"})
+    assert (kept["extended_payload"], kept["trigger_on_bot_posts"], kept["timeout_seconds"]) == (
+        True,
+        True,
+        7,
+    )
+    changed = admin.put(path, {"extended_payload": False, "timeout_seconds": 0})
+    assert (changed["extended_payload"], changed["trigger_on_bot_posts"]) == (False, True)
+    assert changed["timeout_seconds"] == 0
+    assert admin.put(path, {"timeout_seconds": 9})["timeout_seconds"] == 9
+    assert admin.put(path, {"timeout_seconds": None})["timeout_seconds"] == 0
+    assert admin.get(path) == admin.get(f"/hooks/outgoing/{hook['id']}")
+
+
+@pytest.mark.parametrize(
+    ("fields", "error_id"),
+    [
+        ({"extended_payload": "yes"}, "api.context.invalid_body_param.app_error"),
+        ({"trigger_on_bot_posts": 1}, "api.context.invalid_body_param.app_error"),
+        ({"timeout_seconds": "5"}, "api.context.invalid_body_param.app_error"),
+        ({"timeout_seconds": 301}, "model.outgoing_hook.is_valid.timeout_seconds.app_error"),
+        ({"timeout_seconds": -1}, "model.outgoing_hook.is_valid.timeout_seconds.app_error"),
+    ],
+)
+def test_the_opt_ins_are_validated(
+    admin: Api, world: World, fields: dict[str, Any], error_id: str
+) -> None:
+    """Wrong types and out-of-range timeouts are 400s with Mattermost's error shape, on create
+    and on update, and an update refused leaves the hook as it was."""
+    assert error_of(admin, "POST", "/hooks/outgoing", body(world, **fields)) == (400, error_id)
+    hook = create(admin, world)
+    path = f"/hooks/outgoing/{hook['id']}"
+    assert error_of(admin, "PUT", path, fields) == (400, error_id)
+    assert admin.get(path) == hook

@@ -217,6 +217,9 @@ def test_system_console_saves_service_settings(admin_pages: httpx.Client, admin:
         "Enable integrations to override profile picture icons",
         "Outgoing integration requests timeout (seconds)",
         "Allow untrusted internal connections to",
+        "Let outgoing webhooks watch private channels",
+        "Deferred replies accepted for (minutes)",
+        "Longest chain of bots",
         "Enable team creation",
         "Minimum password length",
         "Require an uppercase letter",
@@ -235,6 +238,9 @@ def test_system_console_saves_service_settings(admin_pages: httpx.Client, admin:
         "ServiceSettings.OutgoingWebhookDeliveryRetentionDays": "30",
         "ServiceSettings.OutgoingWebhookAutoDisableHours": "24",
         "ServiceSettings.OutgoingWebhookAutoDisableMinFailures": "10",
+        "ServiceSettings.EnableOutgoingWebhooksInPrivateChannels": "on",
+        "ServiceSettings.OutgoingWebhookResponseUrlMinutes": "45",
+        "ServiceSettings.OutgoingWebhookMaxChainDepth": "2",
         "TeamSettings.SiteName": "Tidings",
         "TeamSettings.EnableTeamCreation": "on",
         "PasswordSettings.MinimumLength": "12",
@@ -248,6 +254,9 @@ def test_system_console_saves_service_settings(admin_pages: httpx.Client, admin:
         service = admin.get("/config")["ServiceSettings"]
         assert service["EnablePostUsernameOverride"] is True
         assert service["EnablePostIconOverride"] is False
+        assert service["EnableOutgoingWebhooksInPrivateChannels"] is True
+        assert service["OutgoingWebhookResponseUrlMinutes"] == 45
+        assert service["OutgoingWebhookMaxChainDepth"] == 2
         assert service["OutgoingIntegrationRequestsTimeout"] == 12
         assert service["AllowedUntrustedInternalConnections"] == "127.0.0.1 10.0.0.0/8"
         assert service["OutgoingWebhookRetryScheduleSeconds"] == [5, 30, 120.5]
@@ -285,6 +294,9 @@ def test_system_console_saves_service_settings(admin_pages: httpx.Client, admin:
                     "OutgoingIntegrationRequestsTimeout": 30,
                     "AllowedUntrustedInternalConnections": "",
                     "OutgoingWebhookRetryScheduleSeconds": [5, 30, 120, 600, 1800],
+                    "EnableOutgoingWebhooksInPrivateChannels": False,
+                    "OutgoingWebhookResponseUrlMinutes": 30,
+                    "OutgoingWebhookMaxChainDepth": 3,
                 },
                 "PasswordSettings": {"MinimumLength": 10, "Symbol": False},
             },

@@ -93,7 +93,7 @@ SETTINGS = (
     Setting(
         "ServiceSettings",
         "EnableOutgoingWebhooksInPrivateChannels",
-        "Enable outgoing webhooks in private channels",
+        "Let outgoing webhooks watch private channels",
         "When on, a hook may watch a private channel its creator belongs to; it fires only "
         "while the creator is a member. When off, hooks watch public channels only.",
         "bool",

@@ -115,6 +115,9 @@ def test_hook_lifecycle_through_the_pages(
 
     edit_page = admin_pages.get(f"{base}/edit?id={hook['id']}").text
     assert "#build, deploy" in edit_page
+    assert 'name="timeout_seconds" type="number" value="10"' in edit_page
+    server_timeout = admin.get("/config")["ServiceSettings"]["OutgoingIntegrationRequestsTimeout"]
+    assert f"uses the server&#39;s timeout ({server_timeout} s)" in edit_page
     edited = admin_pages.post(
         base + "/edit",
         data=_hook_form(
@@ -133,6 +136,38 @@ def test_hook_lifecycle_through_the_pages(
         ["#build"],
         hook["token"],
     )
+    assert after["timeout_seconds"] == 0, "an empty timeout is the server's"
+    retimed = admin_pages.post(
+        base + "/edit",
+        data=_hook_form(
+            token,
+            id=hook["id"],
+            display_name="Renamed",
+            channel_id=town["id"],
+            trigger_words="#build",
+            callback_urls="http://example.com/a",
+            timeout_seconds="300",
+        ),
+    )
+    assert retimed.status_code == 303
+    assert admin.get(f"/hooks/outgoing/{hook['id']}")["timeout_seconds"] == 300
+    assert 'type="number" value="300"' in admin_pages.get(f"{base}/edit?id={hook['id']}").text
+    too_long = admin_pages.post(
+        base + "/edit",
+        data=_hook_form(
+            token,
+            id=hook["id"],
+            channel_id=town["id"],
+            trigger_words="#build",
+            callback_urls="http://example.com/a",
+            timeout_seconds="301",
+        ),
+    )
+    assert too_long.status_code == 400
+    assert re.search(
+        r'id="f-timeout_seconds-help" role="alert">[^<]*between 1 and 300', too_long.text
+    )
+    assert admin.get(f"/hooks/outgoing/{hook['id']}")["timeout_seconds"] == 300
 
     admin_pages.post(base + "/regen", data={"csrf_token": token, "id": hook["id"]})
     regenerated = admin.get(f"/hooks/outgoing/{hook['id']}")

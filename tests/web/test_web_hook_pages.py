@@ -271,3 +271,56 @@ def test_hook_pages_refuse_other_teams_hooks(
     )
     assert response.status_code == 404
     assert "Unable to get the webhook." in response.text
+
+
+def test_delivery_log_redelivers_failed_deliveries_since(
+    admin_pages: httpx.Client, webhooks_on: Api, team: dict[str, Any], receiver: Receiver
+) -> None:
+    """The log's form sends the failed deliveries of the chosen window again and says how many;
+    a post without the form's token or with an unknown window is refused and sends nothing."""
+    admin = webhooks_on
+    base = f"/{team['name']}/integrations/outgoing_webhooks"
+    token = admin_pages.cookies["MMCSRF"]
+    town = admin.get(f"/teams/{team['id']}/channels/name/town-square")
+    hook = admin.post(
+        "/hooks/outgoing",
+        {
+            "team_id": team["id"],
+            "channel_id": town["id"],
+            "trigger_words": ["#lost"],
+            "callback_urls": [receiver.url],
+        },
+        expect=201,
+    )
+    path = f"/hooks/outgoing/{hook['id']}/deliveries"
+    retries = admin.get("/config")["ServiceSettings"]["OutgoingWebhookRetryScheduleSeconds"]
+    admin.put("/config/patch", {"ServiceSettings": {"OutgoingWebhookRetryScheduleSeconds": []}})
+    try:
+        receiver.status = 500
+        admin.post("/posts", {"channel_id": town["id"], "message": "#lost one"}, expect=201)
+        [failed] = wait_until(lambda: admin.get(path, params={"status": "failed"}))
+    finally:
+        admin.put(
+            "/config/patch", {"ServiceSettings": {"OutgoingWebhookRetryScheduleSeconds": retries}}
+        )
+    receiver.status = 200
+
+    log = admin_pages.get(f"{base}/deliveries?id={hook['id']}").text
+    assert 'action="' + base + '/deliveries/redeliver_failed"' in log
+    assert '<option value="3600">the last hour</option>' in log
+    form = {"csrf_token": token, "id": hook["id"], "window": "3600"}
+    forged = admin_pages.post(
+        base + "/deliveries/redeliver_failed", data={**form, "csrf_token": ""}
+    )
+    assert forged.status_code == 403
+    odd = admin_pages.post(base + "/deliveries/redeliver_failed", data={**form, "window": "9"})
+    assert odd.status_code == 400
+    assert len(receiver.requests) == 1
+
+    sent = admin_pages.post(base + "/deliveries/redeliver_failed", data=form)
+    assert sent.status_code == 303
+    assert "notice=bulk&count=1&more=0" in sent.headers["location"]
+    assert "1 failed delivery was queued again." in admin_pages.get(sent.headers["location"]).text
+    again = receiver.wait_for(2)[1]
+    assert again.headers["webhook-id"] == failed["id"]
+    wait_until(lambda: admin.get(f"{path}/{failed['id']}")["status"] == "succeeded")

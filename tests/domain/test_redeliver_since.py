@@ -41,6 +41,8 @@ def test_readable_times(text: str, expected: int) -> None:
         ("1.5h", "neither Unix ms"),
         ("2h 30m", "neither Unix ms"),
         ("5y", "neither Unix ms"),
+        ("\u0661\u0662", "neither Unix ms"),
+        ("\u0661h", "neither Unix ms"),
         ("2025-12-02T08:00:00", "no time zone"),
         ("2025-12-02", "no time zone"),
     ],

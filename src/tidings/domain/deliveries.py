@@ -19,7 +19,7 @@ from enum import StrEnum
 
 from tidings.domain.values import value_object
 
-_SPAN = re.compile(r"(\d{1,9})([smhdw])")
+_SPAN = re.compile(r"(\d{1,9})([smhdw])", re.ASCII)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SPAN_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
 
@@ -99,7 +99,7 @@ def since_ms(text: str, now_ms: int) -> int:
     writer's may differ by hours, and so would the deliveries sent again.
     """
     text = text.strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         return int(text)
     spans = _SPAN.findall(text)
     if spans and "".join(n + unit for n, unit in spans) == text:

@@ -18,11 +18,14 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from tidings import __version__, process
+from tidings.clock import SystemClock
 from tidings.config import Settings
 from tidings.domain import server_config
+from tidings.domain.deliveries import since_ms
 from tidings.domain.users import User
 from tidings.domain.wire import hook_json
 from tidings.errors import AppError
+from tidings.services import deliveries as delivery_service
 from tidings.services import hooks as hook_service
 from tidings.services import settings as settings_service
 from tidings.services import teams as team_service
@@ -518,6 +521,36 @@ def hook_enable(hook_id: str, as_user: AsOpt = "", as_json: JsonOpt = False) -> 
 
     data = _run(work)
     _print(data, as_json, f"enabled hook {data['id']}")
+
+
+@hook_app.command("redeliver")
+def hook_redeliver(
+    hook_id: str,
+    since: Annotated[
+        str,
+        typer.Option(
+            help="Failed deliveries created since: Unix ms, an ISO 8601 time "
+            "(2026-12-02T09:00:00Z) or a span back from now (30m, 2h, 1d)"
+        ),
+    ],
+    as_user: AsOpt = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Send a hook's failed deliveries again (after an outage), oldest first, a bounded number."""
+    try:
+        start = since_ms(since, SystemClock().now_ms())
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--since") from exc
+
+    async def work(rt: Runtime) -> dict[str, Any]:
+        done = await delivery_service.redeliver_failed(
+            rt, await _actor(rt, as_user), hook_id, start
+        )
+        return {"count": done.count, "more": done.more}
+
+    data = _run(work)
+    more = "; more remain, run it again" if data["more"] else ""
+    _print(data, as_json, f"queued {data['count']} failed deliveries again{more}")
 
 
 def main() -> None:

@@ -232,6 +232,7 @@ CHANGES = [
     ("DELETE", "/hooks/outgoing/{id}", None),
     ("POST", "/hooks/outgoing/{id}/regen_token", None),
     ("POST", f"/hooks/outgoing/{UNKNOWN}/deliveries/{{id}}/redeliver", None),
+    ("POST", "/hooks/outgoing/{id}/redeliver", {"since": 0, "status": "failed"}),
 ]
 
 

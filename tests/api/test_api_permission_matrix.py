@@ -681,6 +681,13 @@ CASES: list[Case] = [
     ),
     Case(
         "POST",
+        "/api/v4/hooks/outgoing/{hook_id}/redeliver",
+        "failed since a time",
+        fixed(lambda w: Req({"hook_id": w.hook["id"]}, json={"since": 0, "status": "failed"})),
+        rule(HOOK_MANAGERS),
+    ),
+    Case(
+        "POST",
         "/api/v4/hooks/outgoing/{hook_id}/ping",
         "the hook owner's",
         fixed(lambda w: Req({"hook_id": w.hook["id"]})),

@@ -355,6 +355,16 @@ VALIDATION = [
     pytest.param({"username": "1" * 65}, "model.outgoing_hook.username.app_error", id="username"),
     pytest.param({"icon_url": "1" * 1025}, "model.outgoing_hook.icon_url.app_error", id="icon"),
     pytest.param(
+        {"timeout_seconds": 301},
+        "model.outgoing_hook.is_valid.timeout_seconds.app_error",
+        id="timeout-over-300",
+    ),
+    pytest.param(
+        {"timeout_seconds": -1},
+        "model.outgoing_hook.is_valid.timeout_seconds.app_error",
+        id="timeout-negative",
+    ),
+    pytest.param(
         {"token": "short", "callback_urls": ["nowhere.com/"]},
         "model.outgoing_hook.is_valid.token.app_error",
         id="first-failure-wins",
@@ -403,6 +413,30 @@ def test_limits_are_inclusive(admin: Api, world: World) -> None:
     )
     assert hook["display_name"] == "1" * 64
     assert hook["icon_url"] == "1" * 1024
+
+
+def test_timeout_seconds_takes_zero_to_300(admin: Api, world: World) -> None:
+    """0 (the server's timeout), 1 and 300 are stored and read back; leaving it out means 0."""
+    assert create(admin, world)["timeout_seconds"] == 0
+    for seconds in (0, 1, 300):
+        hook = create(admin, world, timeout_seconds=seconds)
+        assert hook["timeout_seconds"] == seconds
+        assert admin.get(f"/hooks/outgoing/{hook['id']}")["timeout_seconds"] == seconds
+
+
+def test_update_keeps_the_timeout_unless_sent(admin: Api, world: World) -> None:
+    """PUT without timeout_seconds keeps it; a number sets it; ``null`` and 0 reset it to 0."""
+    hook = create(admin, world, timeout_seconds=7)
+    path = f"/hooks/outgoing/{hook['id']}"
+    assert admin.put(path, {"display_name": "Renamed"})["timeout_seconds"] == 7
+    assert admin.put(path, {"timeout_seconds": 300})["timeout_seconds"] == 300
+    assert admin.put(path, {"timeout_seconds": None})["timeout_seconds"] == 0
+    assert admin.put(path, {"timeout_seconds": 12})["timeout_seconds"] == 12
+    assert admin.put(path, {"timeout_seconds": 0})["timeout_seconds"] == 0
+    assert admin.get(path)["timeout_seconds"] == 0
+    status, error = error_of(admin, "PUT", path, {"timeout_seconds": "5"})
+    assert (status, error) == (400, "api.context.invalid_body_param.app_error")
+    assert admin.get(path)["timeout_seconds"] == 0
 
 
 # --- list --------------------------------------------------------------------------------------

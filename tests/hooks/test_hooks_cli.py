@@ -133,6 +133,23 @@ def test_hook_commands_round_trip(database: str) -> None:
     refused(tidings(database, "hook", "show", hook_id), "app.webhooks.get_outgoing.app_error")
 
 
+def test_hook_timeout_is_set_and_shown(database: str) -> None:
+    """``create --timeout`` stores the hook's own timeout and ``show`` prints it; 301 is refused
+    with the model's error, and leaving it out means 0 (the server's timeout)."""
+    args = ("hook", "create", "--team", "crew", "--trigger", "#slow", "--json")
+    timed = ok_json(tidings(database, *args, "--url", URL + "/timed", "--timeout", "45"))
+    default = ok_json(tidings(database, *args, "--url", URL + "/default"))
+    assert (timed["timeout_seconds"], default["timeout_seconds"]) == (45, 0)
+    shown = tidings(database, "hook", "show", timed["id"])
+    assert shown.returncode == 0, shown.stderr
+    assert "timeout_seconds: 45" in shown.stdout.splitlines()
+    refused(
+        tidings(database, *args, "--url", URL + "/long", "--timeout", "301"),
+        "model.outgoing_hook.is_valid.timeout_seconds.app_error",
+    )
+    assert tidings(database, *args, "--url", URL + "/neg", "--timeout", "-1").returncode == 2
+
+
 BAD_INPUT = [
     (
         ("hook", "create", "--team", "crew", "--trigger", "x", "--url", "nowhere.com/"),

@@ -60,17 +60,47 @@ def test_a_hanging_receiver_times_out_and_posting_stays_fast(
     assert webhook_posts(scene.poster, scene.channel["id"]) == []
 
 
-def test_a_hooks_own_timeout_overrides_the_server_setting(
-    server: ServerThread, scene: Scene, hanging: Receiver
+@pytest.fixture
+def slow() -> Iterator[Receiver]:
+    """Answers after 3 s (and stops when the client gives up)."""
+    receiver = Receiver(cancel_on_disconnect=True)
+    receiver.delay_seconds = 3.0
+    yield receiver
+    receiver.close()
+
+
+def test_a_hooks_own_timeout_cuts_while_the_default_waits(
+    server: ServerThread, scene: Scene, hanging: Receiver, slow: Receiver, admin: Api
 ) -> None:
-    """timeout_seconds on the hook beats the server's 30 s."""
-    make_hook(
-        scene.owner, scene.team, [hanging.url], channel_id=scene.channel["id"], timeout_seconds=1
-    )
-    post = send(scene.poster, scene.channel, "go")
-    (delivery,) = finished_deliveries(server, timeout=5, post_id=post["id"])
-    assert delivery["last_error_kind"] == "timeout"
-    assert attempt_rows(server, delivery["id"])[0]["duration_ms"] < 3000
+    """timeout_seconds=1 cuts a receiver that answers after 3 s at about 1 s (a timeout in the
+    log); a hook left at 0 waits for the server's 10 s and gets the answer at about 3 s."""
+    hanging.delay_seconds = 3.0
+    with service_settings(admin, OutgoingIntegrationRequestsTimeout=10):
+        cut = make_hook(
+            scene.owner,
+            scene.team,
+            [hanging.url],
+            channel_id=scene.channel["id"],
+            timeout_seconds=1,
+        )
+        kept = make_hook(scene.owner, scene.team, [slow.url], channel_id=scene.channel["id"])
+        assert (cut["timeout_seconds"], kept["timeout_seconds"]) == (1, 0)
+        post = send(scene.poster, scene.channel, "go")
+        rows = finished_deliveries(server, timeout=15, count=2, post_id=post["id"])
+    by_hook = {row["hook_id"]: row for row in rows}
+
+    assert by_hook[cut["id"]]["status"] == "failed"
+    assert by_hook[cut["id"]]["last_error_kind"] == "timeout"
+    (attempt,) = attempt_rows(server, by_hook[cut["id"]]["id"])
+    assert attempt["error_kind"] == "timeout"
+    assert 900 <= attempt["duration_ms"] < 2500, attempt["duration_ms"]
+    assert "within 1 s" in attempt["error_message"]
+
+    assert by_hook[kept["id"]]["status"] == "succeeded"
+    (attempt,) = attempt_rows(server, by_hook[kept["id"]]["id"])
+    assert attempt["status_code"] == 200
+    assert 2900 <= attempt["duration_ms"] < 9000, attempt["duration_ms"]
+    assert [p["message"] for p in webhook_posts(scene.poster, scene.channel["id"])] == ["ok"]
 
 
 def _loopback_hostname() -> str:

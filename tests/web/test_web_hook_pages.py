@@ -115,6 +115,9 @@ def test_hook_lifecycle_through_the_pages(
 
     edit_page = admin_pages.get(f"{base}/edit?id={hook['id']}").text
     assert "#build, deploy" in edit_page
+    assert 'name="timeout_seconds" type="number" value="10"' in edit_page
+    server_timeout = admin.get("/config")["ServiceSettings"]["OutgoingIntegrationRequestsTimeout"]
+    assert f"uses the server&#39;s timeout ({server_timeout} s)" in edit_page
     edited = admin_pages.post(
         base + "/edit",
         data=_hook_form(
@@ -133,6 +136,38 @@ def test_hook_lifecycle_through_the_pages(
         ["#build"],
         hook["token"],
     )
+    assert after["timeout_seconds"] == 0, "an empty timeout is the server's"
+    retimed = admin_pages.post(
+        base + "/edit",
+        data=_hook_form(
+            token,
+            id=hook["id"],
+            display_name="Renamed",
+            channel_id=town["id"],
+            trigger_words="#build",
+            callback_urls="http://example.com/a",
+            timeout_seconds="300",
+        ),
+    )
+    assert retimed.status_code == 303
+    assert admin.get(f"/hooks/outgoing/{hook['id']}")["timeout_seconds"] == 300
+    assert 'type="number" value="300"' in admin_pages.get(f"{base}/edit?id={hook['id']}").text
+    too_long = admin_pages.post(
+        base + "/edit",
+        data=_hook_form(
+            token,
+            id=hook["id"],
+            channel_id=town["id"],
+            trigger_words="#build",
+            callback_urls="http://example.com/a",
+            timeout_seconds="301",
+        ),
+    )
+    assert too_long.status_code == 400
+    assert re.search(
+        r'id="f-timeout_seconds-help" role="alert">[^<]*between 1 and 300', too_long.text
+    )
+    assert admin.get(f"/hooks/outgoing/{hook['id']}")["timeout_seconds"] == 300
 
     admin_pages.post(base + "/regen", data={"csrf_token": token, "id": hook["id"]})
     regenerated = admin.get(f"/hooks/outgoing/{hook['id']}")
@@ -236,3 +271,56 @@ def test_hook_pages_refuse_other_teams_hooks(
     )
     assert response.status_code == 404
     assert "Unable to get the webhook." in response.text
+
+
+def test_delivery_log_redelivers_failed_deliveries_since(
+    admin_pages: httpx.Client, webhooks_on: Api, team: dict[str, Any], receiver: Receiver
+) -> None:
+    """The log's form sends the failed deliveries of the chosen window again and says how many;
+    a post without the form's token or with an unknown window is refused and sends nothing."""
+    admin = webhooks_on
+    base = f"/{team['name']}/integrations/outgoing_webhooks"
+    token = admin_pages.cookies["MMCSRF"]
+    town = admin.get(f"/teams/{team['id']}/channels/name/town-square")
+    hook = admin.post(
+        "/hooks/outgoing",
+        {
+            "team_id": team["id"],
+            "channel_id": town["id"],
+            "trigger_words": ["#lost"],
+            "callback_urls": [receiver.url],
+        },
+        expect=201,
+    )
+    path = f"/hooks/outgoing/{hook['id']}/deliveries"
+    retries = admin.get("/config")["ServiceSettings"]["OutgoingWebhookRetryScheduleSeconds"]
+    admin.put("/config/patch", {"ServiceSettings": {"OutgoingWebhookRetryScheduleSeconds": []}})
+    try:
+        receiver.status = 500
+        admin.post("/posts", {"channel_id": town["id"], "message": "#lost one"}, expect=201)
+        [failed] = wait_until(lambda: admin.get(path, params={"status": "failed"}))
+    finally:
+        admin.put(
+            "/config/patch", {"ServiceSettings": {"OutgoingWebhookRetryScheduleSeconds": retries}}
+        )
+    receiver.status = 200
+
+    log = admin_pages.get(f"{base}/deliveries?id={hook['id']}").text
+    assert 'action="' + base + '/deliveries/redeliver_failed"' in log
+    assert '<option value="3600">the last hour</option>' in log
+    form = {"csrf_token": token, "id": hook["id"], "window": "3600"}
+    forged = admin_pages.post(
+        base + "/deliveries/redeliver_failed", data={**form, "csrf_token": ""}
+    )
+    assert forged.status_code == 403
+    odd = admin_pages.post(base + "/deliveries/redeliver_failed", data={**form, "window": "9"})
+    assert odd.status_code == 400
+    assert len(receiver.requests) == 1
+
+    sent = admin_pages.post(base + "/deliveries/redeliver_failed", data=form)
+    assert sent.status_code == 303
+    assert "notice=bulk&count=1&more=0" in sent.headers["location"]
+    assert "1 failed delivery was queued again." in admin_pages.get(sent.headers["location"]).text
+    again = receiver.wait_for(2)[1]
+    assert again.headers["webhook-id"] == failed["id"]
+    wait_until(lambda: admin.get(f"{path}/{failed['id']}")["status"] == "succeeded")

@@ -366,6 +366,13 @@ CASES: list[Case] = [
         # 400 while the previous cell's redelivery is still on its way.
         page_rule(HOOK_MANAGERS, {303, 400}),
     ),
+    Case(
+        "POST",
+        HOOKS + "/deliveries/redeliver_failed",
+        "the last hour",
+        fixed(lambda w: Req({"team_name": team(w)}, form={"id": w.hook["id"], "window": "3600"})),
+        page_rule(HOOK_MANAGERS, 303),
+    ),
     # --- teams and channels ---------------------------------------------------------------
     Case("GET", "/select_team", "page", fixed(lambda w: Req()), page_rule(SIGNED_IN)),
     Case(

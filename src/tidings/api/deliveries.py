@@ -1,9 +1,20 @@
 """Tidings' delivery-log extensions under ``/api/v4/hooks/outgoing/{hook_id}``."""
 
+from typing import Literal
+
 from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse
 
-from tidings.api.common import ApiRoute, PagingDep, RuntimeDep, SessionDep, ok
+from tidings.api.common import (
+    ApiRoute,
+    PagingDep,
+    RuntimeDep,
+    SessionDep,
+    body_doc,
+    ok,
+    parse_body,
+)
 from tidings.domain.wire import delivery_json
 from tidings.services import deliveries as service
 
@@ -41,6 +52,30 @@ async def redeliver(
 ) -> JSONResponse:
     """Send a finished delivery again: same payload, same delivery id."""
     return ok(delivery_json(await service.redeliver(rt, session.user, hook_id, delivery_id)))
+
+
+class BulkRedeliverBody(BaseModel):
+    """Which deliveries to send again: the failed ones created at or after ``since`` (Unix ms).
+
+    ``status`` must be said, though only ``failed`` exists yet, so that a later status cannot
+    change what an old client's call means.
+    """
+
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    since: int = Field(ge=0, le=service.MAX_SINCE_MS)
+    status: Literal["failed"]
+
+
+@router.post("/hooks/outgoing/{hook_id}/redeliver", openapi_extra=body_doc(BulkRedeliverBody))
+async def redeliver_failed(
+    hook_id: str, request: Request, rt: RuntimeDep, session: SessionDep
+) -> JSONResponse:
+    """Send every failed delivery since a time again, oldest first, a bounded number per call:
+    ``{"count": n, "more": bool}`` (``more``: call again for the rest)."""
+    body = await parse_body(request, BulkRedeliverBody, "since")
+    done = await service.redeliver_failed(rt, session.user, hook_id, body.since)
+    return ok({"count": done.count, "more": done.more})
 
 
 @router.post("/hooks/outgoing/{hook_id}/ping")

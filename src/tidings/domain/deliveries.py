@@ -13,9 +13,15 @@ A delivery is one (post, hook, callback URL). Its status moves only along these 
 Pure; no I/O.
 """
 
+import re
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from tidings.domain.values import value_object
+
+_SPAN = re.compile(r"(\d{1,9})([smhdw])", re.ASCII)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_SPAN_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
 
 
 class DeliveryStatus(StrEnum):
@@ -82,3 +88,29 @@ class Attempt:
     request_headers: dict[str, str]
     response_headers: dict[str, str]
     response_excerpt: str
+
+
+def since_ms(text: str, now_ms: int) -> int:
+    """A bulk redeliver's starting point as people write it, in Unix ms: ``1764662400000``
+    (Unix ms), ``2026-12-02T09:00:00Z`` (ISO 8601 with its offset) or a span back from
+    ``now_ms`` (``30m``, ``2h``, ``1d``, ``1w``, ``1h30m``). ``ValueError`` says what is wrong.
+
+    An ISO time without an offset is refused rather than guessed: the server's zone and the
+    writer's may differ by hours, and so would the deliveries sent again.
+    """
+    text = text.strip()
+    if text.isascii() and text.isdigit():
+        return int(text)
+    spans = _SPAN.findall(text)
+    if spans and "".join(n + unit for n, unit in spans) == text:
+        back = sum(int(n) * _SPAN_MS[unit] for n, unit in spans)
+        return max(0, now_ms - back)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            f"{text[:40]!r} is neither Unix ms, an ISO 8601 time nor a span like 30m, 2h, 1d"
+        ) from None
+    if moment.tzinfo is None:
+        raise ValueError(f"{text[:40]!r} has no time zone: add Z or an offset like +01:00")
+    return max(0, (moment - _EPOCH) // timedelta(milliseconds=1))

@@ -1,4 +1,5 @@
-"""The delivery log: list a hook's deliveries, read one with its attempts, redeliver, ping.
+"""The delivery log: list a hook's deliveries, read one with its attempts, redeliver (one, or
+every failed one since a time), ping.
 
 Everything here needs the same rights as reading the hook itself (its owner, team admins,
 system admins). Ping goes through the outbox like any delivery — same signing, SSRF guard and
@@ -21,10 +22,14 @@ from tidings.services.runtime import Runtime
 from tidings.store import deliveries as store
 from tidings.store import teams as team_store
 from tidings.store.database import Connection
-from tidings.store.outbox import depth, enqueue, requeue
+from tidings.store.outbox import depth, enqueue, requeue, requeue_failed
 from tidings.webhooks.payloads import build_payload_fields, encode_body
 
 PING_EXTRA_WAIT_SECONDS = 5.0
+BULK_REDELIVER_LIMIT = 1000
+"""Deliveries one bulk redeliver requeues at most: one call stays one short write, and a
+receiver just back from an outage is not handed a hook's whole history at once."""
+MAX_SINCE_MS = 2**63 - 1
 FINISHED = (DeliveryStatus.SUCCEEDED, DeliveryStatus.FAILED)
 
 
@@ -92,6 +97,44 @@ async def redeliver(rt: Runtime, actor: User, hook_id: str, delivery_id: str) ->
     refreshed = await rt.db.write(work)
     rt.outbox_signal.set()
     return refreshed
+
+
+@dataclass(frozen=True, slots=True)
+class BulkRedelivery:
+    """What one bulk redeliver did: ``count`` requeued; ``more``: failed ones since the same
+    time are left (over the bound), for the next call."""
+
+    count: int
+    more: bool
+
+
+async def redeliver_failed(rt: Runtime, actor: User, hook_id: str, since_ms: int) -> BulkRedelivery:
+    """Recovery after an outage: every failed delivery of the hook created at or after
+    ``since_ms``, oldest first and at most :data:`BULK_REDELIVER_LIMIT`, gets a new attempt chain
+    (same id, same body, as :func:`redeliver`) in one unit of work.
+
+    A disabled hook is refused: the worker would answer each one ``not_sent`` at once, and the
+    owner would have spent the redelivery for nothing.
+    """
+    if not 0 <= since_ms <= MAX_SINCE_MS:
+        raise invalid_param("since")
+    settings = await hook_settings(rt)
+    now = rt.clock.now_ms()
+
+    def work(conn: Connection) -> BulkRedelivery:
+        hook = load_hook_for_change(conn, actor, hook_id, settings)
+        if not hook.enabled:
+            raise BadRequest(
+                "api.webhooks.redeliver.disabled.app_error",
+                "Enable the outgoing webhook before redelivering its deliveries.",
+            )
+        count, more = requeue_failed(conn, hook_id, since_ms, BULK_REDELIVER_LIMIT, now)
+        return BulkRedelivery(count, more)
+
+    result = await rt.db.write(work)
+    if result.count:
+        rt.outbox_signal.set()
+    return result
 
 
 def _ping_deliveries(

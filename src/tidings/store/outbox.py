@@ -59,6 +59,7 @@ __all__ = [
     "release_expired",
     "replace_body",
     "requeue",
+    "requeue_failed",
 ]
 
 logger = logging.getLogger(__name__)
@@ -81,6 +82,7 @@ _POST_TYPE_CHARS = _length(posts.c.type)
 
 _PENDING = DeliveryStatus.PENDING.value
 _IN_FLIGHT = DeliveryStatus.IN_FLIGHT.value
+_FAILED = DeliveryStatus.FAILED.value
 
 _INSERT_DELIVERIES = Prepared.insert(deliveries)
 _INSERT_ATTEMPTS = Prepared.insert(delivery_attempts)
@@ -502,6 +504,45 @@ def requeue(conn: Connection, delivery_id: str, now_ms: int) -> None:
             update_at=now_ms,
         )
     )
+
+
+def requeue_failed(
+    conn: Connection, hook_id: str, since_ms: int, limit: int, now_ms: int
+) -> tuple[int, bool]:
+    """Start a new attempt chain for up to ``limit`` of a hook's failed deliveries created at or
+    after ``since_ms``, oldest first (bulk redeliver); (how many, whether more remain).
+
+    Two statements whatever the count: one ``UPDATE … WHERE id IN (SELECT … LIMIT)`` and one
+    ``EXISTS``. The update repeats the ``failed`` test outside the subquery so that, on
+    PostgreSQL, a row another transaction requeued meanwhile is re-checked and left alone
+    instead of being counted twice. Pings (no post) are the owner's experiments, not traffic
+    lost in an outage, and stay as they are.
+    """
+    failed = (
+        (deliveries.c.hook_id == hook_id)
+        & (deliveries.c.status == _FAILED)
+        & (deliveries.c.create_at >= since_ms)
+        & (deliveries.c.post_id != "")
+    )
+    oldest = (
+        select(deliveries.c.id)
+        .where(failed)
+        .order_by(deliveries.c.create_at, deliveries.c.id)
+        .limit(limit)
+    )
+    result = conn.execute(
+        update(deliveries)
+        .where(deliveries.c.id.in_(oldest), deliveries.c.status == _FAILED)
+        .values(
+            status=_PENDING,
+            next_attempt_at=now_ms,
+            attempt_count=0,
+            lease_expires_at=0,
+            update_at=now_ms,
+        )
+    )
+    more = bool(conn.execute(select(exists().where(failed))).scalar())
+    return int(result.rowcount), more
 
 
 _DEPTH = select(func.count(), func.min(deliveries.c.next_attempt_at)).where(

@@ -46,6 +46,8 @@ NOTICES = {
     "redelivered": "The delivery was queued again.",
     "pinged": "A test event was sent to every callback URL; the results are below.",
 }
+# The delivery log's "redeliver failed deliveries since" choices: seconds back from now.
+REDELIVER_WINDOWS = ((3600, "the last hour"), (86_400, "the last day"), (604_800, "the last week"))
 # Which form field an error from the service concerns, so the message shows beside it.
 ERROR_FIELDS = {
     "model.outgoing_hook.is_valid.words.app_error": "trigger_words",
@@ -356,8 +358,21 @@ async def deliveries(request: Request, team_name: str) -> Response:
         deliveries=found,
         detail=detail,
         status_filter=status,
-        notice=NOTICES.get(query.get("notice", ""), ""),
+        windows=REDELIVER_WINDOWS,
+        notice=_notice(query),
     )
+
+
+def _notice(query: Any) -> str:
+    """The fixed notices by name; a bulk redeliver's says how many (from its redirect)."""
+    if query.get("notice") != "bulk":
+        return NOTICES.get(query.get("notice", ""), "")
+    raw = query.get("count", "")
+    count = int(raw) if raw.isdigit() and len(raw) < 10 else 0
+    text = f"{count} failed {'delivery was' if count == 1 else 'deliveries were'} queued again."
+    if query.get("more") == "1":
+        text += " More remain: send the form again once these are done."
+    return text
 
 
 @router.post(BASE + "/deliveries/redeliver")
@@ -369,4 +384,20 @@ async def redeliver(request: Request, team_name: str) -> Response:
     return redirect(
         f"/{team_name}/integrations/outgoing_webhooks/deliveries"
         f"?id={hook_id}&delivery={delivery_id}&notice=redelivered"
+    )
+
+
+@router.post(BASE + "/deliveries/redeliver_failed")
+async def redeliver_failed(request: Request, team_name: str) -> Response:
+    session = await require_session(request)
+    form = await session_form(request, session)
+    rt = runtime(request)
+    hook_id, window = form.text("id"), form.text("window")
+    if window not in {str(seconds) for seconds, _ in REDELIVER_WINDOWS}:
+        raise BadRequest("web.form.invalid.app_error", "Choose how far back to redeliver.")
+    since = rt.clock.now_ms() - int(window) * 1000
+    done = await delivery_service.redeliver_failed(rt, session.user, hook_id, since)
+    return redirect(
+        f"/{team_name}/integrations/outgoing_webhooks/deliveries?id={hook_id}&status=failed"
+        f"&notice=bulk&count={done.count}&more={int(done.more)}"
     )

@@ -82,3 +82,24 @@ class Attempt:
     request_headers: dict[str, str]
     response_headers: dict[str, str]
     response_excerpt: str
+
+
+RESPONSE_URL_KIND = "response_url"
+"""The ``error_kind`` of an attempt row that records a use of a delivery's ``response_url`` (a
+deferred reply posted, or refused for its body): not a request Tidings made, so its ``number``
+is the use's (1–5), its ``status_code`` what Tidings answered, and its ``response_excerpt``
+the body the receiver posted."""
+
+
+@value_object
+class ResponseTarget:
+    """What a deferred reply through a delivery's ``response_url`` needs of that delivery."""
+
+    delivery_id: str
+    hook_id: str
+    post_id: str
+    root_id: str
+    channel_id: str
+    create_at: int
+    post_depth: int
+    response_uses: int

@@ -67,6 +67,8 @@ class Delivery:
     last_error_kind: str = ""
     last_error: str = ""
     root_id: str = ""
+    # How often its response_url has posted a deferred reply (hooks with extended_payload).
+    response_uses: int = 0
 
 
 @value_object

@@ -35,14 +35,10 @@ from tidings.store import users as user_store
 from tidings.store.database import Connection
 from tidings.store.outbox import enqueue
 from tidings.store.teams import ChannelAccess
+from tidings.webhooks import response_urls
 from tidings.webhooks.matching import HookIndex, Match
 from tidings.webhooks.payloads import build_payload_fields, encode_body
-from tidings.webhooks.response_urls import (
-    new_response_secret,
-    response_url,
-    secret_digest,
-    site_url,
-)
+from tidings.webhooks.response_urls import new_response_secret, response_url, secret_digest
 
 
 def _not_found() -> NotFound:
@@ -152,7 +148,8 @@ def deliveries_for(
 
 def response_site_url(rt: Runtime, config: ConfigDocument) -> str:
     """Where this server's ``response_url``s point: SiteURL, or the address it listens on."""
-    return site_url(config["ServiceSettings"]["SiteURL"], rt.settings.host, rt.settings.port)
+    service = config["ServiceSettings"]
+    return response_urls.site_url(service["SiteURL"], rt.settings.host, rt.settings.port)
 
 
 def _postable_channel(actor: User, access: ChannelAccess | None) -> Channel:

@@ -81,7 +81,16 @@ RULES = [
     ("tidings.cli", ("tidings.api", "tidings.web")),
 ]
 
-PURE_WEBHOOK_PARTS = ["matching", "payloads", "signing", "policy", "replies", "slack", "addresses"]
+PURE_WEBHOOK_PARTS = [
+    "matching",
+    "payloads",
+    "signing",
+    "policy",
+    "replies",
+    "slack",
+    "addresses",
+    "response_urls",
+]
 
 
 def _violations(prefix: str, forbidden: tuple[str, ...]) -> list[str]:

@@ -14,7 +14,7 @@ from starlette.routing import BaseRoute
 from starlette.staticfiles import StaticFiles
 
 from tidings import __version__
-from tidings.api import deliveries, hooks, metrics, posts, system, teams, users
+from tidings.api import deliveries, hooks, metrics, posts, responses, system, teams, users
 from tidings.api.common import ApiRoute
 from tidings.api.errors import RequestContextMiddleware, install_error_handlers
 from tidings.api.openapi import install_openapi
@@ -57,7 +57,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     # /api/v4 prefix itself; the hot routes (posting, the health check load balancers poll,
     # users/me) come first, since routes are tried in order.
     api_routes: list[BaseRoute] = []
-    for module in (posts, system, users, teams, hooks, deliveries):
+    for module in (posts, system, users, teams, hooks, deliveries, responses):
         if module.router.route_class is not ApiRoute:
             raise TypeError(f"{module.__name__}.router must be made with route_class=ApiRoute")
         api_routes.extend(module.router.routes)

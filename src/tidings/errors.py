@@ -11,6 +11,7 @@ codes. Services raise the subclasses so callers can tell classes of failure apar
     ├── Forbidden         403  authenticated but not allowed
     ├── NotFound          404  the thing does not exist (or is deleted)
     ├── Conflict          409  a unique name is taken
+    ├── Gone              410  it existed but is used up or expired (a response_url)
     ├── PayloadTooLarge   413  body over MaximumPayloadSizeBytes
     ├── TooManyRequests   429  rate limited
     ├── InternalError     500  Mattermost answers 500 for a few validation cases; we keep the status
@@ -69,6 +70,12 @@ class Conflict(AppError):
     """A unique value (username, team name, channel name) is taken."""
 
     status = 409
+
+
+class Gone(AppError):
+    """The object existed and can no longer be used (an expired or used-up response_url)."""
+
+    status = 410
 
 
 class PayloadTooLarge(AppError):

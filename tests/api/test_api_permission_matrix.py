@@ -693,6 +693,14 @@ CASES: list[Case] = [
         fixed(lambda w: Req({"hook_id": w.hook["id"]})),
         rule(HOOK_MANAGERS),
     ),
+    # --- deferred replies: the secret in the path is the only credential --------------------
+    Case(
+        "POST",
+        "/hooks/responses/{secret}",
+        "an unknown secret",
+        fixed(lambda w: Req({"secret": "x" * 43}, json={"text": "hi"})),
+        everyone(404),
+    ),
     # --- system ---------------------------------------------------------------------------
     Case("GET", "/api/v4/system/ping", "health", fixed(lambda w: Req()), everyone(200)),
     Case("GET", "/api/v4/config", "full", fixed(lambda w: Req()), rule({"system_admin"})),

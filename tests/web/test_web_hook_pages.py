@@ -1,6 +1,7 @@
 """Integrations → Outgoing Webhooks over plain HTTP: the form and its errors, the hook's life
 (add, edit, regenerate, delete), the delivery log with ping, redeliver and re-enable."""
 
+import json
 import re
 from typing import Any
 
@@ -324,3 +325,36 @@ def test_delivery_log_redelivers_failed_deliveries_since(
     again = receiver.wait_for(2)[1]
     assert again.headers["webhook-id"] == failed["id"]
     wait_until(lambda: admin.get(f"{path}/{failed['id']}")["status"] == "succeeded")
+
+
+def test_the_delivery_log_page_shows_deferred_replies(
+    admin_pages: httpx.Client, webhooks_on: Api, team: dict[str, Any], receiver: Receiver
+) -> None:
+    """A use of a delivery's response_url appears on its page as a deferred reply, with the
+    reply as posted."""
+    admin = webhooks_on
+    base = f"/{team['name']}/integrations/outgoing_webhooks"
+    town = admin.get(f"/teams/{team['id']}/channels/name/town-square")
+    hook = admin.post(
+        "/hooks/outgoing",
+        {
+            "team_id": team["id"],
+            "channel_id": town["id"],
+            "trigger_words": ["#later"],
+            "callback_urls": [receiver.url],
+            "display_name": "Later",
+            "content_type": "application/json",
+            "extended_payload": True,
+        },
+        expect=201,
+    )
+    receiver.reply = None
+    admin.post("/posts", {"channel_id": town["id"], "message": "#later please"}, expect=201)
+    (request,) = receiver.wait_for(1)
+    url = json.loads(request.body)["response_url"]
+    assert httpx.post(url, json={"text": "LATE-REPLY-TEXT"}, timeout=10).status_code == 200
+    [delivery] = admin.get(f"/hooks/outgoing/{hook['id']}/deliveries")
+    detail = admin_pages.get(f"{base}/deliveries?id={hook['id']}&delivery={delivery['id']}").text
+    assert "Deferred reply 1 through response_url" in detail
+    assert "deferred reply 1 of 5: 1 post(s)" in detail
+    assert "LATE-REPLY-TEXT" in detail

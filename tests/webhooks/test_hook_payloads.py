@@ -1,5 +1,7 @@
 """The 12-field body (REF §3.1–3.2): Go's bytes for the form and the JSON encodings."""
 
+import dataclasses
+import json
 from typing import Any
 
 import pytest
@@ -8,6 +10,7 @@ from tidings.domain.hooks import OutgoingHook
 from tidings.domain.posts import Post
 from tidings.domain.teams import Channel, ChannelType, Team, TeamType
 from tidings.webhooks.payloads import (
+    Extension,
     PayloadFields,
     build_payload_fields,
     carries_token,
@@ -194,3 +197,137 @@ def test_a_body_re_tokened_is_the_body_a_fresh_encoding_gives(content_type: str,
     fresh, _ = encode_body(hook, make_fields(token="new token&=", text=text))
     assert with_token(old, sent_as, "new token&=") == fresh
     assert with_token(old, sent_as, "old-token") == old
+
+
+# --- the extended payload (issue #13) --------------------------------------------------------
+
+EXTENSION = Extension(
+    root_id="root1", channel_type="O", from_bot=True, response_url="http://x/hooks/responses/s"
+)
+
+
+def _world(
+    *, extended: bool, content_type: str, root_id: str = "", depth: int = 0
+) -> tuple[OutgoingHook, Post, Team, Channel]:
+    hook = dataclasses.replace(make_hook(content_type), extended_payload=extended)
+    post = Post(
+        id="post1",
+        create_at=123_456,
+        update_at=123_456,
+        edit_at=0,
+        delete_at=0,
+        user_id="user1",
+        channel_id="chan1",
+        root_id=root_id,
+        message="hello <world> & more",
+        file_ids=("f1",),
+        webhook_depth=depth,
+    )
+    team = Team(
+        id="team1",
+        create_at=1,
+        update_at=1,
+        delete_at=0,
+        name="core",
+        display_name="Core",
+        type=TeamType.OPEN,
+    )
+    channel = Channel(
+        id="chan1",
+        create_at=1,
+        update_at=1,
+        delete_at=0,
+        team_id="team1",
+        type=ChannelType.PUBLIC,
+        name="town-square",
+        display_name="Town Square",
+    )
+    return hook, post, team, channel
+
+
+def _encoded(
+    content_type: str, *, extended: bool, response_url: str = "", bot: bool = False, **post: Any
+) -> bytes:
+    hook, the_post, team, channel = _world(extended=extended, content_type=content_type, **post)
+    fields = build_payload_fields(
+        hook,
+        the_post,
+        team,
+        channel,
+        author_username="alice",
+        trigger_word="hello",
+        author_is_bot=bot,
+        response_url=response_url,
+    )
+    return encode_body(hook, fields)[0]
+
+
+def test_a_hook_that_does_not_opt_in_sends_mattermosts_bytes() -> None:
+    """Without ``extended_payload`` the body is the 12 fields only, to the byte, in both
+    encodings, whatever the post's thread, depth or author and whatever response URL exists."""
+    pinned_json = (
+        b'{"token":"tok","team_id":"team1","team_domain":"core","channel_id":"chan1",'
+        b'"channel_name":"town-square","timestamp":123456,"user_id":"user1",'
+        b'"user_name":"alice","post_id":"post1","text":"hello \\u003cworld\\u003e \\u0026 more",'
+        b'"trigger_word":"hello","file_ids":"f1"}'
+    )
+    pinned_form = (
+        b"channel_id=chan1&channel_name=town-square&file_ids=f1&post_id=post1"
+        b"&team_domain=core&team_id=team1&text=hello+%3Cworld%3E+%26+more&timestamp=123"
+        b"&token=tok&trigger_word=hello&user_id=user1&user_name=alice"
+    )
+    for extras in ({}, {"root_id": "root1", "depth": 2, "bot": True, "response_url": "http://x"}):
+        assert _encoded("application/json", extended=False, **extras) == pinned_json
+        assert _encoded("", extended=False, **extras) == pinned_form
+
+
+def test_an_extended_json_body_adds_four_keys_after_file_ids_in_order() -> None:
+    """root_id, channel_type, from_bot (a JSON boolean), response_url follow file_ids."""
+    body = _encoded(
+        "application/json", extended=True, root_id="root1", response_url="http://s/hooks/r/a&b"
+    )
+    assert body == (
+        b'{"token":"tok","team_id":"team1","team_domain":"core","channel_id":"chan1",'
+        b'"channel_name":"town-square","timestamp":123456,"user_id":"user1",'
+        b'"user_name":"alice","post_id":"post1","text":"hello \\u003cworld\\u003e \\u0026 more",'
+        b'"trigger_word":"hello","file_ids":"f1","root_id":"root1","channel_type":"O",'
+        b'"from_bot":false,"response_url":"http://s/hooks/r/a\\u0026b"}'
+    )
+    assert list(json.loads(body))[-5:] == [
+        "file_ids",
+        "root_id",
+        "channel_type",
+        "from_bot",
+        "response_url",
+    ]
+
+
+def test_an_extended_form_body_sorts_the_four_keys_in() -> None:
+    """In the form the new keys take their sorted places; from_bot is ``true``/``false``."""
+    body = _encoded("", extended=True, bot=True, response_url="http://s/hooks/responses/x")
+    assert body == (
+        b"channel_id=chan1&channel_name=town-square&channel_type=O&file_ids=f1&from_bot=true"
+        b"&post_id=post1&response_url=http%3A%2F%2Fs%2Fhooks%2Fresponses%2Fx&root_id="
+        b"&team_domain=core&team_id=team1&text=hello+%3Cworld%3E+%26+more&timestamp=123"
+        b"&token=tok&trigger_word=hello&user_id=user1&user_name=alice"
+    )
+
+
+@pytest.mark.parametrize(
+    ("bot", "depth", "expected"),
+    [(False, 0, False), (True, 0, True), (False, 1, True), (True, 3, True)],
+)
+def test_from_bot_is_a_bot_author_or_a_webhook_reply(bot: bool, depth: int, expected: bool) -> None:
+    """from_bot: the author is a bot account, or the post is a webhook reply (depth > 0)."""
+    body = _encoded("application/json", extended=True, bot=bot, depth=depth)
+    assert json.loads(body)["from_bot"] is expected
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "application/x-www-form-urlencoded"])
+def test_an_extended_body_re_tokened_is_the_body_a_fresh_encoding_gives(content_type: str) -> None:
+    """with_token keeps the extension's keys, order and boolean."""
+    hook = dataclasses.replace(make_hook(content_type), extended_payload=True)
+    old, sent_as = encode_body(hook, make_fields(token="old", extension=EXTENSION))
+    fresh, _ = encode_body(hook, make_fields(token="new&token", extension=EXTENSION))
+    assert with_token(old, sent_as, "new&token") == fresh
+    assert carries_token(fresh, sent_as, "new&token")

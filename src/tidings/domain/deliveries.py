@@ -73,6 +73,8 @@ class Delivery:
     last_error_kind: str = ""
     last_error: str = ""
     root_id: str = ""
+    # How often its response_url has posted a deferred reply (hooks with extended_payload).
+    response_uses: int = 0
 
 
 @value_object
@@ -114,3 +116,24 @@ def since_ms(text: str, now_ms: int) -> int:
     if moment.tzinfo is None:
         raise ValueError(f"{text[:40]!r} has no time zone: add Z or an offset like +01:00")
     return max(0, (moment - _EPOCH) // timedelta(milliseconds=1))
+
+
+RESPONSE_URL_KIND = "response_url"
+"""The ``error_kind`` of an attempt row that records a use of a delivery's ``response_url`` (a
+deferred reply posted, or refused for its body): not a request Tidings made, so its ``number``
+is the use's (1–5), its ``status_code`` what Tidings answered, and its ``response_excerpt``
+the body the receiver posted."""
+
+
+@value_object
+class ResponseTarget:
+    """What a deferred reply through a delivery's ``response_url`` needs of that delivery."""
+
+    delivery_id: str
+    hook_id: str
+    post_id: str
+    root_id: str
+    channel_id: str
+    create_at: int
+    post_depth: int
+    response_uses: int

@@ -253,6 +253,7 @@ def delivery_json(delivery: Delivery, attempts: list[Attempt] | None = None) -> 
         "last_status_code": delivery.last_status_code,
         "last_error_kind": delivery.last_error_kind,
         "last_error": delivery.last_error,
+        "response_uses": delivery.response_uses,
     }
     if attempts is not None:
         data["request_body"] = delivery.body.decode("utf-8", errors="replace")

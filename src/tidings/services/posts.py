@@ -19,6 +19,7 @@ from tidings.domain.posts import (
     Post,
     strip_reserved_props,
 )
+from tidings.domain.server_config import ConfigDocument
 from tidings.domain.teams import Channel, ChannelType, Team
 from tidings.domain.users import User
 from tidings.domain.wire import post_json, post_list_json, posted_event_data
@@ -34,8 +35,10 @@ from tidings.store import users as user_store
 from tidings.store.database import Connection
 from tidings.store.outbox import enqueue
 from tidings.store.teams import ChannelAccess
+from tidings.webhooks import response_urls
 from tidings.webhooks.matching import HookIndex, Match
 from tidings.webhooks.payloads import build_payload_fields, encode_body
+from tidings.webhooks.response_urls import new_response_secret, response_url, secret_digest
 
 
 def _not_found() -> NotFound:
@@ -90,34 +93,63 @@ def note_hook_change(
         rt.hook_indexes[team_id] = (version, index.replacing(hook_id, hook))
 
 
-def _deliveries_for(
-    matches: list[Match], post: Post, team: Team, channel: Channel, author: User
+def deliveries_for(
+    matches: list[Match],
+    post: Post,
+    team: Team,
+    channel: Channel,
+    author: User,
+    *,
+    site_url: str,
 ) -> list[NewDelivery]:
+    """The delivery rows of ``post`` for each (matched hook, callback URL), bodies encoded.
+
+    A hook with ``extended_payload`` gets one body per URL, each with its own ``response_url``
+    secret (only its digest is stored); the others share one body per hook, Mattermost's bytes.
+    ``site_url`` is where response URLs point (:func:`response_site_url`). Also called for
+    webhook reply posts (bot chains), whose depth the rows carry on as ``post_depth``.
+    """
     new: list[NewDelivery] = []
     for match in matches:
-        fields = build_payload_fields(
-            match.hook,
-            post,
-            team,
-            channel,
-            author_username=author.username,
-            trigger_word=match.trigger_word,
-        )
-        body, content_type = encode_body(match.hook, fields)
+        hook = match.hook
+        url_secrets = [
+            new_response_secret() if hook.extended_payload else "" for _ in hook.callback_urls
+        ]
+        bodies: dict[str, tuple[bytes, str]] = {}
+        for secret in dict.fromkeys(url_secrets):
+            fields = build_payload_fields(
+                hook,
+                post,
+                team,
+                channel,
+                author_username=author.username,
+                trigger_word=match.trigger_word,
+                author_is_bot=author.is_bot,
+                response_url=response_url(site_url, secret) if secret else "",
+            )
+            bodies[secret] = encode_body(hook, fields)
         new.extend(
             NewDelivery(
-                hook_id=match.hook.id,
+                hook_id=hook.id,
                 post_id=post.id,
                 channel_id=channel.id,
                 url=url,
-                content_type=content_type,
-                body=body,
+                content_type=bodies[secret][1],
+                body=bodies[secret][0],
                 trigger_word=match.trigger_word,
                 root_id=post.root_id or post.id,
+                post_depth=post.webhook_depth,
+                response_secret_hash=secret_digest(secret) if secret else "",
             )
-            for url in match.hook.callback_urls
+            for url, secret in zip(hook.callback_urls, url_secrets, strict=True)
         )
     return new
+
+
+def response_site_url(rt: Runtime, config: ConfigDocument) -> str:
+    """Where this server's ``response_url``s point: SiteURL, or the address it listens on."""
+    service = config["ServiceSettings"]
+    return response_urls.site_url(service["SiteURL"], rt.settings.host, rt.settings.port)
 
 
 def _postable_channel(actor: User, access: ChannelAccess | None) -> Channel:
@@ -182,7 +214,8 @@ async def create_post(
         )
     clean_props = strip_reserved_props(props or {})
     _check_props(clean_props)
-    hooks_on = server_config.webhook_settings(await rt.config()).enabled
+    config = await rt.config()
+    hooks_on = server_config.webhook_settings(config).enabled
     if not is_valid_id(channel_id):
         raise channel_not_found()
     now = rt.clock.now_ms()
@@ -226,7 +259,10 @@ async def create_post(
             matches = index.match(channel_id, message)
             team = access.team if matches else None
             if team is not None:
-                queued = enqueue(conn, _deliveries_for(matches, post, team, channel, actor), now)
+                new = deliveries_for(
+                    matches, post, team, channel, actor, site_url=response_site_url(rt, config)
+                )
+                queued = enqueue(conn, new, now)
         # Last (with the poster's read mark, which copies its count): every post of the channel
         # updates this one row, and PostgreSQL holds its lock until the commit, so each
         # statement after it would make the channel's other posters wait that much longer

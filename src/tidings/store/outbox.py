@@ -55,6 +55,8 @@ __all__ = [
     "enqueue",
     "finish",
     "finish_isolating",
+    "insert_attempts",
+    "insert_reply_posts",
     "is_data_error",
     "release_expired",
     "replace_body",
@@ -258,10 +260,22 @@ def finish(conn: Connection, results: Sequence[Finish], now_ms: int) -> list[lis
     owned = _owned(conn, [r.delivery.id for r in results])
     writes, inserted = plan_write_back(results, owned)
     _FINISH.run_many(conn, [_finish_row(w, now_ms) for w in writes])
-    new_posts = [p for posts_now in inserted for p in posts_now]
+    insert_reply_posts(conn, [p for posts_now in inserted for p in posts_now])
+    return inserted
+
+
+def insert_reply_posts(conn: Connection, new_posts: Sequence[Post]) -> None:
+    """Webhook reply posts and their channels' counters: the worker's write-back and deferred
+    replies (``services/responses.py``) both write replies through here."""
+    new_posts = [_storable_post(p) for p in new_posts]
     insert_posts_batch(conn, new_posts)
     touch_channels(conn, latest_by_channel(new_posts))
-    return inserted
+
+
+def insert_attempts(conn: Connection, attempts: Sequence[Attempt]) -> None:
+    """Attempt rows written outside a write-back (a use of a ``response_url``), each text cut
+    to its column."""
+    _INSERT_ATTEMPTS.run_many(conn, [_attempt_row(a) for a in attempts])
 
 
 def _owned(conn: Connection, ids: list[str]) -> dict[str, Ownership]:

@@ -1,9 +1,13 @@
-"""The body an outgoing hook sends: the 12 fields of REF §3.1 in form or JSON encoding.
+"""The body an outgoing hook sends: the 12 fields of REF §3.1 in form or JSON encoding, and the
+four more a hook with ``extended_payload`` asks for.
 
 Receivers written for Mattermost or Slack parse these bytes, some of them with hand-rolled code,
 so the encoders reproduce Go's output byte for byte: ``url.Values.Encode`` for the form (sorted
 keys, ``timestamp`` in seconds) and ``json.Marshal`` for JSON (struct order, ``timestamp`` in
-milliseconds, HTML-safe escapes).
+milliseconds, HTML-safe escapes). A hook that does not opt in gets exactly those bytes; an
+extended body adds ``root_id``, ``channel_type``, ``from_bot`` and ``response_url``: after
+``file_ids`` in that order in JSON (``from_bot`` a JSON boolean), sorted in with the rest in the
+form (``from_bot`` as ``true``/``false``).
 
 Pure: imports only the standard library and ``tidings.domain``. No I/O.
 """
@@ -33,6 +37,17 @@ _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
+class Extension:
+    """The keys of the extended payload (issue #13): thread, channel type, bot origin, and where
+    a deferred reply may be posted."""
+
+    root_id: str
+    channel_type: str
+    from_bot: bool
+    response_url: str
+
+
+@dataclass(frozen=True)
 class PayloadFields:
     """What a callback is told about a post; nothing else is sent (REF §3.1)."""
 
@@ -48,6 +63,8 @@ class PayloadFields:
     text: str
     trigger_word: str
     file_ids: tuple[str, ...]
+    # Only for hooks with extended_payload; None keeps the body Mattermost's to the byte.
+    extension: Extension | None = None
 
 
 def build_payload_fields(
@@ -58,11 +75,23 @@ def build_payload_fields(
     *,
     author_username: str,
     trigger_word: str,
+    author_is_bot: bool = False,
+    response_url: str = "",
 ) -> PayloadFields:
     """Collect the payload for one matched hook; ``trigger_word`` is that hook's own word.
 
-    The two strings are keyword-only so they cannot be swapped by accident.
+    The strings are keyword-only so they cannot be swapped by accident. ``author_is_bot`` and
+    ``response_url`` count only for a hook with ``extended_payload``: ``from_bot`` is true for
+    a bot account's post and for a webhook reply (``webhook_depth > 0``).
     """
+    extension = None
+    if hook.extended_payload:
+        extension = Extension(
+            root_id=post.root_id,
+            channel_type=channel.type.value,
+            from_bot=author_is_bot or post.webhook_depth > 0,
+            response_url=response_url,
+        )
     return PayloadFields(
         token=hook.token,
         team_id=hook.team_id,
@@ -76,6 +105,7 @@ def build_payload_fields(
         text=post.message,
         trigger_word=trigger_word,
         file_ids=post.file_ids,
+        extension=extension,
     )
 
 
@@ -109,6 +139,11 @@ def encode_form(fields: PayloadFields) -> bytes:
     """
     items = _string_values(fields)
     items["timestamp"] = str(fields.timestamp_ms // 1000)
+    if (extension := fields.extension) is not None:
+        items["root_id"] = _valid_text(extension.root_id)
+        items["channel_type"] = _valid_text(extension.channel_type)
+        items["from_bot"] = "true" if extension.from_bot else "false"
+        items["response_url"] = _valid_text(extension.response_url)
     return urlencode(sorted(items.items())).encode("ascii")
 
 
@@ -125,12 +160,17 @@ def _go_json_dumps(value: object) -> str:
 def encode_json(fields: PayloadFields) -> bytes:
     """The JSON object Go's ``json.Marshal`` writes: struct order, ``timestamp`` in ms."""
     strings = _string_values(fields)
-    ordered: dict[str, str | int] = {}
+    ordered: dict[str, str | int | bool] = {}
     for key in ("token", "team_id", "team_domain", "channel_id", "channel_name"):
         ordered[key] = strings[key]
     ordered["timestamp"] = fields.timestamp_ms
     for key in ("user_id", "user_name", "post_id", "text", "trigger_word", "file_ids"):
         ordered[key] = strings[key]
+    if (extension := fields.extension) is not None:
+        ordered["root_id"] = _valid_text(extension.root_id)
+        ordered["channel_type"] = _valid_text(extension.channel_type)
+        ordered["from_bot"] = extension.from_bot
+        ordered["response_url"] = _valid_text(extension.response_url)
     return _go_json_dumps(ordered).encode("utf-8")
 
 
@@ -168,7 +208,8 @@ def with_token(body: bytes, content_type: str, token: str) -> bytes:
     For a delivery queued before its hook's token was regenerated: the retry must carry the
     token that matches the new signing secret, not the revoked one. Both encodings decode back
     to their fields losslessly (our own encoders wrote them), so re-encoding with the one field
-    changed gives exactly the bytes a fresh encoding would.
+    changed gives exactly the bytes a fresh encoding would (an extended body too: JSON keeps
+    its key order and ``from_bot`` its boolean through ``json.loads``).
     """
     if content_type == JSON_CONTENT_TYPE:
         fields = json.loads(body)

@@ -67,6 +67,9 @@ class Delivery:
     last_error_kind: str = ""
     last_error: str = ""
     root_id: str = ""
+    # The triggering post's ``webhook_depth``: its reply posts are one deeper (a chain's length,
+    # which ``OutgoingWebhookMaxChainDepth`` bounds).
+    post_depth: int = 0
 
 
 @value_object

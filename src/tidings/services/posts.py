@@ -19,6 +19,7 @@ from tidings.domain.posts import (
     Post,
     strip_reserved_props,
 )
+from tidings.domain.server_config import WebhookSettings
 from tidings.domain.teams import Channel, ChannelType, Team
 from tidings.domain.users import User
 from tidings.domain.wire import post_json, post_list_json, posted_event_data
@@ -55,13 +56,18 @@ def _check_props(props: dict[str, Any]) -> None:
         raise BadRequest("model.post.is_valid.props.app_error", "Invalid props.")
 
 
-def _hook_index(
-    rt: Runtime, conn: Connection, team_id: str, version: int
-) -> tuple[HookIndex, bool]:
+def hooks_fire_in(settings: WebhookSettings, access: ChannelAccess) -> bool:
+    """Whether a post in this channel may fire outgoing hooks at all: the one gate a user's
+    post (:func:`create_post`) and a webhook's reply (``services/chains.py``) both pass. Hooks
+    on, a team's channel, public (Mattermost's rule)."""
+    return settings.enabled and access.has_team and access.channel.type == ChannelType.PUBLIC
+
+
+def hook_index(rt: Runtime, conn: Connection, team_id: str, version: int) -> tuple[HookIndex, bool]:
     """(the team's match index, whether it was rebuilt): rebuilt, inside the caller's unit, only
     when one of its hooks or a hook creator's activity changed (``version``); a deactivated
     creator's hooks are left out. The unit may run on a database thread, so a rebuilt index is
-    kept by the caller afterwards, on the event loop (:func:`_keep_index`)."""
+    kept by the caller afterwards, on the event loop (:func:`keep_index`)."""
     cached = rt.hook_indexes.get(team_id)
     if cached is not None and cached[0] == version:
         index: HookIndex = cached[1]
@@ -69,7 +75,7 @@ def _hook_index(
     return HookIndex.build(hook_store.list_matchable_hooks(conn, team_id)), True
 
 
-def _keep_index(rt: Runtime, team_id: str, version: int, index: HookIndex) -> None:
+def keep_index(rt: Runtime, team_id: str, version: int, index: HookIndex) -> None:
     """Cache a rebuilt index unless a newer one (``note_hook_change``) got there first."""
     cached = rt.hook_indexes.get(team_id)
     if cached is None or cached[0] <= version:
@@ -90,9 +96,11 @@ def note_hook_change(
         rt.hook_indexes[team_id] = (version, index.replacing(hook_id, hook))
 
 
-def _deliveries_for(
+def deliveries_for(
     matches: list[Match], post: Post, team: Team, channel: Channel, author: User
 ) -> list[NewDelivery]:
+    """One delivery per (matched hook, callback URL) of ``post``, its body encoded now. The
+    delivery remembers the post's chain depth, so a reply to it is one deeper."""
     new: list[NewDelivery] = []
     for match in matches:
         fields = build_payload_fields(
@@ -114,6 +122,7 @@ def _deliveries_for(
                 body=body,
                 trigger_word=match.trigger_word,
                 root_id=post.root_id or post.id,
+                post_depth=post.webhook_depth,
             )
             for url in match.hook.callback_urls
         )
@@ -182,7 +191,7 @@ async def create_post(
         )
     clean_props = strip_reserved_props(props or {})
     _check_props(clean_props)
-    hooks_on = server_config.webhook_settings(await rt.config()).enabled
+    hook_settings = server_config.webhook_settings(await rt.config())
     if not is_valid_id(channel_id):
         raise channel_not_found()
     now = rt.clock.now_ms()
@@ -219,14 +228,14 @@ async def create_post(
         store.insert_post(conn, post)
         queued: list[str] = []
         rebuilt: tuple[str, int, HookIndex] | None = None
-        if hooks_on and access.has_team and channel.type == ChannelType.PUBLIC:
-            index, fresh = _hook_index(rt, conn, channel.team_id, access.hooks_version)
+        if hooks_fire_in(hook_settings, access):
+            index, fresh = hook_index(rt, conn, channel.team_id, access.hooks_version)
             if fresh:
                 rebuilt = (channel.team_id, access.hooks_version, index)
             matches = index.match(channel_id, message)
             team = access.team if matches else None
             if team is not None:
-                queued = enqueue(conn, _deliveries_for(matches, post, team, channel, actor), now)
+                queued = enqueue(conn, deliveries_for(matches, post, team, channel, actor), now)
         # Last (with the poster's read mark, which copies its count): every post of the channel
         # updates this one row, and PostgreSQL holds its lock until the commit, so each
         # statement after it would make the channel's other posters wait that much longer
@@ -238,7 +247,7 @@ async def create_post(
 
     saved = await rt.db.write(work)
     if saved.rebuilt is not None:
-        _keep_index(rt, *saved.rebuilt)
+        keep_index(rt, *saved.rebuilt)
     if saved.member_ids:
         rt.events.publish(
             posted_event(

@@ -30,6 +30,7 @@ def delivery_from_row(row: Any) -> Delivery:
         last_error_kind=row.last_error_kind,
         last_error=row.last_error,
         root_id=row.root_id,
+        post_depth=row.post_depth,
     )
 
 

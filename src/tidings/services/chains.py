@@ -28,7 +28,6 @@ from tidings.store import teams as team_store
 from tidings.store import users as user_store
 from tidings.store.database import Connection
 from tidings.store.outbox import enqueue
-from tidings.store.teams import ChannelAccess
 from tidings.webhooks.matching import HookIndex
 
 
@@ -63,22 +62,23 @@ def queue_chained_deliveries(
 
     Costs nothing for replies at the depth limit; otherwise one query per (channel, author)
     among the replies (the one ``create_post`` makes: the channel, the team and its hooks
-    version) and the team's cached match index, which answers at once when no hook in the team
-    opted in.
+    version) and a look at the team's cached match index, which ends it when no hook in the
+    team opted in. Matches are looked up in the replies' order, so the deliveries are too.
     """
-    firing = [post for post in replies if chains_from(post, settings)]
-    if not firing:
+    # Grouped by (channel, author): each group needs one look at the channel, and a team whose
+    # index holds no opted-in hook is passed over whole, however many replies the batch has.
+    groups: dict[tuple[str, str], list[Post]] = {}
+    for post in replies:
+        if chains_from(post, settings):
+            groups.setdefault((post.channel_id, post.user_id), []).append(post)
+    if not groups:
         return NOTHING_CHAINED
-    accesses: dict[tuple[str, str], ChannelAccess | None] = {}
     indexes: dict[str, HookIndex] = {}
     rebuilt: list[tuple[str, int, HookIndex]] = []
     authors: dict[str, User | None] = {}
     new: list[NewDelivery] = []
-    for post in firing:
-        key = (post.channel_id, post.user_id)
-        if key not in accesses:
-            accesses[key] = team_store.find_channel_access(conn, *key)
-        access = accesses[key]
+    for (channel_id, user_id), group in groups.items():
+        access = team_store.find_channel_access(conn, channel_id, user_id)
         if access is None or access.channel.delete_at or not hooks_fire_in(settings, access):
             continue
         channel = access.channel
@@ -88,14 +88,18 @@ def queue_chained_deliveries(
             indexes[channel.team_id] = index
             if fresh:
                 rebuilt.append((channel.team_id, access.hooks_version, index))
-        matches = index.match(channel.id, post.message, bot_post=True)
-        if not matches or access.team is None:
+        team = access.team
+        if not index.fires_on_bot_posts or team is None:
             continue
-        if post.user_id not in authors:
-            authors[post.user_id] = user_store.find_user(conn, post.user_id)
-        author = authors[post.user_id]
-        if author is not None:
-            new += deliveries_for(matches, post, access.team, channel, author)
+        for post in group:
+            matches = index.match(channel.id, post.message, bot_post=True)
+            if not matches:
+                continue
+            if user_id not in authors:
+                authors[user_id] = user_store.find_user(conn, user_id)
+            author = authors[user_id]
+            if author is not None:
+                new += deliveries_for(matches, post, team, channel, author)
     queued = enqueue(conn, new, now_ms)
     return Chained(queued=len(queued), rebuilt=tuple(rebuilt))
 

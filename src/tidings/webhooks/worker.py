@@ -8,7 +8,8 @@ classify, reply, outcome) is ``webhooks/delivery.py``; this module decides when 
 Database work is batched, because a transaction per delivery would make the database the
 bottleneck: one claim (one unit of work, ``store/outbox.py``) fetches a batch, the hook cache
 the hooks and hook creators it needs; one flusher writes results back many at a time (one unit
-per batch), then announces reply posts and looks after failing hooks (owner notices,
+per batch, which also queues the deliveries its reply posts fire in hooks that opted in to
+bots' posts), then announces reply posts and looks after failing hooks (owner notices,
 auto-disable). Housekeeping (``webhooks/housekeeping.py``) requeues deliveries whose worker
 died and prunes old log rows.
 
@@ -23,7 +24,8 @@ receivers only their share, and never the pool or the claims. A delivery its hoo
 longer make (hook deleted or disabled, owner deactivated) is answered before any slot.
 
 Imports ``tidings.webhooks.*``, ``tidings.store``, ``tidings.domain``, ``tidings.events`` and
-``tidings.metrics``; the owner-notice callback is injected by whoever starts the worker.
+``tidings.metrics``; the owner-notice callback and the reply chain (``services/chains.py``)
+are injected by whoever starts the worker.
 """
 
 import asyncio

@@ -22,7 +22,13 @@ from tidings.domain.outbox import NewDelivery
 from tidings.domain.posts import Post
 from tidings.domain.server_config import WebhookSettings
 from tidings.domain.users import User
-from tidings.services.posts import deliveries_for, hook_index, hooks_fire_in, keep_index
+from tidings.services.posts import (
+    deliveries_for,
+    hook_index,
+    hooks_fire_in,
+    keep_index,
+    matching_hooks,
+)
 from tidings.services.runtime import Runtime
 from tidings.store import teams as team_store
 from tidings.store import users as user_store
@@ -63,7 +69,7 @@ def queue_chained_deliveries(
     Costs nothing for replies at the depth limit; otherwise one query per (channel, author)
     among the replies (the one ``create_post`` makes: the channel, the team and its hooks
     version) and a look at the team's cached match index, which ends it when no hook in the
-    team opted in. Matches are looked up in the replies' order, so the deliveries are too.
+    team opted in.
     """
     # Grouped by (channel, author): each group needs one look at the channel, and a team whose
     # index holds no opted-in hook is passed over whole, however many replies the batch has.
@@ -92,7 +98,7 @@ def queue_chained_deliveries(
         if not index.fires_on_bot_posts or team is None:
             continue
         for post in group:
-            matches = index.match(channel.id, post.message, bot_post=True)
+            matches = matching_hooks(index, channel, post.message, bot_post=True)
             if not matches:
                 continue
             if user_id not in authors:

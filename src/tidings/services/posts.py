@@ -63,6 +63,15 @@ def hooks_fire_in(settings: WebhookSettings, access: ChannelAccess) -> bool:
     return settings.enabled and access.has_team and access.channel.type == ChannelType.PUBLIC
 
 
+def matching_hooks(
+    index: HookIndex, channel: Channel, message: str, *, bot_post: bool = False
+) -> list[Match]:
+    """The hooks a post with ``message`` fires in ``channel`` (past :func:`hooks_fire_in`), for
+    a user's post and a webhook's reply (``bot_post``: only hooks with ``trigger_on_bot_posts``)
+    alike, so a rule added here holds for both."""
+    return index.match(channel.id, message, bot_post=bot_post)
+
+
 def hook_index(rt: Runtime, conn: Connection, team_id: str, version: int) -> tuple[HookIndex, bool]:
     """(the team's match index, whether it was rebuilt): rebuilt, inside the caller's unit, only
     when one of its hooks or a hook creator's activity changed (``version``); a deactivated
@@ -232,7 +241,7 @@ async def create_post(
             index, fresh = hook_index(rt, conn, channel.team_id, access.hooks_version)
             if fresh:
                 rebuilt = (channel.team_id, access.hooks_version, index)
-            matches = index.match(channel_id, message)
+            matches = matching_hooks(index, channel, message)
             team = access.team if matches else None
             if team is not None:
                 queued = enqueue(conn, deliveries_for(matches, post, team, channel, actor), now)

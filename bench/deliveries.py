@@ -28,6 +28,7 @@ from sqlalchemy import func, select
 
 from tidings import process
 from tidings.services import posts as post_service
+from tidings.services.chains import reply_chain
 from tidings.store.database import Connection
 from tidings.store.schema import deliveries
 from tidings.webhooks.worker import Worker
@@ -61,7 +62,7 @@ async def engine_rate(url: str, posts: int, concurrency: int) -> dict[str, float
     for i in range(posts):
         await post_service.create_post(world.rt, world.admin, world.channel.id, f"deploy build {i}")
     floor_before = await asyncio.to_thread(client_floor, url, concurrency, 5)
-    worker = Worker.from_runtime(world.rt)
+    worker = Worker.from_runtime(world.rt, chain=reply_chain(world.rt))
     started = time.perf_counter()
     await worker.start()
     while True:

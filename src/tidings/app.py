@@ -19,6 +19,7 @@ from tidings.api.common import ApiRoute
 from tidings.api.errors import RequestContextMiddleware, install_error_handlers
 from tidings.api.openapi import install_openapi
 from tidings.config import Settings
+from tidings.services.chains import reply_chain
 from tidings.services.notices import hook_owner_notifier
 from tidings.services.runtime import Runtime
 from tidings.store.database import Database
@@ -38,7 +39,11 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         # Events and session changes shared with the other processes (PostgreSQL).
         await rt.cluster.start()
-        worker = Worker.from_runtime(rt, hook_owner_notifier(rt)) if settings.run_worker else None
+        worker = (
+            Worker.from_runtime(rt, hook_owner_notifier(rt), reply_chain(rt))
+            if settings.run_worker
+            else None
+        )
         if worker is not None:
             await worker.start()
         try:

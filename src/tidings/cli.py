@@ -30,6 +30,7 @@ from tidings.services import hooks as hook_service
 from tidings.services import settings as settings_service
 from tidings.services import teams as team_service
 from tidings.services import users as user_service
+from tidings.services.chains import reply_chain
 from tidings.services.hooks import HookInput
 from tidings.services.notices import hook_owner_notifier
 from tidings.services.runtime import Runtime
@@ -239,7 +240,7 @@ def worker() -> None:
             loop.add_signal_handler(sig, stop.set)
         # Reply posts' events reach every server's websockets through the cluster log.
         await rt.cluster.start(listen=False)
-        w = Worker.from_runtime(rt, hook_owner_notifier(rt))
+        w = Worker.from_runtime(rt, hook_owner_notifier(rt), reply_chain(rt))
         await w.start()
         typer.echo("worker running; Ctrl-C stops it")
         await stop.wait()

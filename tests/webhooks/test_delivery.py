@@ -160,6 +160,16 @@ async def test_a_2xx_with_a_reply_succeeds_and_makes_the_reply_post() -> None:
     assert finish.attempt.response_excerpt == '{"text": "on it"}'
 
 
+@pytest.mark.parametrize("post_depth", [0, 2])
+async def test_reply_posts_are_one_deeper_than_their_trigger(post_depth: int) -> None:
+    """Every post of a reply carries the chain depth of the delivery's post plus one."""
+    poster = FakePoster(_outcome(200, json.dumps({"text": "x" * 20_000}).encode()))
+    delivery = _delivery(post_depth=post_depth)
+    result = await _courier(poster).deliver(delivery, _batch(_hook()))
+    assert len(result.finish.reply_posts) == 2  # split: both parts are one deeper
+    assert {p.webhook_depth for p in result.finish.reply_posts} == {post_depth + 1}
+
+
 async def test_a_retryable_failure_is_rescheduled_by_the_policy() -> None:
     """A 503 on the first attempt: pending again, due after the first scheduled wait."""
     poster = FakePoster(_outcome(503))

@@ -383,3 +383,48 @@ def test_random_changes_match_as_rebuilds_do() -> None:
         elif live and hook_id not in order:
             order.append(hook_id)
         _same_matches(index, [stored[i] for i in order])
+
+
+def test_a_bot_post_fires_only_hooks_that_opted_in() -> None:
+    """A webhook's reply matches by the same rules, among hooks with trigger_on_bot_posts only."""
+    opted = make_hook(trigger_words=("deploy",), trigger_on_bot_posts=True)
+    channel_wide = make_hook(trigger_on_bot_posts=True)
+    plain = make_hook(trigger_words=("deploy",))
+    index = HookIndex.build([opted, channel_wide, plain])
+    assert index.fires_on_bot_posts
+    assert [m.hook.id for m in index.match(CHANNEL, "deploy now")] == [
+        opted.id,
+        channel_wide.id,
+        plain.id,
+    ]
+    bot = index.match(CHANNEL, "deploy now", bot_post=True)
+    assert [(m.hook.id, m.trigger_word) for m in bot] == [
+        (opted.id, "deploy"),
+        (channel_wide.id, ""),
+    ]
+    assert [m.hook.id for m in index.match(CHANNEL, "other", bot_post=True)] == [channel_wide.id]
+
+
+def test_an_index_without_opted_in_hooks_answers_bot_posts_with_nothing() -> None:
+    """No hook opted in: a bot post fires nothing, even where a user's post would."""
+    index = HookIndex.build([make_hook(), make_hook(trigger_words=("x",))])
+    assert not index.fires_on_bot_posts
+    assert index.match(CHANNEL, "x", bot_post=True) == []
+
+
+def test_replacing_keeps_count_of_the_opted_in_hooks() -> None:
+    """Opting in, out, deleting and disabling through ``replacing`` move the bot-post answer."""
+    hook = make_hook()
+    index = HookIndex.build([hook])
+    opted = index.replacing(hook.id, replace(hook, trigger_on_bot_posts=True))
+    assert opted.fires_on_bot_posts
+    assert not index.fires_on_bot_posts
+    assert [m.hook.id for m in opted.match(CHANNEL, "hi", bot_post=True)] == [hook.id]
+    assert not opted.replacing(hook.id, hook).fires_on_bot_posts
+    assert not opted.replacing(hook.id, None).fires_on_bot_posts
+    disabled = replace(hook, trigger_on_bot_posts=True, enabled=False)
+    assert not opted.replacing(hook.id, disabled).fires_on_bot_posts
+    other = make_hook(trigger_on_bot_posts=True)
+    both = opted.replacing(other.id, other)
+    assert both.replacing(hook.id, None).fires_on_bot_posts
+    assert both.replacing(hook.id, None).replacing(other.id, None).match(CHANNEL, "hi") == []

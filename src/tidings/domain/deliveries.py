@@ -75,6 +75,9 @@ class Delivery:
     root_id: str = ""
     # How often its response_url has posted a deferred reply (hooks with extended_payload).
     response_uses: int = 0
+    # The triggering post's ``webhook_depth``: its reply posts are one deeper (a chain's length,
+    # which ``OutgoingWebhookMaxChainDepth`` bounds).
+    post_depth: int = 0
 
 
 @value_object

@@ -108,6 +108,7 @@ class WebhookSettings:
     private_channels: bool
     response_url_minutes: int
     max_chain_depth: int
+    site_url: str  # where response_urls point ("" : the server's own address)
 
 
 def defaults() -> ConfigDocument:
@@ -266,6 +267,7 @@ def webhook_settings(config: ConfigDocument) -> WebhookSettings:
         private_channels=service["EnableOutgoingWebhooksInPrivateChannels"],
         response_url_minutes=service["OutgoingWebhookResponseUrlMinutes"],
         max_chain_depth=service["OutgoingWebhookMaxChainDepth"],
+        site_url=service["SiteURL"],
     )
 
 

@@ -19,7 +19,7 @@ from tidings.domain.posts import (
     Post,
     strip_reserved_props,
 )
-from tidings.domain.server_config import ConfigDocument
+from tidings.domain.server_config import WebhookSettings
 from tidings.domain.teams import Channel, ChannelType, Team
 from tidings.domain.users import User
 from tidings.domain.wire import post_json, post_list_json, posted_event_data
@@ -58,13 +58,27 @@ def _check_props(props: dict[str, Any]) -> None:
         raise BadRequest("model.post.is_valid.props.app_error", "Invalid props.")
 
 
-def _hook_index(
-    rt: Runtime, conn: Connection, team_id: str, version: int
-) -> tuple[HookIndex, bool]:
+def hooks_fire_in(settings: WebhookSettings, access: ChannelAccess) -> bool:
+    """Whether a post in this channel may fire outgoing hooks at all: the one gate a user's
+    post (:func:`create_post`) and a webhook's reply (``services/chains.py``) both pass. Hooks
+    on, a team's channel, public (Mattermost's rule)."""
+    return settings.enabled and access.has_team and access.channel.type == ChannelType.PUBLIC
+
+
+def matching_hooks(
+    index: HookIndex, channel: Channel, message: str, *, bot_post: bool = False
+) -> list[Match]:
+    """The hooks a post with ``message`` fires in ``channel`` (past :func:`hooks_fire_in`), for
+    a user's post and a webhook's reply (``bot_post``: only hooks with ``trigger_on_bot_posts``)
+    alike, so a rule added here holds for both."""
+    return index.match(channel.id, message, bot_post=bot_post)
+
+
+def hook_index(rt: Runtime, conn: Connection, team_id: str, version: int) -> tuple[HookIndex, bool]:
     """(the team's match index, whether it was rebuilt): rebuilt, inside the caller's unit, only
     when one of its hooks or a hook creator's activity changed (``version``); a deactivated
     creator's hooks are left out. The unit may run on a database thread, so a rebuilt index is
-    kept by the caller afterwards, on the event loop (:func:`_keep_index`)."""
+    kept by the caller afterwards, on the event loop (:func:`keep_index`)."""
     cached = rt.hook_indexes.get(team_id)
     if cached is not None and cached[0] == version:
         index: HookIndex = cached[1]
@@ -72,7 +86,7 @@ def _hook_index(
     return HookIndex.build(hook_store.list_matchable_hooks(conn, team_id)), True
 
 
-def _keep_index(rt: Runtime, team_id: str, version: int, index: HookIndex) -> None:
+def keep_index(rt: Runtime, team_id: str, version: int, index: HookIndex) -> None:
     """Cache a rebuilt index unless a newer one (``note_hook_change``) got there first."""
     cached = rt.hook_indexes.get(team_id)
     if cached is None or cached[0] <= version:
@@ -146,10 +160,9 @@ def deliveries_for(
     return new
 
 
-def response_site_url(rt: Runtime, config: ConfigDocument) -> str:
+def response_site_url(rt: Runtime, settings: WebhookSettings) -> str:
     """Where this server's ``response_url``s point: SiteURL, or the address it listens on."""
-    service = config["ServiceSettings"]
-    return response_urls.site_url(service["SiteURL"], rt.settings.host, rt.settings.port)
+    return response_urls.site_url(settings.site_url, rt.settings.host, rt.settings.port)
 
 
 def _postable_channel(actor: User, access: ChannelAccess | None) -> Channel:
@@ -214,8 +227,7 @@ async def create_post(
         )
     clean_props = strip_reserved_props(props or {})
     _check_props(clean_props)
-    config = await rt.config()
-    hooks_on = server_config.webhook_settings(config).enabled
+    hook_settings = server_config.webhook_settings(await rt.config())
     if not is_valid_id(channel_id):
         raise channel_not_found()
     now = rt.clock.now_ms()
@@ -252,15 +264,20 @@ async def create_post(
         store.insert_post(conn, post)
         queued: list[str] = []
         rebuilt: tuple[str, int, HookIndex] | None = None
-        if hooks_on and access.has_team and channel.type == ChannelType.PUBLIC:
-            index, fresh = _hook_index(rt, conn, channel.team_id, access.hooks_version)
+        if hooks_fire_in(hook_settings, access):
+            index, fresh = hook_index(rt, conn, channel.team_id, access.hooks_version)
             if fresh:
                 rebuilt = (channel.team_id, access.hooks_version, index)
-            matches = index.match(channel_id, message)
+            matches = matching_hooks(index, channel, message)
             team = access.team if matches else None
             if team is not None:
                 new = deliveries_for(
-                    matches, post, team, channel, actor, site_url=response_site_url(rt, config)
+                    matches,
+                    post,
+                    team,
+                    channel,
+                    actor,
+                    site_url=response_site_url(rt, hook_settings),
                 )
                 queued = enqueue(conn, new, now)
         # Last (with the poster's read mark, which copies its count): every post of the channel
@@ -274,7 +291,7 @@ async def create_post(
 
     saved = await rt.db.write(work)
     if saved.rebuilt is not None:
-        _keep_index(rt, *saved.rebuilt)
+        keep_index(rt, *saved.rebuilt)
     if saved.member_ids:
         rt.events.publish(
             posted_event(

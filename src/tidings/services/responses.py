@@ -26,6 +26,7 @@ from tidings.domain.posts import Post
 from tidings.domain.users import User
 from tidings.errors import BadRequest, FeatureDisabled, Gone, NotFound, PayloadTooLarge
 from tidings.ids import new_id
+from tidings.services.chains import Chained, chain_committed, queue_chained_deliveries
 from tidings.services.runtime import Runtime
 from tidings.store import hooks as hook_store
 from tidings.store import users as user_store
@@ -172,7 +173,7 @@ async def post_deferred_reply(
         for i, spec in enumerate(specs)
     ]
 
-    def write(conn: Connection) -> int:
+    def write(conn: Connection) -> tuple[int, Chained]:
         use = spend_response_use(
             conn,
             target.delivery_id,
@@ -181,28 +182,20 @@ async def post_deferred_reply(
         )
         if use is None:  # another use got there first, or the minute turned meanwhile
             raise _gone(f"has been used {MAX_USES} times or has expired")
-        save_deferred_reply_posts(conn, target, posts)
+        insert_reply_posts(conn, posts)
         insert_attempts(conn, [_use_record(target, use, now, started, body, len(posts))])
-        return use
+        # A deferred reply is a reply like any other: hooks that opted in fire on it, queued
+        # in this unit so a crash cannot post the reply and lose them.
+        return use, queue_chained_deliveries(rt, conn, posts, settings, now)
 
-    use = await rt.db.write(write)
+    use, chained = await rt.db.write(write)
+    chain_committed(rt, chained)
     try:
         await announce_posts(rt.db, rt.events, [(p, f"@{creator.username}") for p in posts])
     except Exception:
         # Committed already: browsers show the reply on reload.
         logger.exception("announcing a deferred reply of delivery %s failed", target.delivery_id)
     return DeferredReply(posts=posts, uses_left=MAX_USES - use)
-
-
-def save_deferred_reply_posts(conn: Connection, target: ResponseTarget, posts: list[Post]) -> None:
-    """Write a deferred reply's posts (with their channel's counters), inside the use's unit.
-
-    The one place a deferred reply post is written, through the worker's own reply write path
-    (``store.outbox.insert_reply_posts``). Reply posts that trigger hooks opted in with
-    ``trigger_on_bot_posts`` (bot chains) hook in here: match ``posts`` and enqueue their
-    deliveries (``services.posts.deliveries_for``) in this same unit of work.
-    """
-    insert_reply_posts(conn, posts)
 
 
 def _thread_of(target: ResponseTarget) -> Post:

@@ -31,6 +31,7 @@ def delivery_from_row(row: Any) -> Delivery:
         last_error=row.last_error,
         root_id=row.root_id,
         response_uses=row.response_uses,
+        post_depth=row.post_depth,
     )
 
 

@@ -18,8 +18,8 @@ import dataclasses
 import logging
 import sqlite3
 from collections import namedtuple
-from collections.abc import Collection, Sequence
-from typing import Any
+from collections.abc import Callable, Collection, Sequence
+from typing import Any, TypeVar
 
 import psycopg
 from sqlalchemy import bindparam, exists, func, or_, select, update
@@ -62,9 +62,12 @@ __all__ = [
     "replace_body",
     "requeue",
     "requeue_failed",
+    "unless_refused",
 ]
 
 logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 IDS_PER_STATEMENT = 500
 """Values one statement binds for a list (well under SQLite's classic limit of 999)."""
@@ -382,6 +385,20 @@ def finish_isolating(
             inserted += finish(conn, [reduced], now_ms)
         written.append(reduced)
     return inserted, written
+
+
+def unless_refused(conn: Connection, work: Callable[[Connection], _T]) -> _T | None:
+    """``work(conn)`` in a savepoint; None, with its writes undone, if the database refused them
+    for their values (:func:`is_data_error`). For the chained deliveries of a batch written by
+    :func:`finish_isolating`: its posts must commit even if those cannot."""
+    try:
+        with conn.begin_nested():
+            return work(conn)
+    except Exception as error:
+        if not is_data_error(error):
+            raise
+        logger.warning("deliveries chained to reply posts could not be stored", exc_info=error)
+        return None
 
 
 # SQLSTATE classes of errors caused by the values written: 22 data exception (NUL in text, too

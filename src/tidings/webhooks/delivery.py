@@ -237,6 +237,7 @@ class Courier:
                 message=spec.message,
                 type=spec.type,
                 props=spec.props,
+                webhook_depth=delivery.post_depth + 1,
             )
             for i, spec in enumerate(specs)
         ]

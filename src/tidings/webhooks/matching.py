@@ -95,6 +95,7 @@ class HookIndex:
     """
 
     __slots__ = (
+        "_bot_hooks",
         "_channel_only",
         "_equals",
         "_hooks",
@@ -114,6 +115,7 @@ class HookIndex:
         prefixes: dict[_Key, list[_PrefixEntry]],
         prefix_counts: dict[int, int],
         next_rank: _Rank,
+        bot_hooks: int,
     ) -> None:
         self._team_id = team_id
         self._hooks = hooks
@@ -125,6 +127,7 @@ class HookIndex:
         # keeps a 16,000-character first word from costing 16,000 slices.
         self._prefix_lengths = sorted(prefix_counts)
         self._next_rank = next_rank
+        self._bot_hooks = bot_hooks
 
     @classmethod
     def build(cls, hooks: Iterable[OutgoingHook]) -> HookIndex:
@@ -162,11 +165,18 @@ class HookIndex:
             dict(prefixes),
             dict(prefix_counts),
             len(live),
+            sum(hook.trigger_on_bot_posts for hook in live),
         )
 
     def __len__(self) -> int:
         """How many live hooks the index holds."""
         return len(self._hooks)
+
+    @property
+    def fires_on_bot_posts(self) -> bool:
+        """Whether any hook here opted in to webhook reply posts (``trigger_on_bot_posts``): a
+        counter, so the worker's write-back asks it for every batch of replies at no cost."""
+        return self._bot_hooks > 0
 
     def replacing(self, hook_id: str, hook: OutgoingHook | None) -> HookIndex:
         """This index with the hook ``hook_id`` as ``hook`` now is: changed, added, or (when
@@ -185,10 +195,13 @@ class HookIndex:
             team_id = hook.team_id
         change = _Change(self)
         old = change.hooks.pop(hook_id, None)
+        bot_hooks = self._bot_hooks
         if old is not None:
             change.remove(*old)
+            bot_hooks -= old[1].trigger_on_bot_posts
         next_rank = self._next_rank
         if hook is not None:
+            bot_hooks += hook.trigger_on_bot_posts
             rank = old[0] if old is not None else next_rank
             next_rank = max(next_rank, rank + 1)
             change.hooks[hook_id] = (rank, hook)
@@ -201,10 +214,19 @@ class HookIndex:
             change.prefixes,
             change.prefix_counts,
             next_rank,
+            bot_hooks,
         )
 
-    def match(self, channel_id: str, message: str) -> list[Match]:
-        """The hooks a post in ``channel_id`` with ``message`` fires, in build order, once each."""
+    def match(self, channel_id: str, message: str, *, bot_post: bool = False) -> list[Match]:
+        """The hooks a post in ``channel_id`` with ``message`` fires, in build order, once each.
+
+        A ``bot_post`` (a webhook's reply) fires only the hooks that opted in to such posts;
+        the rules are otherwise the same.
+        """
+        if bot_post:
+            if not self._bot_hooks:
+                return []
+            return [m for m in self.match(channel_id, message) if m.hook.trigger_on_bot_posts]
         # rank -> (position of the word in the hook's list, the word, the hook); the lowest
         # position wins
         found: dict[_Rank, tuple[int, str, OutgoingHook]] = {}

@@ -8,7 +8,8 @@ classify, reply, outcome) is ``webhooks/delivery.py``; this module decides when 
 Database work is batched, because a transaction per delivery would make the database the
 bottleneck: one claim (one unit of work, ``store/outbox.py``) fetches a batch, the hook cache
 the hooks and hook creators it needs; one flusher writes results back many at a time (one unit
-per batch), then announces reply posts and looks after failing hooks (owner notices,
+per batch, which also queues the deliveries its reply posts fire in hooks that opted in to
+bots' posts), then announces reply posts and looks after failing hooks (owner notices,
 auto-disable). Housekeeping (``webhooks/housekeeping.py``) requeues deliveries whose worker
 died and prunes old log rows.
 
@@ -23,7 +24,8 @@ receivers only their share, and never the pool or the claims. A delivery its hoo
 longer make (hook deleted or disabled, owner deactivated) is answered before any slot.
 
 Imports ``tidings.webhooks.*``, ``tidings.store``, ``tidings.domain``, ``tidings.events`` and
-``tidings.metrics``; the owner-notice callback is injected by whoever starts the worker.
+``tidings.metrics``; the owner-notice callback and the reply chain (``services/chains.py``)
+are injected by whoever starts the worker.
 """
 
 import asyncio
@@ -31,7 +33,7 @@ import contextlib
 import dataclasses
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Protocol
@@ -48,7 +50,7 @@ from tidings.domain.users import User
 from tidings.events import EventHub
 from tidings.store import outbox
 from tidings.store import users as user_store
-from tidings.store.database import Database
+from tidings.store.database import Connection, Database
 from tidings.webhooks import slots
 from tidings.webhooks.announcements import announce_posts
 from tidings.webhooks.client import WebhookClient
@@ -66,6 +68,15 @@ LEASE_MARGIN_SECONDS = 5
 FLUSH_WAIT_SECONDS = 0.002
 FLUSH_RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 """Waits between write-back tries while the database fails (the last one repeats)."""
+
+
+ChainReplies = Callable[[Connection, Sequence[Post], WebhookSettings, int], Callable[[], None]]
+"""Queues, inside the write-back's unit, the deliveries that reply posts fire in hooks with
+``trigger_on_bot_posts`` (``services.chains.reply_chain``); returns what to do after the commit.
+Called with the posts inserted, the settings of the moment, and the unit's time."""
+
+# A write-back's chain: ``ChainReplies`` with the moment's settings and time bound.
+_Chain = Callable[[Connection, Sequence[Post]], Callable[[], None]]
 
 
 class WorkerDeps(Protocol):
@@ -98,9 +109,11 @@ class Worker:
         client: WebhookClient | None = None,
         *,
         notify: Notify | None = None,
+        chain: ChainReplies | None = None,
         rand: Callable[[], float] = random.random,
     ) -> None:
         self.deps = deps
+        self._chain = chain
         self.client = client or WebhookClient()
         self._running = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -122,8 +135,10 @@ class Worker:
         )
 
     @classmethod
-    def from_runtime(cls, deps: WorkerDeps, notify: Notify | None = None) -> "Worker":
-        return cls(deps, notify=notify)
+    def from_runtime(
+        cls, deps: WorkerDeps, notify: Notify | None = None, chain: ChainReplies | None = None
+    ) -> "Worker":
+        return cls(deps, notify=notify, chain=chain)
 
     async def start(self) -> None:
         await self.client.start()
@@ -368,33 +383,43 @@ class Worker:
                 return
             batch, self._pending = self._pending, []
             try:
-                inserted, written = await self._write_back([r.finish for r in batch])
+                inserted, written, committed = await self._write_back([r.finish for r in batch])
             except BaseException:
                 self._pending = batch + self._pending
                 raise
             self._held -= len(written)
             self._room.set()
+        if committed is not None:
+            committed()
         done = [dataclasses.replace(r, finish=f) for r, f in zip(batch, written, strict=True)]
         await self._announce(
             [(p, r.sender_name) for r, posts in zip(done, inserted, strict=True) for p in posts]
         )
         await self._watch_failures(done)
 
-    async def _write_back(self, results: list[Finish]) -> tuple[list[list[Post]], list[Finish]]:
-        """(reply posts inserted per result, the results as written): one unit, and only when
-        the batch is refused for its data a second one that isolates the bad rows."""
+    async def _write_back(
+        self, results: list[Finish]
+    ) -> tuple[list[list[Post]], list[Finish], Callable[[], None] | None]:
+        """(reply posts inserted per result, the results as written, what the chain does after
+        the commit): one unit, and only when the batch is refused for its data a second one
+        that isolates the bad rows. The deliveries that reply posts fire (hooks with
+        ``trigger_on_bot_posts``) are queued in the unit that inserts the posts; a batch without
+        replies does not look."""
         now_ms = self.deps.clock.now_ms()
+        chain: _Chain | None = None
+        if self._chain is not None and any(r.reply_posts for r in results):
+            settings = server_config.webhook_settings(await self.deps.config())
+            chain = partial(_bound_chain, self._chain, settings, now_ms)
         try:
-            inserted = await self.deps.db.write(
-                partial(outbox.finish, results=results, now_ms=now_ms)
+            return await self.deps.db.write(
+                partial(_finish_unit, results=results, now_ms=now_ms, chain=chain)
             )
         except Exception as error:
             if not outbox.is_data_error(error):
                 raise
             return await self.deps.db.write(
-                partial(outbox.finish_isolating, results=results, now_ms=now_ms)
+                partial(_finish_isolating_unit, results=results, now_ms=now_ms, chain=chain)
             )
-        return inserted, results
 
     async def _announce(self, posts: list[tuple[Post, str]]) -> None:
         """Tell channel members about reply posts, connected to any process (the event hub's
@@ -427,6 +452,45 @@ class Worker:
         ]
         if failures:
             await self._failures.observe(failures)
+
+
+def _bound_chain(
+    queue: ChainReplies,
+    settings: WebhookSettings,
+    now_ms: int,
+    conn: Connection,
+    posts: Sequence[Post],
+) -> Callable[[], None]:
+    return queue(conn, posts, settings, now_ms)
+
+
+def _finish_unit(
+    conn: Connection,
+    results: list[Finish],
+    now_ms: int,
+    chain: _Chain | None,
+) -> tuple[list[list[Post]], list[Finish], Callable[[], None] | None]:
+    """The write-back's unit: ``outbox.finish``, then the chained deliveries of its posts."""
+    inserted = outbox.finish(conn, results, now_ms)
+    posts = [p for posts_now in inserted for p in posts_now]
+    return inserted, results, chain(conn, posts) if chain is not None and posts else None
+
+
+def _finish_isolating_unit(
+    conn: Connection,
+    results: list[Finish],
+    now_ms: int,
+    chain: _Chain | None,
+) -> tuple[list[list[Post]], list[Finish], Callable[[], None] | None]:
+    """:func:`_finish_unit` for a batch refused for its data: the chain too goes in a savepoint
+    of its own, and is given up (the posts stay) if the database refuses its rows, or the same
+    batch would be refused for ever."""
+    inserted, written = outbox.finish_isolating(conn, results, now_ms)
+    posts = [p for posts_now in inserted for p in posts_now]
+    committed = None
+    if chain is not None and posts:
+        committed = outbox.unless_refused(conn, lambda unit: chain(unit, posts))
+    return inserted, written, committed
 
 
 class _WorkerStorage:

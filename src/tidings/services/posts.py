@@ -19,7 +19,7 @@ from tidings.domain.posts import (
     Post,
     strip_reserved_props,
 )
-from tidings.domain.teams import Channel, ChannelType, Team
+from tidings.domain.teams import Channel, Team
 from tidings.domain.users import User
 from tidings.domain.wire import post_json, post_list_json, posted_event_data
 from tidings.errors import BadRequest, NotFound, permission_error
@@ -34,7 +34,7 @@ from tidings.store import users as user_store
 from tidings.store.database import Connection
 from tidings.store.outbox import enqueue
 from tidings.store.teams import ChannelAccess
-from tidings.webhooks.matching import HookIndex, Match
+from tidings.webhooks.matching import HookIndex, Match, channel_watchable, match_post
 from tidings.webhooks.payloads import build_payload_fields, encode_body
 
 
@@ -59,8 +59,9 @@ def _hook_index(
     rt: Runtime, conn: Connection, team_id: str, version: int
 ) -> tuple[HookIndex, bool]:
     """(the team's match index, whether it was rebuilt): rebuilt, inside the caller's unit, only
-    when one of its hooks or a hook creator's activity changed (``version``); a deactivated
-    creator's hooks are left out. The unit may run on a database thread, so a rebuilt index is
+    when one of its hooks, a hook creator's activity or a private channel's hook creator's
+    membership changed (``version``); a deactivated creator's hooks and stopped hooks are left
+    out. The unit may run on a database thread, so a rebuilt index is
     kept by the caller afterwards, on the event loop (:func:`_keep_index`)."""
     cached = rt.hook_indexes.get(team_id)
     if cached is not None and cached[0] == version:
@@ -182,7 +183,8 @@ async def create_post(
         )
     clean_props = strip_reserved_props(props or {})
     _check_props(clean_props)
-    hooks_on = server_config.webhook_settings(await rt.config()).enabled
+    webhook_settings = server_config.webhook_settings(await rt.config())
+    hooks_on, private_on = webhook_settings.enabled, webhook_settings.private_channels
     if not is_valid_id(channel_id):
         raise channel_not_found()
     now = rt.clock.now_ms()
@@ -219,11 +221,17 @@ async def create_post(
         store.insert_post(conn, post)
         queued: list[str] = []
         rebuilt: tuple[str, int, HookIndex] | None = None
-        if hooks_on and access.has_team and channel.type == ChannelType.PUBLIC:
+        if (
+            hooks_on
+            and access.has_team
+            and channel_watchable(channel.type, private_channels=private_on)
+        ):
             index, fresh = _hook_index(rt, conn, channel.team_id, access.hooks_version)
             if fresh:
                 rebuilt = (channel.team_id, access.hooks_version, index)
-            matches = index.match(channel_id, message)
+            matches = match_post(
+                index, channel_id, channel.type, message, private_channels=private_on
+            )
             team = access.team if matches else None
             if team is not None:
                 queued = enqueue(conn, _deliveries_for(matches, post, team, channel, actor), now)

@@ -411,7 +411,13 @@ def hook_show(hook_id: str, as_user: AsOpt = "", as_json: JsonOpt = False) -> No
 def hook_create(
     team: Annotated[str, typer.Option(help="Team name")],
     url: Annotated[list[str], typer.Option("--url", help="Callback URL (repeat for several)")],
-    channel: Annotated[str, typer.Option(help="Channel name (public)")] = "",
+    channel: Annotated[
+        str,
+        typer.Option(
+            help="Channel name: public, or private if you belong to it (with "
+            "EnableOutgoingWebhooksInPrivateChannels on)"
+        ),
+    ] = "",
     trigger: Annotated[
         list[str] | None, typer.Option("--trigger", help="Trigger word (repeat)")
     ] = None,

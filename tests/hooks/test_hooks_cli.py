@@ -175,3 +175,41 @@ def test_bad_input_is_one_clear_line(database: str) -> None:
             raise AssertionError(f"{args}: {exc}") from exc
     assert usage.result().returncode == 2
     assert "Missing option '--url'" in usage.result().stderr
+
+
+def test_hook_create_resolves_a_private_channel_of_the_acting_user(database: str) -> None:
+    """``--channel`` names a private channel the acting user belongs to: refused while the
+    switch is off (as before), made once it is on; one they are not in is not found."""
+
+    async def prepare() -> None:
+        rt = Runtime(settings=Settings(database_url=database), db=Database.from_url(database))
+        try:
+            boss = await user_service.get_user_by_username(rt, "boss")
+            other = await user_service.create_user(
+                rt,
+                None,
+                user_service.NewUser("vaultless", "vaultless@example.test", "long-password-1"),
+                make_admin=False,
+                trusted=True,
+            )
+            team = await team_service.get_team_by_name(rt, boss, "crew")
+            await team_service.add_team_member_unchecked(rt, team.id, other.id)
+            await team_service.create_channel(rt, boss, team.id, "vault", "Vault", "P")
+        finally:
+            await rt.db.dispose()
+
+    asyncio.run(prepare())
+    create = ("hook", "create", "--team", "crew", "--channel", "vault", "--url", URL, "--json")
+    refused(tidings(database, *create), "api.outgoing_webhook.disabled.app_error")
+    switch = "ServiceSettings.EnableOutgoingWebhooksInPrivateChannels"
+    assert tidings(database, "config", "set", switch, "true").returncode == 0
+    try:
+        created = ok_json(tidings(database, *create))
+        refused(
+            tidings(database, *create[:-1], "--as", "vaultless"),
+            "app.channel.get.existing.app_error",
+        )
+    finally:
+        assert tidings(database, "config", "set", switch, "false").returncode == 0
+    assert (created["channel_id"] != "", created["stopped_reason"]) == (True, "")
+    assert tidings(database, "hook", "delete", created["id"]).returncode == 0

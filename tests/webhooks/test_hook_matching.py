@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 
 from tidings.domain.hooks import OutgoingHook
+from tidings.domain.teams import ChannelType
 from tidings.ids import new_id
-from tidings.webhooks.matching import HookIndex, Match, first_word
+from tidings.webhooks.matching import HookIndex, Match, channel_watchable, first_word
 
 TEAM = new_id()
 CHANNEL = new_id()
@@ -428,3 +429,45 @@ def test_replacing_keeps_count_of_the_opted_in_hooks() -> None:
     both = opted.replacing(other.id, other)
     assert both.replacing(hook.id, None).fires_on_bot_posts
     assert both.replacing(hook.id, None).replacing(other.id, None).match(CHANNEL, "hi") == []
+
+
+def _fired(index: HookIndex, channel_type: ChannelType, message: str, *, private: bool) -> set[str]:
+    return {
+        m.hook.id
+        for m in match_post(index, CHANNEL, channel_type, message, private_channels=private)
+    }
+
+
+def test_the_gate_decides_which_channels_fire_which_hooks() -> None:
+    """Public: the channel's hooks and team-wide words. Private, with the switch: the channel's
+    own hooks only. Private without it, DMs and group channels: nothing."""
+    own = make_hook(trigger_words=("#go",))
+    own_all = make_hook()
+    team_wide = make_hook(channel_id="", trigger_words=("#go",))
+    index = HookIndex.build([own, own_all, team_wide])
+    everything = {own.id, own_all.id, team_wide.id}
+    assert _fired(index, ChannelType.PUBLIC, "#go", private=False) == everything
+    assert _fired(index, ChannelType.PUBLIC, "#go", private=True) == everything
+    assert _fired(index, ChannelType.PRIVATE, "#go", private=True) == {own.id, own_all.id}
+    for channel_type, private in [
+        (ChannelType.PRIVATE, False),
+        (ChannelType.DIRECT, True),
+        (ChannelType.GROUP, True),
+    ]:
+        assert _fired(index, channel_type, "#go", private=private) == set()
+        assert not channel_watchable(channel_type, private_channels=private)
+    assert channel_watchable(ChannelType.PRIVATE, private_channels=True)
+    assert channel_watchable(ChannelType.PUBLIC, private_channels=False)
+
+
+def test_stopped_hooks_match_nothing() -> None:
+    """A stopped hook (its creator left the private channel) is out of a built index, and
+    ``replacing`` takes it out or puts it back as its stop is set or cleared."""
+    hook = make_hook()
+    stopped = replace(hook, stopped_reason="@a is no longer a member of ~b")
+    assert HookIndex.build([stopped]).match(CHANNEL, "hi") == []
+    index = HookIndex.build([hook])
+    assert len(index.replacing(hook.id, stopped)) == 0
+    assert [m.hook.id for m in index.replacing(hook.id, stopped).match(CHANNEL, "hi")] == []
+    resumed = HookIndex.build([stopped]).replacing(hook.id, hook)
+    assert [m.hook.id for m in resumed.match(CHANNEL, "hi")] == [hook.id]

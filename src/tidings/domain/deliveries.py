@@ -48,7 +48,8 @@ class ErrorKind(StrEnum):
     INTERRUPTED = "interrupted"
     UNSTORABLE = "unstorable"
     NOT_SENT = "not_sent"
-    """No request was made: the hook was deleted or disabled, or its owner deactivated. Says
+    """No request was made: the hook was deleted, disabled or stopped (a private channel's hook
+    whose creator left it), or its owner deactivated. Says
     nothing about the receiver, so it neither counts towards auto-disable nor brings a notice."""
 
 

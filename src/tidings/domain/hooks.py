@@ -52,6 +52,11 @@ class OutgoingHook:
         return self.content_type == JSON_CONTENT_TYPE
 
 
+def left_channel_reason(username: str, channel_name: str) -> str:
+    """The ``stopped_reason`` of a private channel's hook whose creator is not a member."""
+    return f"@{username} is no longer a member of ~{channel_name}"
+
+
 def _go_list_rendering(items: tuple[str, ...]) -> str:
     """How Go's ``%s`` renders a string slice: the length checks measure this form."""
     return "[" + " ".join(items) + "]"

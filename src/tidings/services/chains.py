@@ -100,7 +100,7 @@ def queue_chained_deliveries(
         if not index.fires_on_bot_posts or team is None:
             continue
         for post in group:
-            matches = matching_hooks(index, channel, post.message, bot_post=True)
+            matches = matching_hooks(index, channel, post.message, settings, bot_post=True)
             if not matches:
                 continue
             if user_id not in authors:

@@ -6,6 +6,13 @@ create and update alike; trigger words with no channel are 400 on both. A non-pu
 403 on both, with Mattermost's ids: create reuses ``api.outgoing_webhook.disabled.app_error``
 (clients match on it), update says ``…not_open…``.
 
+Beyond Mattermost (issue #13): with ``EnableOutgoingWebhooksInPrivateChannels`` on, a hook may
+watch a private channel its creator belongs to. Such a hook is *stopped* while its creator is
+not a member (``stopped_reason``, set and cleared by ``services.teams`` as they leave and
+rejoin); one the creator left stays editable, and stays stopped. A new or moved hook needs the
+creator in the channel, checked after the team's row is held, so a creator leaving at the same
+moment is either seen here or stops the hook there.
+
 Each call is one unit of work. A conflict (same channel, a shared trigger word and a shared
 callback URL) is found through the conflict index kept by ``store.hooks``, never by reading the
 team's hooks, so writing a hook costs the same in a team of ten thousand. After a change
@@ -17,8 +24,14 @@ from dataclasses import dataclass, replace
 
 from tidings.domain import permissions as perm
 from tidings.domain import server_config
-from tidings.domain.hooks import OutgoingHook, conflict_key_count, hooks_conflict, validate_hook
-from tidings.domain.teams import ChannelType
+from tidings.domain.hooks import (
+    OutgoingHook,
+    conflict_key_count,
+    hooks_conflict,
+    left_channel_reason,
+    validate_hook,
+)
+from tidings.domain.teams import Channel, ChannelType
 from tidings.domain.users import User
 from tidings.errors import (
     BadRequest,
@@ -37,6 +50,7 @@ from tidings.store import hooks as store
 from tidings.store import teams as team_store
 from tidings.store import users as user_store
 from tidings.store.database import Connection
+from tidings.webhooks.matching import channel_watchable
 from tidings.webhooks.signing import new_signing_secret
 
 CREATE_CONFLICT = "api.webhook.create_outgoing.intersect.app_error"
@@ -71,13 +85,16 @@ class HookSettings:
 
     enabled: bool
     members_allowed: bool
+    private_channels: bool = False
 
 
 async def hook_settings(rt: Runtime) -> HookSettings:
     config = await rt.config()
+    webhooks = server_config.webhook_settings(config)
     return HookSettings(
-        enabled=server_config.webhook_settings(config).enabled,
+        enabled=webhooks.enabled,
         members_allowed=bool(config["ServiceSettings"]["EnableMemberOutgoingWebhooks"]),
+        private_channels=webhooks.private_channels,
     )
 
 
@@ -111,36 +128,89 @@ def _team_rights(
     )
 
 
+def _not_open(*, creating: bool, private_channels: bool) -> Forbidden:
+    """A channel a hook may not watch: today's ids and status, whatever the reason."""
+    return Forbidden(
+        "api.outgoing_webhook.disabled.app_error"
+        if creating
+        else "api.webhook.create_outgoing.not_open.app_error",
+        "Outgoing webhooks can only be created for public channels, or private channels "
+        "their creator belongs to."
+        if private_channels
+        else "Outgoing webhooks can only be created for public channels.",
+    )
+
+
 def _check_channel_and_triggers(
-    conn: Connection, actor: User, hook: OutgoingHook, *, creating: bool
-) -> None:
+    conn: Connection,
+    actor: User,
+    hook: OutgoingHook,
+    *,
+    before: OutgoingHook | None,
+    private_channels: bool,
+) -> Channel | None:
     """The channel rules of REF §3, after the actor's own view of the channel: one they may not
     read answers as ``team_service.get_channel`` does (a private channel, a DM or a channel of
-    an invite-only team as missing), so naming a channel id on a hook is no existence oracle."""
+    an invite-only team as missing), so naming a channel id on a hook is no existence oracle.
+
+    ``before`` is the hook as stored (None when creating). The private channel a hook already
+    watches is kept without the actor's view of it (its creator may have left it; a team admin
+    may edit a hook there), the hook itself having told the actor of it. Returns the channel
+    (None for a team-wide hook); whether the creator belongs to a private one is
+    :func:`_stopped_reason`'s, once the team's row is held.
+    """
+    creating = before is None
     if hook.channel_id:
         access = (
             team_store.find_channel_access(conn, hook.channel_id, actor.id)
             if is_valid_id(hook.channel_id)
             else None
         )
-        channel = readable_channel(actor, access)
-        if channel.type != ChannelType.PUBLIC:
-            raise Forbidden(
-                "api.outgoing_webhook.disabled.app_error"
-                if creating
-                else "api.webhook.create_outgoing.not_open.app_error",
-                "Outgoing webhooks can only be created for public channels.",
-            )
+        kept = (
+            before is not None
+            and before.channel_id == hook.channel_id
+            and access is not None
+            and not access.channel.delete_at
+            and access.channel.type == ChannelType.PRIVATE
+        )
+        channel = access.channel if kept and access else readable_channel(actor, access)
+        if channel.type != ChannelType.PUBLIC and not (
+            channel.type == ChannelType.PRIVATE and private_channels
+        ):
+            raise _not_open(creating=creating, private_channels=private_channels)
         if channel.team_id != hook.team_id:
             raise Forbidden(
                 "api.webhook.create_outgoing.permissions.app_error",
                 "Invalid permissions to create outgoing webhook.",
             )
-    elif not hook.trigger_words:
+        return channel
+    if not hook.trigger_words:
         raise BadRequest(
             "api.webhook.create_outgoing.triggers.app_error",
             "Either trigger_words or channel_id must be set.",
         )
+    return None
+
+
+def _stopped_reason(
+    conn: Connection,
+    hook: OutgoingHook,
+    channel: Channel | None,
+    *,
+    before: OutgoingHook | None,
+    private_channels: bool,
+) -> str:
+    """The hook's ``stopped_reason`` as written now: "" unless it watches a private channel
+    its creator is not in. A new hook, or one moved there, is refused for it (as for a channel
+    no hook may watch); a hook that already watched the channel stays stopped, editable."""
+    if channel is None or channel.type != ChannelType.PRIVATE:
+        return ""
+    if team_store.find_channel_member(conn, channel.id, hook.creator_id) is not None:
+        return ""
+    if before is None or before.channel_id != channel.id:
+        raise _not_open(creating=before is None, private_channels=private_channels)
+    creator = user_store.find_user(conn, hook.creator_id)
+    return left_channel_reason(creator.username if creator else hook.creator_id, channel.name)
 
 
 def _conflict(error_id: str) -> BadRequest:
@@ -263,8 +333,13 @@ async def create_hook(rt: Runtime, actor: User, data: HookInput) -> OutgoingHook
             extended_payload=bool(data.extended_payload),
             trigger_on_bot_posts=bool(data.trigger_on_bot_posts),
         )
-        _check_channel_and_triggers(conn, actor, hook, creating=True)
+        channel = _check_channel_and_triggers(
+            conn, actor, hook, before=None, private_channels=settings.private_channels
+        )
         version, creator_active = _lock_for_change(conn, hook)
+        _stopped_reason(
+            conn, hook, channel, before=None, private_channels=settings.private_channels
+        )
         _check_conflicts_and_validate(conn, hook, CREATE_CONFLICT)
         try:
             store.insert_hook(conn, hook)
@@ -385,8 +460,14 @@ async def update_hook(rt: Runtime, actor: User, hook_id: str, data: HookInput) -
                 "api.webhook.team_mismatch.app_error", "Unable to update webhook across teams."
             )
         updated = _merged(hook, data, now)
-        _check_channel_and_triggers(conn, actor, updated, creating=False)
+        channel = _check_channel_and_triggers(
+            conn, actor, updated, before=hook, private_channels=settings.private_channels
+        )
         version, creator_active = _lock_for_change(conn, hook)
+        stopped = _stopped_reason(
+            conn, updated, channel, before=hook, private_channels=settings.private_channels
+        )
+        updated = replace(updated, stopped_reason=stopped)
         _check_conflicts_and_validate(conn, updated, UPDATE_CONFLICT)
         try:
             store.save_hook(conn, updated, before=hook)
@@ -449,3 +530,47 @@ async def set_hook_enabled(
             update_at=max(now, hook.update_at + 1),
         ),
     )
+
+
+WATCHERS_SHOWN = 20
+
+
+@dataclass(frozen=True, slots=True)
+class Watchers:
+    """The hooks that receive a channel's posts, as its members are told of them."""
+
+    names: tuple[str, ...]
+    more: bool  # more than ``names`` hold
+
+
+async def list_watching_hooks(rt: Runtime, actor: User, channel_id: str) -> Watchers:
+    """The display names of the outgoing hooks a post in the channel fires now, for the
+    channel's members only (anyone else, even one who may read it, is told of none).
+
+    Members of a private channel should know that what they write there leaves the server; a
+    public channel's members see its hooks and the team's trigger-word hooks. Names only: no
+    URL, token or owner. At most :data:`WATCHERS_SHOWN`.
+    """
+    webhooks = server_config.webhook_settings(await rt.config())
+    if not webhooks.enabled or not is_valid_id(channel_id):
+        return Watchers((), False)
+
+    def work(conn: Connection) -> list[str]:
+        access = team_store.find_channel_access(conn, channel_id, actor.id)
+        if access is None or access.member is None or access.channel.delete_at:
+            return []
+        channel = access.channel
+        if not channel.team_id or not channel_watchable(
+            channel.type, private_channels=webhooks.private_channels
+        ):
+            return []
+        return store.list_watching_hook_names(
+            conn,
+            channel.team_id,
+            channel.id,
+            team_wide=channel.type == ChannelType.PUBLIC,
+            limit=WATCHERS_SHOWN + 1,
+        )
+
+    names = [name or "Outgoing webhook" for name in await rt.db.read(work)]
+    return Watchers(tuple(names[:WATCHERS_SHOWN]), len(names) > WATCHERS_SHOWN)

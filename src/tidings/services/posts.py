@@ -20,7 +20,7 @@ from tidings.domain.posts import (
     strip_reserved_props,
 )
 from tidings.domain.server_config import WebhookSettings
-from tidings.domain.teams import Channel, ChannelType, Team
+from tidings.domain.teams import Channel, Team
 from tidings.domain.users import User
 from tidings.domain.wire import post_json, post_list_json, posted_event_data
 from tidings.errors import BadRequest, NotFound, permission_error
@@ -36,7 +36,7 @@ from tidings.store.database import Connection
 from tidings.store.outbox import enqueue
 from tidings.store.teams import ChannelAccess
 from tidings.webhooks import response_urls
-from tidings.webhooks.matching import HookIndex, Match
+from tidings.webhooks.matching import HookIndex, Match, channel_watchable, match_post
 from tidings.webhooks.payloads import build_payload_fields, encode_body
 from tidings.webhooks.response_urls import new_response_secret, response_url, secret_digest
 
@@ -61,24 +61,42 @@ def _check_props(props: dict[str, Any]) -> None:
 def hooks_fire_in(settings: WebhookSettings, access: ChannelAccess) -> bool:
     """Whether a post in this channel may fire outgoing hooks at all: the one gate a user's
     post (:func:`create_post`) and a webhook's reply (``services/chains.py``) both pass. Hooks
-    on, a team's channel, public (Mattermost's rule)."""
-    return settings.enabled and access.has_team and access.channel.type == ChannelType.PUBLIC
+    on, a team's channel, public (Mattermost's rule) or private when the System Console lets
+    hooks watch private channels."""
+    return (
+        settings.enabled
+        and access.has_team
+        and channel_watchable(access.channel.type, private_channels=settings.private_channels)
+    )
 
 
 def matching_hooks(
-    index: HookIndex, channel: Channel, message: str, *, bot_post: bool = False
+    index: HookIndex,
+    channel: Channel,
+    message: str,
+    settings: WebhookSettings,
+    *,
+    bot_post: bool = False,
 ) -> list[Match]:
     """The hooks a post with ``message`` fires in ``channel`` (past :func:`hooks_fire_in`), for
     a user's post and a webhook's reply (``bot_post``: only hooks with ``trigger_on_bot_posts``)
-    alike, so a rule added here holds for both."""
-    return index.match(channel.id, message, bot_post=bot_post)
+    alike, so a rule added here holds for both: a private channel fires only its own hooks."""
+    return match_post(
+        index,
+        channel.id,
+        channel.type,
+        message,
+        private_channels=settings.private_channels,
+        bot_post=bot_post,
+    )
 
 
 def hook_index(rt: Runtime, conn: Connection, team_id: str, version: int) -> tuple[HookIndex, bool]:
     """(the team's match index, whether it was rebuilt): rebuilt, inside the caller's unit, only
-    when one of its hooks or a hook creator's activity changed (``version``); a deactivated
-    creator's hooks are left out. The unit may run on a database thread, so a rebuilt index is
-    kept by the caller afterwards, on the event loop (:func:`keep_index`)."""
+    when one of its hooks, a hook creator's activity or a private channel's hook creator's
+    membership changed (``version``); a deactivated creator's hooks and stopped hooks are left
+    out. The unit may run on a database thread, so a rebuilt index is kept by the caller
+    afterwards, on the event loop (:func:`keep_index`)."""
     cached = rt.hook_indexes.get(team_id)
     if cached is not None and cached[0] == version:
         index: HookIndex = cached[1]
@@ -268,7 +286,7 @@ async def create_post(
             index, fresh = hook_index(rt, conn, channel.team_id, access.hooks_version)
             if fresh:
                 rebuilt = (channel.team_id, access.hooks_version, index)
-            matches = matching_hooks(index, channel, message)
+            matches = matching_hooks(index, channel, message, hook_settings)
             team = access.team if matches else None
             if team is not None:
                 new = deliveries_for(

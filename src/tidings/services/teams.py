@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from tidings.domain import permissions as perm
+from tidings.domain.hooks import left_channel_reason
 from tidings.domain.teams import (
     DEFAULT_CHANNELS,
     Channel,
@@ -28,6 +29,7 @@ from tidings.errors import AppError, BadRequest, Conflict, Forbidden, NotFound, 
 from tidings.events import Event
 from tidings.ids import is_valid_id, new_id
 from tidings.services.runtime import Runtime
+from tidings.store import hooks as hook_store
 from tidings.store import teams as store
 from tidings.store import users as user_store
 from tidings.store.database import Connection, IntegrityError
@@ -532,6 +534,7 @@ async def add_channel_member(
 ) -> ChannelMember:
     """Join a public channel yourself, or add a teammate to a channel you belong to (a team
     admin to any channel of the team)."""
+    now = rt.clock.now_ms()
 
     def work(conn: Connection) -> tuple[ChannelMember, list[str], str]:
         """(the membership, the channel's members to tell or [], the channel's team)."""
@@ -550,7 +553,7 @@ async def add_channel_member(
                 raise permission_error(actor.id, "join_public_channels")
         elif not perm.can_manage_channel_members(actor, channel, team_member, member):
             raise permission_error(actor.id, "manage_public_channel_members")
-        return (*_join_channel(conn, channel, user_id), channel.team_id)
+        return (*_join_channel(conn, channel, user_id, now), channel.team_id)
 
     try:
         new_member, member_ids, team_id = await rt.db.write(work)
@@ -571,9 +574,12 @@ async def add_channel_member(
 
 
 def _join_channel(
-    conn: Connection, channel: Channel, user_id: str
+    conn: Connection, channel: Channel, user_id: str, now: int
 ) -> tuple[ChannelMember, list[str]]:
-    """(the membership, the channel's members to tell, or [] when it already existed)."""
+    """(the membership, the channel's members to tell, or [] when it already existed).
+
+    Joining a private channel resumes the hooks the user owns there, which their leaving
+    stopped (:func:`_leave_channel`)."""
     target_team_member = (
         store.find_team_member(conn, channel.team_id, user_id) if is_valid_id(user_id) else None
     )
@@ -586,7 +592,34 @@ def _join_channel(
         return existing, []
     new_member = ChannelMember(channel.id, user_id, "channel_user")
     store.insert_channel_member(conn, new_member)
+    if channel.type == ChannelType.PRIVATE and hook_store.resume_creator_channel_hooks(
+        conn, channel.id, user_id, now
+    ):
+        # Their hooks watching the channel fire again: every process's index is rebuilt.
+        store.bump_hooks_version(conn, channel.team_id)
     return new_member, store.channel_member_ids(conn, channel.id)
+
+
+def _leave_channel(conn: Connection, channel: Channel, user_id: str, now: int) -> None:
+    """Take ``user_id`` out of ``channel``; in a private channel, in the same transaction,
+    stop the hooks they own that watch it (saying why) and mark the team's match index stale.
+
+    The locks come in the order hook changes take them (their hook rows, then the team's row),
+    and the team's row before the hooks are read for stopping: a hook the user is creating in
+    the channel meanwhile either commits first, and is stopped here, or waits, and finds them
+    gone (``services.hooks``).
+    """
+    private = channel.type == ChannelType.PRIVATE and bool(channel.team_id)
+    if private:
+        hook_store.hold_creator_channel_hooks(conn, channel.id, user_id)
+    store.delete_channel_member(conn, channel.id, user_id)
+    if not private:
+        return
+    store.hold_team(conn, channel.team_id)
+    user = user_store.find_user(conn, user_id)
+    reason = left_channel_reason(user.username if user else user_id, channel.name)
+    if hook_store.stop_creator_channel_hooks(conn, channel.id, user_id, reason, now):
+        store.bump_hooks_version(conn, channel.team_id)
 
 
 def _may_see_members(
@@ -600,6 +633,10 @@ def _may_see_members(
 
 
 async def remove_channel_member(rt: Runtime, actor: User, channel_id: str, user_id: str) -> None:
+    """Leave a channel, or remove someone from it; leaving a private channel stops the hooks
+    the user owns there (:func:`_leave_channel`)."""
+    now = rt.clock.now_ms()
+
     def work(conn: Connection) -> None:
         channel, team_member, member = _load_channel(conn, actor, channel_id)
         if not _may_see_members(actor, channel, team_member, member):
@@ -617,7 +654,7 @@ async def remove_channel_member(rt: Runtime, actor: User, channel_id: str, user_
                 "api.channel.remove.default.app_error",
                 "Unable to remove user from the default channel.",
             )
-        store.delete_channel_member(conn, channel.id, user_id)
+        _leave_channel(conn, channel, user_id, now)
 
     await rt.db.write(work)
 

@@ -13,12 +13,20 @@ from hashlib import blake2b
 from itertools import islice
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import and_, bindparam, delete, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from tidings.domain.hooks import OutgoingHook, conflict_key_count, conflict_keys
-from tidings.store.schema import hook_conflict_keys, outgoing_hooks, users, wide_hooks
+from tidings.domain.teams import ChannelType
+from tidings.store.schema import (
+    channel_members,
+    channels,
+    hook_conflict_keys,
+    outgoing_hooks,
+    users,
+    wide_hooks,
+)
 
 # Up to this many (word, URL) pairs a hook's conflicts are found by its keys. Real hooks have a
 # handful; a valid hook may have 511 × 113, which as rows would make one request write megabytes.
@@ -284,22 +292,117 @@ def list_hooks(
     return [_hook(r) for r in (conn.execute(query)).all()]
 
 
-def list_matchable_hooks(conn: Connection, team_id: str) -> list[OutgoingHook]:
-    """The team's live hooks whose creator is an active account: the ones a post may fire.
+# The hooks a post may fire: live, not stopped, their creator active and, for a private
+# channel's hook, still a member of it. Membership is checked here too, not only through
+# ``stopped_reason``: an index rebuilt from this never holds a hook whose creator has left,
+# whatever raced with the leaving.
+_MATCHABLE_FROM = (
+    outgoing_hooks.join(users, users.c.id == outgoing_hooks.c.creator_id)
+    .outerjoin(channels, channels.c.id == outgoing_hooks.c.channel_id)
+    .outerjoin(
+        channel_members,
+        and_(
+            channel_members.c.channel_id == outgoing_hooks.c.channel_id,
+            channel_members.c.user_id == outgoing_hooks.c.creator_id,
+        ),
+    )
+)
+_MATCHABLE_WHERE = (
+    outgoing_hooks.c.delete_at == 0,
+    outgoing_hooks.c.stopped_reason == "",
+    users.c.delete_at == 0,
+    or_(
+        outgoing_hooks.c.channel_id == "",
+        channels.c.type != ChannelType.PRIVATE.value,
+        channel_members.c.user_id.is_not(None),
+    ),
+)
 
-    A deactivated owner's hooks stay stored (and fire again on reactivation) but match nothing.
+
+def list_matchable_hooks(conn: Connection, team_id: str) -> list[OutgoingHook]:
+    """The team's hooks a post may fire: live, not stopped, their creator an active account
+    and, in a private channel, a member of it.
+
+    A deactivated owner's hooks stay stored (and fire again on reactivation) but match nothing;
+    so do a private channel's hooks whose creator left (until they rejoin).
     """
     query = (
         select(outgoing_hooks)
-        .select_from(outgoing_hooks.join(users, users.c.id == outgoing_hooks.c.creator_id))
-        .where(
-            outgoing_hooks.c.team_id == team_id,
-            outgoing_hooks.c.delete_at == 0,
-            users.c.delete_at == 0,
-        )
+        .select_from(_MATCHABLE_FROM)
+        .where(outgoing_hooks.c.team_id == team_id, *_MATCHABLE_WHERE)
         .order_by(outgoing_hooks.c.create_at, outgoing_hooks.c.id)
     )
     return [_hook(r) for r in (conn.execute(query)).all()]
+
+
+def list_watching_hook_names(
+    conn: Connection, team_id: str, channel_id: str, *, team_wide: bool, limit: int
+) -> list[str]:
+    """The display names of the enabled hooks among :func:`list_matchable_hooks` that watch
+    ``channel_id`` (and, with ``team_wide``, the team's hooks that name no channel), oldest
+    first, at most ``limit``."""
+    scopes = [channel_id, ""] if team_wide else [channel_id]
+    query = (
+        select(outgoing_hooks.c.display_name)
+        .select_from(_MATCHABLE_FROM)
+        .where(
+            outgoing_hooks.c.team_id == team_id,
+            outgoing_hooks.c.channel_id.in_(scopes),
+            outgoing_hooks.c.enabled.is_(True),
+            *_MATCHABLE_WHERE,
+        )
+        .order_by(outgoing_hooks.c.create_at, outgoing_hooks.c.id)
+        .limit(limit)
+    )
+    return [r.display_name for r in conn.execute(query)]
+
+
+def _creator_channel_hooks(channel_id: str, creator_id: str) -> tuple[Any, ...]:
+    return (
+        outgoing_hooks.c.channel_id == channel_id,
+        outgoing_hooks.c.creator_id == creator_id,
+        outgoing_hooks.c.delete_at == 0,
+    )
+
+
+def hold_creator_channel_hooks(conn: Connection, channel_id: str, creator_id: str) -> None:
+    """Lock (PostgreSQL) the live hooks ``creator_id`` owns in a channel before a membership
+    change takes the team's row: hook rows before the team's, the order hook changes take
+    them in (``services.hooks``), so the two never deadlock."""
+    conn.execute(
+        select(outgoing_hooks.c.id)
+        .where(*_creator_channel_hooks(channel_id, creator_id))
+        .with_for_update()
+    ).all()
+
+
+def stop_creator_channel_hooks(
+    conn: Connection, channel_id: str, creator_id: str, reason: str, now_ms: int
+) -> int:
+    """Stop the running live hooks ``creator_id`` owns in a channel, saying ``reason``; how
+    many were stopped."""
+    result = conn.execute(
+        update(outgoing_hooks)
+        .where(
+            *_creator_channel_hooks(channel_id, creator_id), outgoing_hooks.c.stopped_reason == ""
+        )
+        .values(stopped_reason=reason[:255], update_at=now_ms)
+    )
+    return int(result.rowcount)
+
+
+def resume_creator_channel_hooks(
+    conn: Connection, channel_id: str, creator_id: str, now_ms: int
+) -> int:
+    """Clear the stop of the live hooks ``creator_id`` owns in a channel; how many resumed."""
+    result = conn.execute(
+        update(outgoing_hooks)
+        .where(
+            *_creator_channel_hooks(channel_id, creator_id), outgoing_hooks.c.stopped_reason != ""
+        )
+        .values(stopped_reason="", update_at=now_ms)
+    )
+    return int(result.rowcount)
 
 
 def list_creator_team_ids(conn: Connection, creator_id: str) -> list[str]:

@@ -509,3 +509,10 @@ def next_hooks_version(conn: Connection, team_id: str) -> int | None:
     """
     value = conn.execute(_NEXT_HOOKS_VERSION, {"b_id": team_id}).scalar()
     return int(value) if value is not None else None
+
+
+def hold_team(conn: Connection, team_id: str) -> None:
+    """Lock the team's row (PostgreSQL) as :func:`next_hooks_version` does, without marking the
+    team's match index stale: a membership change that may stop hooks takes it before reading
+    which hooks to stop, so a hook created meanwhile is either seen or sees the change."""
+    conn.execute(select(teams.c.id).where(teams.c.id == team_id).with_for_update()).all()

@@ -18,6 +18,7 @@ from starlette.responses import HTMLResponse, Response
 from tidings.domain.teams import Channel, Team
 from tidings.domain.users import User
 from tidings.errors import AppError
+from tidings.services import hooks as hook_service
 from tidings.services import posts as post_service
 from tidings.services import teams as team_service
 from tidings.services import users as user_service
@@ -99,8 +100,10 @@ async def _channel_page(
         thread = await _thread(request, me, thread_id)
         if not thread or thread[0].channel_id != channel.id:
             thread = []
+    watchers = hook_service.Watchers((), False)
     if member:
         await team_service.view_channel(rt, me, channel.id)
+        watchers = await hook_service.list_watching_hooks(rt, me, channel.id)
     sidebar = await build_sidebar(rt, me, team, channel.id)
     return await page(
         request,
@@ -118,6 +121,7 @@ async def _channel_page(
         error=error,
         draft=draft,
         member=member,
+        watchers=watchers,
     )
 
 

@@ -1,8 +1,9 @@
 """Integrations → Outgoing Webhooks: list, add, edit, regenerate the token, delete, ping,
 re-enable, and the delivery log with redeliver.
 
-The form follows the seed's "Set Up an Outgoing Webhook": a channel dropdown (public channels
-only), comma-separated trigger words, the trigger mode, callback URLs one per line, plus content
+The form follows the seed's "Set Up an Outgoing Webhook": a channel dropdown (public channels,
+and with ``EnableOutgoingWebhooksInPrivateChannels`` the private ones the visitor belongs to),
+comma-separated trigger words, the trigger mode, callback URLs one per line, plus content
 type, display name, description, username and icon. The service validates; its ``AppError``
 messages are shown beside the field they concern. The list only ever holds hooks the viewer
 may manage (their own, or every hook for team and system admins), so it shows their tokens
@@ -19,7 +20,7 @@ from starlette.responses import Response
 
 from tidings.domain import server_config
 from tidings.domain.hooks import FORM_CONTENT_TYPE, JSON_CONTENT_TYPE, OutgoingHook
-from tidings.domain.teams import Team
+from tidings.domain.teams import Channel, ChannelType, Team
 from tidings.errors import AppError, BadRequest, FeatureDisabled, NotFound
 from tidings.services import deliveries as delivery_service
 from tidings.services import hooks as hook_service
@@ -97,8 +98,25 @@ FIELDS = (
 @dataclass(frozen=True, slots=True)
 class HookRow:
     hook: OutgoingHook
-    channel: str
+    channel: str  # "# Name", "🔒 Name", "" for a team-wide hook
     creator: str
+
+
+async def _hook_channels(request: Request, session: Session, team: Team) -> list[Channel]:
+    """The team's public channels, then the private ones the visitor belongs to."""
+    rt = runtime(request)
+    public = await team_service.list_public_channels(rt, session.user, team.id, 0, 200)
+    mine = await team_service.list_my_channels(rt, session.user, team.id)
+    return public + [c for c in mine if c.type == ChannelType.PRIVATE]
+
+
+def _channel_label(hook: OutgoingHook, channels: dict[str, Channel]) -> str:
+    if not hook.channel_id:
+        return ""
+    channel = channels.get(hook.channel_id)
+    if channel is None:
+        return "A channel you are not in"
+    return ("🔒 " if channel.type == ChannelType.PRIVATE else "# ") + channel.display_name
 
 
 def hook_input(form: Form, team_id: str) -> HookInput:
@@ -190,10 +208,7 @@ async def hook_list(request: Request, team_name: str) -> Response:
         hooks = await hook_service.list_hooks(rt, session.user, team_id=team.id, per_page=200)
     except FeatureDisabled as error:
         disabled = error.message
-    channels = {
-        c.id: c.display_name
-        for c in await team_service.list_public_channels(rt, session.user, team.id, 0, 200)
-    }
+    channels = {c.id: c for c in await _hook_channels(request, session, team)}
     creator_ids = sorted({h.creator_id for h in hooks})
     creators = {
         u.id: u.username
@@ -203,9 +218,7 @@ async def hook_list(request: Request, team_name: str) -> Response:
             else []
         )
     }
-    rows = [
-        HookRow(h, channels.get(h.channel_id, ""), creators.get(h.creator_id, "")) for h in hooks
-    ]
+    rows = [HookRow(h, _channel_label(h, channels), creators.get(h.creator_id, "")) for h in hooks]
     query = request.query_params
     return await page(
         request,
@@ -230,9 +243,18 @@ async def _form_page(
 ) -> Response:
     rt = runtime(request)
     team, sidebar = await _frame(request, session, team_name)
-    channels = await team_service.list_public_channels(rt, session.user, team.id, 0, 200)
+    webhooks = server_config.webhook_settings(await rt.config())
+    channels = await _hook_channels(request, session, team)
+    if not webhooks.private_channels:
+        # A hook that already watches a private channel keeps it listed, so saving the form
+        # does not move it (the service refuses the save while the switch is off).
+        channels = [
+            c
+            for c in channels
+            if c.type == ChannelType.PUBLIC or (hook is not None and c.id == hook.channel_id)
+        ]
     field = error_field(error) if error else ""
-    default_timeout = server_config.webhook_settings(await rt.config()).timeout_seconds
+    default_timeout = webhooks.timeout_seconds
     return await page(
         request,
         "hook_form.html",
@@ -244,6 +266,7 @@ async def _form_page(
         channels=channels,
         content_types=CONTENT_TYPES,
         default_timeout=default_timeout,
+        private_channels=webhooks.private_channels,
         error=error.message if error else "",
         error_field=field,
     )

@@ -309,6 +309,9 @@ def not_sendable(hook: OutgoingHook | None, creator: User | None) -> str:
         return "the hook is disabled"
     if creator is not None and creator.delete_at:
         return "the hook's owner is deactivated"
+    if hook.stopped_reason:
+        # Queued while its creator was in the private channel it watches; they have left it.
+        return f"the hook is stopped ({hook.stopped_reason})"
     return ""
 
 

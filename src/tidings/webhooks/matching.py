@@ -6,6 +6,14 @@ with", and a channel hook without trigger words fires on every post in its chann
 divergence (spec §2): each match carries the trigger word of *its own* hook, where Mattermost
 hands the last match's word to every payload.
 
+Which channels hooks may fire in at all is decided here too, in one place (:func:`match_post`,
+whose cheap half is :func:`channel_watchable`), for users' posts and webhook replies alike: a
+public channel fires its own hooks and the team-wide ones; a private channel, only while the
+System Console allows it (``EnableOutgoingWebhooksInPrivateChannels``), fires only the hooks
+that name it (a team-wide trigger word never reaches into a private channel); DMs and group
+channels fire nothing. That a private channel's hook fires only while its creator is a member
+is the store's part: such a hook is *stopped* (``stopped_reason``) and left out of the index.
+
 A team may hold thousands of hooks, so :class:`HookIndex` answers a post with dictionary
 look-ups instead of a scan: cost grows with the length of the first word and the number of
 matches, not with the number of hooks.
@@ -22,6 +30,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from tidings.domain.hooks import OutgoingHook
+from tidings.domain.teams import ChannelType
 
 TRIGGER_WHEN_EQUALS = 0
 TRIGGER_WHEN_STARTS_WITH = 1
@@ -52,7 +61,8 @@ class Match:
 
 
 def _is_live(hook: OutgoingHook) -> bool:
-    return hook.enabled and hook.delete_at == 0
+    """Enabled, not deleted, and not stopped (a private channel's hook whose creator left)."""
+    return hook.enabled and hook.delete_at == 0 and not hook.stopped_reason
 
 
 # A hook's entries in the index: the channel of a channel hook without words, its (scope, word)
@@ -217,16 +227,24 @@ class HookIndex:
             bot_hooks,
         )
 
-    def match(self, channel_id: str, message: str, *, bot_post: bool = False) -> list[Match]:
-        """The hooks a post in ``channel_id`` with ``message`` fires, in build order, once each.
+    def match(
+        self, channel_id: str, message: str, *, team_wide: bool = True, bot_post: bool = False
+    ) -> list[Match]:
+        """The hooks a post in ``channel_id`` with ``message`` fires, in build order, once each;
+        without ``team_wide``, only the hooks that name the channel (a private channel's post).
+        A ``bot_post`` (a webhook's reply) fires only the hooks that opted in to such posts; the
+        rules are otherwise the same.
 
-        A ``bot_post`` (a webhook's reply) fires only the hooks that opted in to such posts;
-        the rules are otherwise the same.
+        Says nothing about whether the channel may fire hooks at all: :func:`match_post` does.
         """
         if bot_post:
             if not self._bot_hooks:
                 return []
-            return [m for m in self.match(channel_id, message) if m.hook.trigger_on_bot_posts]
+            return [
+                m
+                for m in self.match(channel_id, message, team_wide=team_wide)
+                if m.hook.trigger_on_bot_posts
+            ]
         # rank -> (position of the word in the hook's list, the word, the hook); the lowest
         # position wins
         found: dict[_Rank, tuple[int, str, OutgoingHook]] = {}
@@ -234,7 +252,7 @@ class HookIndex:
             found[rank] = (-1, "", hook)
         word = first_word(message)
         if word:
-            for scope in (channel_id, ""):
+            for scope in (channel_id, "") if team_wide else (channel_id,):
                 for rank, hook in self._equals.get((scope, word), ()):
                     found.setdefault(rank, (0, word, hook))
                 self._collect_prefixes(scope, word, found)
@@ -252,6 +270,38 @@ class HookIndex:
                 earlier = found.get(rank)
                 if earlier is None or position < earlier[0]:
                     found[rank] = (position, prefix, hook)
+
+
+def channel_watchable(channel_type: ChannelType, *, private_channels: bool) -> bool:
+    """Whether a post in a channel of this type may fire any hook: the check made before the
+    team's index is even looked at. ``private_channels`` is the System Console's
+    ``EnableOutgoingWebhooksInPrivateChannels``."""
+    return channel_type == ChannelType.PUBLIC or (
+        channel_type == ChannelType.PRIVATE and private_channels
+    )
+
+
+def match_post(
+    index: HookIndex,
+    channel_id: str,
+    channel_type: ChannelType,
+    message: str,
+    *,
+    private_channels: bool,
+    bot_post: bool = False,
+) -> list[Match]:
+    """The hooks a post fires, with the channel rules applied: the one gate every path that
+    fires hooks goes through (users' posts; webhook replies that may trigger other hooks).
+
+    A public channel: its hooks and the team's trigger-word hooks. A private channel, when
+    ``private_channels`` allows: only its own hooks (the index holds them only while their
+    creators are members). Anything else: none.
+    """
+    if not channel_watchable(channel_type, private_channels=private_channels):
+        return []
+    return index.match(
+        channel_id, message, team_wide=channel_type == ChannelType.PUBLIC, bot_post=bot_post
+    )
 
 
 class _Change:

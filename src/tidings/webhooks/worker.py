@@ -21,7 +21,7 @@ backlog instead of holding a sender; a key may have only so many waiting, the re
 the queue, and while its backlog is full, claims pass the whole destination, owner or team
 over. So a hanging receiver holds only its own slots, one user's or one team's many hanging
 receivers only their share, and never the pool or the claims. A delivery its hook can no
-longer make (hook deleted or disabled, owner deactivated) is answered before any slot.
+longer make (hook deleted, disabled or stopped, owner deactivated) is answered before any slot.
 
 Imports ``tidings.webhooks.*``, ``tidings.store``, ``tidings.domain``, ``tidings.events`` and
 ``tidings.metrics``; the owner-notice callback and the reply chain (``services/chains.py``)

@@ -9,7 +9,7 @@ import pytest
 from tidings.domain.hooks import OutgoingHook
 from tidings.domain.teams import ChannelType
 from tidings.ids import new_id
-from tidings.webhooks.matching import HookIndex, Match, channel_watchable, first_word
+from tidings.webhooks.matching import HookIndex, Match, channel_watchable, first_word, match_post
 
 TEAM = new_id()
 CHANNEL = new_id()

@@ -53,7 +53,7 @@ def test_a_private_channel_hook_with_the_new_options(
     page.goto(f"/{team['name']}/integrations/outgoing_webhooks/add")
     page.get_by_label("Title").fill("Incident bot")
     page.get_by_label("Content type").select_option("application/json")
-    page.get_by_label("Channel", exact=True).select_option(label="War Room")
+    page.get_by_label("Channel", exact=True).select_option(value=secret["id"])
     page.get_by_label("Callback URLs").fill(receiver.url)
     page.get_by_label("Request timeout (seconds)").fill("5")
     page.get_by_label("Send the extended payload").check()

@@ -34,7 +34,13 @@ from tidings.store.database import Connection
 from tidings.store.outbox import insert_attempts, insert_reply_posts
 from tidings.store.responses import find_response_target, spend_response_use
 from tidings.webhooks.announcements import announce_posts
-from tidings.webhooks.replies import ReplyError, build_reply_posts, parse_reply, user_ids_in_reply
+from tidings.webhooks.replies import (
+    ReplyError,
+    build_reply_posts,
+    parse_reply,
+    reply_posts,
+    user_ids_in_reply,
+)
 from tidings.webhooks.response_urls import MAX_SECRET_CHARS, MAX_USES, secret_digest
 
 logger = logging.getLogger(__name__)
@@ -155,23 +161,13 @@ async def post_deferred_reply(
         raise _reply_error(error) from None
     if not specs:
         raise _nothing_to_post()
-    posts = [
-        Post(
-            id=new_id(),
-            create_at=now + i,
-            update_at=now + i,
-            edit_at=0,
-            delete_at=0,
-            user_id=hook.creator_id,
-            channel_id=target.channel_id,
-            root_id=spec.root_id,
-            message=spec.message,
-            type=spec.type,
-            props=spec.props,
-            webhook_depth=target.post_depth + 1,
-        )
-        for i, spec in enumerate(specs)
-    ]
+    posts = reply_posts(
+        specs,
+        creator_id=hook.creator_id,
+        channel_id=target.channel_id,
+        now_ms=now,
+        depth=target.post_depth + 1,
+    )
 
     def write(conn: Connection) -> tuple[int, Chained]:
         use = spend_response_use(

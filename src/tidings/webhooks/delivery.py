@@ -35,7 +35,13 @@ from tidings.ids import new_id
 from tidings.webhooks.client import HttpOutcome
 from tidings.webhooks.payloads import carries_token, with_token
 from tidings.webhooks.policy import Outcome, RetryPolicy, classify, next_delay_seconds
-from tidings.webhooks.replies import ReplyError, build_reply_posts, parse_reply, user_ids_in_reply
+from tidings.webhooks.replies import (
+    ReplyError,
+    build_reply_posts,
+    parse_reply,
+    reply_posts,
+    user_ids_in_reply,
+)
 from tidings.webhooks.signing import mask_secret_headers, signature_headers
 
 logger = logging.getLogger(__name__)
@@ -223,24 +229,13 @@ class Courier:
             )
         except ReplyError as error:
             return error
-        now = self._clock.now_ms()
-        return [
-            Post(
-                id=new_id(),
-                create_at=now + i,
-                update_at=now + i,
-                edit_at=0,
-                delete_at=0,
-                user_id=hook.creator_id,
-                channel_id=delivery.channel_id,
-                root_id=spec.root_id,
-                message=spec.message,
-                type=spec.type,
-                props=spec.props,
-                webhook_depth=delivery.post_depth + 1,
-            )
-            for i, spec in enumerate(specs)
-        ]
+        return reply_posts(
+            specs,
+            creator_id=hook.creator_id,
+            channel_id=delivery.channel_id,
+            now_ms=self._clock.now_ms(),
+            depth=delivery.post_depth + 1,
+        )
 
     def _verdict(
         self,

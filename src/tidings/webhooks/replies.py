@@ -26,6 +26,7 @@ from tidings.domain.hooks import OutgoingHook
 from tidings.domain.posts import MAX_MESSAGE_RUNES, MAX_USER_PROPS_RUNES, Post, strip_reserved_props
 from tidings.domain.storable import storable_text
 from tidings.domain.values import value_object
+from tidings.ids import new_id
 from tidings.webhooks.slack import (
     convert_attachment_links,
     convert_message_links,
@@ -162,6 +163,31 @@ class ReplyPostSpec:
     root_id: str
     props: dict[str, Any]
     priority: ReplyPriority | None = None
+
+
+def reply_posts(
+    specs: list[ReplyPostSpec], *, creator_id: str, channel_id: str, now_ms: int, depth: int
+) -> list[Post]:
+    """The posts of a reply's specs, as its hook's creator, a millisecond apart so they keep
+    their order, ``depth`` deep in a chain of bots: the worker's direct replies and the deferred
+    ones through ``response_url`` are made the same way."""
+    return [
+        Post(
+            id=new_id(),
+            create_at=now_ms + i,
+            update_at=now_ms + i,
+            edit_at=0,
+            delete_at=0,
+            user_id=creator_id,
+            channel_id=channel_id,
+            root_id=spec.root_id,
+            message=spec.message,
+            type=spec.type,
+            props=spec.props,
+            webhook_depth=depth,
+        )
+        for i, spec in enumerate(specs)
+    ]
 
 
 # --- decoding -----------------------------------------------------------------------------

@@ -106,7 +106,8 @@ def attempt_rows(server: ServerThread, delivery_id: str) -> list[dict[str, Any]]
         query = (
             select(delivery_attempts)
             .where(delivery_attempts.c.delivery_id == delivery_id)
-            .order_by(delivery_attempts.c.number)
+            # A redelivery starts a new chain at number 1: time first, as the log lists them.
+            .order_by(delivery_attempts.c.started_at, delivery_attempts.c.number)
         )
         return await server.runtime.db.read(
             lambda conn: [dict(row._mapping) for row in conn.execute(query).all()]

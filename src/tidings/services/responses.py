@@ -41,7 +41,7 @@ from tidings.webhooks.replies import (
     reply_posts,
     user_ids_in_reply,
 )
-from tidings.webhooks.response_urls import MAX_SECRET_CHARS, MAX_USES, secret_digest
+from tidings.webhooks.response_urls import MAX_SECRET_CHARS, MAX_USES, expires_at, secret_digest
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def _gone_reason(
         return "belongs to a disabled hook"
     if creator is None or creator.delete_at:
         return "belongs to a hook whose owner is deactivated"
-    if now_ms > target.create_at + minutes * 60_000:
+    if now_ms > expires_at(target.create_at, minutes):
         return f"has expired ({minutes} minutes after the delivery)"
     if target.response_uses >= MAX_USES:
         return f"has been used {MAX_USES} times"

@@ -71,6 +71,13 @@ def make_hook(api: Api, team: dict[str, Any], urls: list[str], **fields: Any) ->
     return api.post("/hooks/outgoing", body, expect=201)  # type: ignore[no-any-return]
 
 
+def channel_hook(scene: Scene, receiver: Any, **fields: Any) -> dict[str, Any]:
+    """A hook of the scene's owner watching the scene's channel, sending to ``receiver``."""
+    return make_hook(
+        scene.owner, scene.team, [receiver.url], channel_id=scene.channel["id"], **fields
+    )
+
+
 def send(api: Api, channel: dict[str, Any], message: str, **fields: Any) -> dict[str, Any]:
     body = {"channel_id": channel["id"], "message": message, **fields}
     return api.post("/posts", body, expect=201)  # type: ignore[no-any-return]

@@ -5,17 +5,14 @@ props claim."""
 
 import json
 import time
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from hooks_support import (
-    NO_RETRIES,
     Scene,
+    channel_hook,
     delivery_rows,
     finished_deliveries,
     form,
-    make_hook,
     send,
     service_settings,
     wait_webhook_posts,
@@ -26,16 +23,10 @@ from sqlalchemy import select
 from support import Api, Receiver, ServerThread, running_receiver, wait_until
 from tidings.store.schema import posts
 
-pytestmark = pytest.mark.db
+pytestmark = [pytest.mark.db, pytest.mark.usefixtures("no_retries")]
 
 QUIET_SECONDS = 1.5
 """How long a test waits for what must not happen (a delivery goes out in milliseconds)."""
-
-
-@pytest.fixture(autouse=True)
-def no_retries(webhooks_on: Api) -> Iterator[None]:
-    with service_settings(webhooks_on, OutgoingWebhookRetryScheduleSeconds=NO_RETRIES):
-        yield
 
 
 def post_depths(server: ServerThread, channel_id: str) -> dict[str, int]:
@@ -48,12 +39,6 @@ def post_depths(server: ServerThread, channel_id: str) -> dict[str, int]:
         )
 
     return server.run(read())
-
-
-def channel_hook(scene: Scene, receiver: Receiver, **fields: Any) -> dict[str, Any]:
-    return make_hook(
-        scene.owner, scene.team, [receiver.url], channel_id=scene.channel["id"], **fields
-    )
 
 
 def test_a_reply_fires_only_the_hooks_that_opted_in(scene: Scene, server: ServerThread) -> None:

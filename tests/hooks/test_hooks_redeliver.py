@@ -7,13 +7,11 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hooks_support import (
-    NO_RETRIES,
     Scene,
     attempt_rows,
     delivery_rows,
@@ -28,16 +26,9 @@ from support import Api, Factory, Receiver, ServerThread, wait_until
 from tidings.services import deliveries as delivery_service
 from tidings.store import hooks as hook_store
 
-pytestmark = pytest.mark.db
+pytestmark = [pytest.mark.db, pytest.mark.usefixtures("no_retries")]
 
 TIDINGS = Path(sys.executable).parent / "tidings"
-
-
-@pytest.fixture(autouse=True)
-def no_retries(webhooks_on: Api) -> Iterator[None]:
-    """A failure is final at once, so the log holds failed deliveries to recover."""
-    with service_settings(webhooks_on, OutgoingWebhookRetryScheduleSeconds=NO_RETRIES):
-        yield
 
 
 def deliver(server: ServerThread, scene: Scene, message: str, status: str) -> dict[str, Any]:

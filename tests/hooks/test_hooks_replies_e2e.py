@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 from hooks_support import (
-    NO_RETRIES,
     Scene,
     attempt_rows,
+    channel_hook,
     channel_posts,
     finished_deliveries,
     form,
@@ -22,25 +22,13 @@ from websockets.sync.client import connect
 
 from support import Api, Receiver, ServerThread, running_receiver
 
-pytestmark = pytest.mark.db
+pytestmark = [pytest.mark.db, pytest.mark.usefixtures("no_retries")]
 
 MAX_RUNES = 16_383
 
 
-@pytest.fixture(autouse=True)
-def no_retries(webhooks_on: Api) -> Iterator[None]:
-    with service_settings(webhooks_on, OutgoingWebhookRetryScheduleSeconds=NO_RETRIES):
-        yield
-
-
 def overrides(admin: Api, on: bool) -> Any:
     return service_settings(admin, EnablePostUsernameOverride=on, EnablePostIconOverride=on)
-
-
-def channel_hook(scene: Scene, receiver: Receiver, **fields: Any) -> dict[str, Any]:
-    return make_hook(
-        scene.owner, scene.team, [receiver.url], channel_id=scene.channel["id"], **fields
-    )
 
 
 def answer_to(scene: Scene, receiver: Receiver, reply: Any, message: str = "go") -> dict[str, Any]:

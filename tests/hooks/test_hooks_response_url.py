@@ -5,14 +5,12 @@ to end with real receivers: the body's four keys, replies posted later, and ever
 import json
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
 
 import httpx
 import pytest
 from hooks_support import (
-    NO_RETRIES,
     Scene,
     channel_posts,
     delivery_rows,
@@ -29,15 +27,9 @@ from support import Api, Receiver, ServerThread, running_receiver
 from tidings.store.schema import deliveries, posts
 from tidings.webhooks.response_urls import secret_digest
 
-pytestmark = pytest.mark.db
+pytestmark = [pytest.mark.db, pytest.mark.usefixtures("no_retries")]
 
 DAY_MS = 24 * 3600 * 1000
-
-
-@pytest.fixture(autouse=True)
-def no_retries(webhooks_on: Api) -> Iterator[None]:
-    with service_settings(webhooks_on, OutgoingWebhookRetryScheduleSeconds=NO_RETRIES):
-        yield
 
 
 def extended_hook(scene: Scene, receiver: Receiver, **fields: Any) -> dict[str, Any]:

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 
 import pytest
 from hooks_support import (
-    NO_RETRIES,
     Scene,
     attempt_rows,
     delivery_rows,
@@ -20,13 +19,7 @@ from hooks_support import (
 
 from support import Api, Receiver, ServerThread, running_receiver
 
-pytestmark = pytest.mark.db
-
-
-@pytest.fixture(autouse=True)
-def no_retries(webhooks_on: Api) -> Iterator[None]:
-    with service_settings(webhooks_on, OutgoingWebhookRetryScheduleSeconds=NO_RETRIES):
-        yield
+pytestmark = [pytest.mark.db, pytest.mark.usefixtures("no_retries")]
 
 
 @pytest.fixture

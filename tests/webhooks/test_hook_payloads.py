@@ -20,6 +20,27 @@ from tidings.webhooks.payloads import (
     with_token,
 )
 
+# The team and channel of every payload built here (the team's display name is not sent).
+TEAM = Team(
+    id="team1",
+    create_at=1,
+    update_at=1,
+    delete_at=0,
+    name="core",
+    display_name="Core Team",
+    type=TeamType.OPEN,
+)
+CHANNEL = Channel(
+    id="chan1",
+    create_at=1,
+    update_at=1,
+    delete_at=0,
+    team_id="team1",
+    type=ChannelType.PUBLIC,
+    name="town-square",
+    display_name="Town Square",
+)
+
 
 def make_fields(**overrides: Any) -> PayloadFields:
     """Short, readable values so the expected bytes can be written by hand."""
@@ -145,25 +166,7 @@ def test_payload_fields_come_from_hook_post_team_and_channel() -> None:
         message="hello there",
         file_ids=("f1", "f2"),
     )
-    team = Team(
-        id="team1",
-        create_at=1,
-        update_at=1,
-        delete_at=0,
-        name="core",
-        display_name="Core Team",
-        type=TeamType.OPEN,
-    )
-    channel = Channel(
-        id="chan1",
-        create_at=1,
-        update_at=1,
-        delete_at=0,
-        team_id="team1",
-        type=ChannelType.PUBLIC,
-        name="town-square",
-        display_name="Town Square",
-    )
+    team, channel = TEAM, CHANNEL
     fields = build_payload_fields(
         hook, post, team, channel, author_username="alice", trigger_word="hello"
     )
@@ -223,26 +226,7 @@ def _world(
         file_ids=("f1",),
         webhook_depth=depth,
     )
-    team = Team(
-        id="team1",
-        create_at=1,
-        update_at=1,
-        delete_at=0,
-        name="core",
-        display_name="Core",
-        type=TeamType.OPEN,
-    )
-    channel = Channel(
-        id="chan1",
-        create_at=1,
-        update_at=1,
-        delete_at=0,
-        team_id="team1",
-        type=ChannelType.PUBLIC,
-        name="town-square",
-        display_name="Town Square",
-    )
-    return hook, post, team, channel
+    return hook, post, TEAM, CHANNEL
 
 
 def _encoded(

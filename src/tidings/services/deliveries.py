@@ -13,6 +13,7 @@ from tidings.domain.deliveries import Attempt, Delivery, DeliveryStatus
 from tidings.domain.hooks import OutgoingHook
 from tidings.domain.outbox import NewDelivery
 from tidings.domain.posts import Post
+from tidings.domain.server_config import INT64_MAX
 from tidings.domain.teams import Channel, ChannelType
 from tidings.domain.users import User
 from tidings.errors import BadRequest, NotFound, invalid_param
@@ -29,7 +30,8 @@ PING_EXTRA_WAIT_SECONDS = 5.0
 BULK_REDELIVER_LIMIT = 1000
 """Deliveries one bulk redeliver requeues at most: one call stays one short write, and a
 receiver just back from an outage is not handed a hook's whole history at once."""
-MAX_SINCE_MS = 2**63 - 1
+MAX_SINCE_MS = INT64_MAX
+"""``since`` is Unix ms in a Go int64, as every Mattermost time is."""
 FINISHED = (DeliveryStatus.SUCCEEDED, DeliveryStatus.FAILED)
 
 

@@ -209,6 +209,25 @@ def test_outgoing_webhooks_switched_off_is_explained(
         admin.put("/config/patch", {"ServiceSettings": {"EnableOutgoingWebhooks": True}})
 
 
+def _town_hook(
+    admin: Api, team: dict[str, Any], receiver: Receiver, word: str, **fields: Any
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(Town Square, a hook there firing on ``word`` to ``receiver``) for the delivery log."""
+    town = admin.get(f"/teams/{team['id']}/channels/name/town-square")
+    hook = admin.post(
+        "/hooks/outgoing",
+        {
+            "team_id": team["id"],
+            "channel_id": town["id"],
+            "trigger_words": [word],
+            "callback_urls": [receiver.url],
+            **fields,
+        },
+        expect=201,
+    )
+    return town, hook
+
+
 def test_delivery_log_ping_redeliver_and_reenable(
     admin_pages: httpx.Client, webhooks_on: Api, team: dict[str, Any], receiver: Receiver
 ) -> None:
@@ -216,18 +235,7 @@ def test_delivery_log_ping_redeliver_and_reenable(
     admin = webhooks_on
     base = f"/{team['name']}/integrations/outgoing_webhooks"
     token = admin_pages.cookies["MMCSRF"]
-    town = admin.get(f"/teams/{team['id']}/channels/name/town-square")
-    hook = admin.post(
-        "/hooks/outgoing",
-        {
-            "team_id": team["id"],
-            "channel_id": town["id"],
-            "trigger_words": ["#log"],
-            "callback_urls": [receiver.url],
-            "display_name": "Logged",
-        },
-        expect=201,
-    )
+    town, hook = _town_hook(admin, team, receiver, "#log", display_name="Logged")
     pinged = admin_pages.post(base + "/ping", data={"csrf_token": token, "id": hook["id"]})
     assert pinged.status_code == 303
     log = admin_pages.get(pinged.headers["location"]).text
@@ -282,17 +290,7 @@ def test_delivery_log_redelivers_failed_deliveries_since(
     admin = webhooks_on
     base = f"/{team['name']}/integrations/outgoing_webhooks"
     token = admin_pages.cookies["MMCSRF"]
-    town = admin.get(f"/teams/{team['id']}/channels/name/town-square")
-    hook = admin.post(
-        "/hooks/outgoing",
-        {
-            "team_id": team["id"],
-            "channel_id": town["id"],
-            "trigger_words": ["#lost"],
-            "callback_urls": [receiver.url],
-        },
-        expect=201,
-    )
+    town, hook = _town_hook(admin, team, receiver, "#lost")
     path = f"/hooks/outgoing/{hook['id']}/deliveries"
     retries = admin.get("/config")["ServiceSettings"]["OutgoingWebhookRetryScheduleSeconds"]
     admin.put("/config/patch", {"ServiceSettings": {"OutgoingWebhookRetryScheduleSeconds": []}})
@@ -334,19 +332,14 @@ def test_the_delivery_log_page_shows_deferred_replies(
     reply as posted."""
     admin = webhooks_on
     base = f"/{team['name']}/integrations/outgoing_webhooks"
-    town = admin.get(f"/teams/{team['id']}/channels/name/town-square")
-    hook = admin.post(
-        "/hooks/outgoing",
-        {
-            "team_id": team["id"],
-            "channel_id": town["id"],
-            "trigger_words": ["#later"],
-            "callback_urls": [receiver.url],
-            "display_name": "Later",
-            "content_type": "application/json",
-            "extended_payload": True,
-        },
-        expect=201,
+    town, hook = _town_hook(
+        admin,
+        team,
+        receiver,
+        "#later",
+        display_name="Later",
+        content_type="application/json",
+        extended_payload=True,
     )
     receiver.reply = None
     admin.post("/posts", {"channel_id": town["id"], "message": "#later please"}, expect=201)

@@ -1,0 +1,124 @@
+"""``Runtime.config``: the stored configuration read at most once a second, one read shared by
+every request that finds it stale, and every one of them answered as soon as that read ends."""
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from support import fresh_database
+from tidings.clock import FakeClock
+from tidings.config import Settings
+from tidings.services.runtime import CONFIG_TTL_SECONDS, Runtime
+from tidings.store.database import Connection, Database
+
+pytestmark = pytest.mark.db
+
+WAITERS = 200
+
+
+class _GatedReads:
+    """Wraps ``Database.read``: counts the reads and holds each until ``gate`` opens."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.reads = 0
+        self.gate = asyncio.Event()
+        self.real_read = db.read
+
+    async def read(self, work: Callable[[Connection], Any]) -> Any:
+        self.reads += 1
+        await self.gate.wait()
+        return await self.real_read(work)
+
+
+async def _turns_until_done(tasks: list["asyncio.Task[Any]"], limit: int) -> int:
+    """Event-loop turns (``sleep(0)``) until every task is done, at most ``limit``."""
+    for turn in range(limit):
+        if all(task.done() for task in tasks):
+            return turn
+        await asyncio.sleep(0)
+    return limit
+
+
+async def test_stale_callers_share_one_read_and_wake_together() -> None:
+    """Two hundred requests find the document missing while its read is held: one read is made,
+    and once it ends all two hundred have their answer within a few loop turns — not one per
+    turn, as behind a lock, where a request waited for every one queued before it."""
+    with fresh_database() as url:
+        db = Database.from_url(url)
+        clock = FakeClock()
+        rt = Runtime(settings=Settings(database_url=url), db=db, clock=clock)
+        gated = _GatedReads(db)
+        db.read = gated.read  # type: ignore[method-assign]
+        try:
+            tasks = [asyncio.create_task(rt.config()) for _ in range(WAITERS)]
+            await asyncio.sleep(0.05)
+            assert gated.reads == 1
+            assert not any(task.done() for task in tasks)
+            gated.gate.set()
+            # The read itself runs on a database thread; wait for the first answer, then count.
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            assert await _turns_until_done(tasks, WAITERS) <= 3
+            documents = [task.result() for task in tasks]
+            assert all(document is documents[0] for document in documents)
+
+            # Fresh for the TTL: no read; stale after it: one more.
+            await rt.config()
+            clock.advance(CONFIG_TTL_SECONDS / 2)
+            await rt.config()
+            assert gated.reads == 1
+            clock.advance(CONFIG_TTL_SECONDS)
+            await asyncio.gather(*(rt.config() for _ in range(10)))
+            assert gated.reads == 2
+        finally:
+            await db.dispose()
+
+
+async def test_a_cancelled_caller_does_not_cancel_the_others_read() -> None:
+    """The first caller (the one that started the read) goes away; the rest still get the
+    document, from that same read."""
+    with fresh_database() as url:
+        db = Database.from_url(url)
+        rt = Runtime(settings=Settings(database_url=url), db=db, clock=FakeClock())
+        gated = _GatedReads(db)
+        db.read = gated.read  # type: ignore[method-assign]
+        try:
+            first = asyncio.create_task(rt.config())
+            await asyncio.sleep(0)
+            others = [asyncio.create_task(rt.config()) for _ in range(5)]
+            await asyncio.sleep(0.01)
+            first.cancel()
+            gated.gate.set()
+            documents = await asyncio.gather(*others)
+            assert gated.reads == 1
+            assert first.cancelled()
+            assert all(document is documents[0] for document in documents)
+        finally:
+            await db.dispose()
+
+
+async def test_a_failed_read_fails_its_waiters_and_the_next_call_reads_again() -> None:
+    """A read that raises raises in every caller waiting on it; nothing stale is kept, and the
+    next call makes a new read."""
+    with fresh_database() as url:
+        db = Database.from_url(url)
+        rt = Runtime(settings=Settings(database_url=url), db=db, clock=FakeClock())
+        real_read = db.read
+        failures = [RuntimeError("database gone")]
+
+        async def flaky_read(work: Callable[[Connection], Any]) -> Any:
+            if failures:
+                await asyncio.sleep(0.01)
+                raise failures.pop()
+            return await real_read(work)
+
+        db.read = flaky_read  # type: ignore[method-assign]
+        try:
+            results = await asyncio.gather(*(rt.config() for _ in range(3)), return_exceptions=True)
+            assert all(isinstance(result, RuntimeError) for result in results)
+            assert rt.config_cache.document is None
+            assert (await rt.config()) is not None
+        finally:
+            await db.dispose()

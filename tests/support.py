@@ -38,7 +38,7 @@ from tidings.services import teams as team_service
 from tidings.services import users as user_service
 from tidings.services.hooks import HookInput
 from tidings.services.runtime import Runtime
-from tidings.store.database import Database, create_engine, normalise_url
+from tidings.store.database import Connection, Database, create_engine, normalise_url
 from tidings.store.migration import upgrade
 from tidings.store.schema import metadata
 
@@ -541,3 +541,19 @@ def running_tidings(
         yield running
     finally:
         running.stop()
+
+
+class GatedReads:
+    """Wraps ``Database.read`` (install with ``db.read = gated.read``): counts the reads and
+    holds each until ``gate`` opens, so a test can see who waits for a read in flight."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.reads = 0
+        self.gate = asyncio.Event()
+        self.real_read = db.read
+
+    async def read(self, work: Callable[[Connection], Any]) -> Any:
+        self.reads += 1
+        await self.gate.wait()
+        return await self.real_read(work)

@@ -1,5 +1,5 @@
-"""``Runtime.config``: the stored configuration read at most once a second, one read shared by
-every request that finds it stale, and every one of them answered as soon as that read ends."""
+"""``Runtime.config``: the stored configuration read at most once a second, one read at a time;
+callers with no document wait for it together, callers with a stale one do not wait at all."""
 
 import asyncio
 from collections.abc import Callable
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from support import fresh_database
+from support import GatedReads, fresh_database
 from tidings.clock import FakeClock
 from tidings.config import Settings
 from tidings.services.runtime import CONFIG_TTL_SECONDS, Runtime
@@ -16,21 +16,6 @@ from tidings.store.database import Connection, Database
 pytestmark = pytest.mark.db
 
 WAITERS = 200
-
-
-class _GatedReads:
-    """Wraps ``Database.read``: counts the reads and holds each until ``gate`` opens."""
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
-        self.reads = 0
-        self.gate = asyncio.Event()
-        self.real_read = db.read
-
-    async def read(self, work: Callable[[Connection], Any]) -> Any:
-        self.reads += 1
-        await self.gate.wait()
-        return await self.real_read(work)
 
 
 async def _turns_until_done(tasks: list["asyncio.Task[Any]"], limit: int) -> int:
@@ -50,7 +35,7 @@ async def test_stale_callers_share_one_read_and_wake_together() -> None:
         db = Database.from_url(url)
         clock = FakeClock()
         rt = Runtime(settings=Settings(database_url=url), db=db, clock=clock)
-        gated = _GatedReads(db)
+        gated = GatedReads(db)
         db.read = gated.read  # type: ignore[method-assign]
         try:
             tasks = [asyncio.create_task(rt.config()) for _ in range(WAITERS)]
@@ -64,13 +49,42 @@ async def test_stale_callers_share_one_read_and_wake_together() -> None:
             documents = [task.result() for task in tasks]
             assert all(document is documents[0] for document in documents)
 
-            # Fresh for the TTL: no read; stale after it: one more.
+            # Fresh for the TTL: no read.
             await rt.config()
             clock.advance(CONFIG_TTL_SECONDS / 2)
             await rt.config()
             assert gated.reads == 1
+        finally:
+            await db.dispose()
+
+
+async def test_a_stale_document_is_served_while_one_read_renews_it() -> None:
+    """Past the TTL, callers get the document they had at once, without waiting, while a
+    single read renews it; once that read ends, the renewed document is served."""
+    with fresh_database() as url:
+        db = Database.from_url(url)
+        clock = FakeClock()
+        rt = Runtime(settings=Settings(database_url=url), db=db, clock=clock)
+        gated = GatedReads(db)
+        db.read = gated.read  # type: ignore[method-assign]
+        try:
+            gated.gate.set()
+            first = await rt.config()
+            gated.gate.clear()
             clock.advance(CONFIG_TTL_SECONDS)
-            await asyncio.gather(*(rt.config() for _ in range(10)))
+            served = await asyncio.wait_for(
+                asyncio.gather(*(rt.config() for _ in range(WAITERS))), timeout=1
+            )
+            assert all(document is first for document in served)
+            await asyncio.sleep(0.01)
+            assert gated.reads == 2
+            loading = rt.config_cache.loading
+            assert loading is not None and not loading.done()
+            gated.gate.set()
+            await loading
+            renewed = await rt.config()
+            assert renewed is not first
+            assert renewed == first
             assert gated.reads == 2
         finally:
             await db.dispose()
@@ -82,7 +96,7 @@ async def test_a_cancelled_caller_does_not_cancel_the_others_read() -> None:
     with fresh_database() as url:
         db = Database.from_url(url)
         rt = Runtime(settings=Settings(database_url=url), db=db, clock=FakeClock())
-        gated = _GatedReads(db)
+        gated = GatedReads(db)
         db.read = gated.read  # type: ignore[method-assign]
         try:
             first = asyncio.create_task(rt.config())

@@ -5,7 +5,7 @@ from collections.abc import Callable
 
 from tidings.clock import FakeClock
 from tidings.domain.users import User
-from tidings.services.session_cache import Session, SessionCache
+from tidings.services.session_cache import STALE_SECONDS, Session, SessionCache
 
 TTL = 5.0
 DAY_MS = 24 * 3600 * 1000
@@ -131,3 +131,35 @@ def test_evicted_entries_leave_no_trace() -> None:
     cache.forget_user("alice")
     assert cache.get("b1", clock) is not None
     assert len(cache) == 1
+
+
+def test_lookup_serves_an_entry_just_past_its_ttl_as_stale_then_drops_it() -> None:
+    """``lookup``: fresh within the TTL; past it, stale (still served, to be read again) for
+    ``STALE_SECONDS``; after that, gone."""
+    clock, cache = FakeClock(), SessionCache()
+    session = _session(clock, "alice", "h1")
+    _put(cache, clock, session)
+    assert cache.lookup("h1", clock) == (session, True)
+    clock.advance(TTL)
+    assert cache.lookup("h1", clock) == (session, False)
+    clock.advance(STALE_SECONDS * 0.9)
+    assert cache.lookup("h1", clock) == (session, False)
+    clock.advance(STALE_SECONDS * 0.1)
+    assert cache.lookup("h1", clock) == (None, False)
+    assert len(cache) == 0
+
+
+def test_lookup_never_serves_an_expired_session_even_when_fresh() -> None:
+    """The session's own expiry wins over the TTL, stale or fresh; ``discard`` drops one entry
+    without touching the generation."""
+    clock, cache = FakeClock(), SessionCache()
+    short = _session(clock, "alice", "h1", lifetime_ms=1000)
+    other = _session(clock, "bob", "h2")
+    _put(cache, clock, short)
+    _put(cache, clock, other)
+    clock.advance(1.5)
+    assert cache.lookup("h1", clock) == (None, False)
+    generation = cache.generation
+    cache.discard("h2")
+    assert cache.lookup("h2", clock) == (None, False)
+    assert cache.generation == generation

@@ -155,8 +155,9 @@ def _size(path: Path) -> int:
 
 
 def test_the_wal_is_checkpointed_off_the_loop_and_stays_bounded(tmp_path: Path) -> None:
-    """Automatic checkpoints are off on the writing connection; the writer thread checkpoints
-    every CHECKPOINT_EVERY commits, so the WAL does not grow without bound."""
+    """Automatic checkpoints are off on the writing connection; every CHECKPOINT_EVERY commits
+    the WAL is copied back, so it does not grow without bound — with pauses between the
+    rounds, and with writes that never stop (the copy then overlaps them)."""
     path = tmp_path / "c.db"
     wal = Path(f"{path}-wal")
     payload = "x" * 3000
@@ -174,8 +175,56 @@ def test_the_wal_is_checkpointed_off_the_loop_and_stays_bounded(tmp_path: Path) 
                     first = _size(wal)
             # A passive checkpoint lets SQLite reuse the WAL from its start: it stops growing.
             assert _size(wal) <= first * 1.5
-            assert await db.read(_count) == 6 * CHECKPOINT_EVERY
+            for n in range(12 * CHECKPOINT_EVERY):
+                await db.write(partial(_insert_row, n=n, s=payload))
+            assert _size(wal) <= first * 3
+            assert await db.read(_count) == 18 * CHECKPOINT_EVERY
         finally:
+            await db.dispose()
+
+    asyncio.run(work())
+
+
+def test_writes_go_on_while_the_wal_is_copied(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bulk of a checkpoint runs on the writer thread without the writing connection: held
+    there, it holds up no write. The first unit after it finishes the checkpoint inline."""
+    import tidings.store.database as database
+
+    copying, release = threading.Event(), threading.Event()
+    calls: list[str] = []
+    real = database._checkpoint_on
+
+    def held(raw: sqlite3.Connection) -> bool:
+        calls.append(threading.current_thread().name)
+        if threading.current_thread().name.startswith("tidings-db-write"):
+            copying.set()
+            assert release.wait(10)
+        return real(raw)
+
+    monkeypatch.setattr(database, "_checkpoint_on", held)
+
+    async def work() -> None:
+        db = _make(tmp_path / "held.db")
+        try:
+            await _create_table(db)
+            for n in range(CHECKPOINT_EVERY):
+                await db.write(_insert(n))
+            assert await asyncio.to_thread(copying.wait, 5)
+            for n in range(50):
+                await asyncio.wait_for(db.write(_insert(n)), timeout=1)
+            assert calls == ["tidings-db-write_0"]
+            release.set()
+            extra = 0
+            while len(calls) < 2 and extra < 100:
+                await asyncio.sleep(0.01)
+                await db.write(_insert(extra))
+                extra += 1
+            assert calls[1] == threading.main_thread().name  # inline, after a commit
+            assert await db.read(_count) == CHECKPOINT_EVERY + 50 + extra
+        finally:
+            release.set()
             await db.dispose()
 
     asyncio.run(work())

@@ -22,12 +22,15 @@ class ConfigCache:
     """The stored configuration, re-read at most once a second.
 
     Another process (``tidings worker``, a second server) may change it; one second of staleness
-    is the price of not reading it on every post.
+    (and the length of the read that renews it) is the price of not reading it on every post.
 
-    One read at a time, shared: every request that finds the document stale awaits the same
-    ``loading`` task, and all of them wake together when it ends. (Behind an ``asyncio.Lock``
-    they woke one per event-loop turn, each turn tens of milliseconds under load, so once a
-    second a few hundred posts queued for up to 1.2 s: ``bench/load.py``'s p99.)
+    One read at a time, in a task of its own. A document past its second is still served while
+    that read runs: under load each event-loop turn is tens of milliseconds of requests, and
+    had they all waited for the read, once a second a whole turn of posts would wait a turn
+    more (``bench/load.py``'s p90). With no document at all (the first request, or after this
+    process changed it: ``forget_config``) callers wait, together, for the one read. (Behind an
+    ``asyncio.Lock`` they woke one per turn: once a second, hundreds of posts queued for up to
+    1.2 s.)
     """
 
     document: ConfigDocument | None = None
@@ -50,6 +53,9 @@ class Runtime:
     # Sessions recently read, so most requests authenticate without the database; every
     # change to a session or a user forgets its entries (services.users).
     session_cache: SessionCache = field(default_factory=SessionCache)
+    # The session reads in flight, by token hash, with the cache generation each started at
+    # (services.users.authenticate): requests that miss one session at once share its read.
+    session_reads: "dict[str, tuple[int, asyncio.Task[Any]]]" = field(default_factory=dict)
     hook_indexes: dict[str, tuple[int, Any]] = field(default_factory=dict)
     # Set after a commit that queued deliveries, so an in-process worker need not wait to poll.
     outbox_signal: asyncio.Event = field(default_factory=asyncio.Event)
@@ -61,18 +67,27 @@ class Runtime:
 
     async def config(self) -> ConfigDocument:
         """The current configuration document (defaults filled in): one loaded less than
-        ``CONFIG_TTL_SECONDS`` before the call, or after it."""
+        ``CONFIG_TTL_SECONDS`` ago, or — while its renewal is read — the one before."""
         cache = self.config_cache
-        called_at = self.clock.monotonic()
-        while cache.document is None or called_at - cache.loaded_at >= CONFIG_TTL_SECONDS:
-            if cache.loading is None or cache.loading.done():
-                cache.loading = asyncio.get_running_loop().create_task(self._load_config())
-                # Retrieved here too, so a failed load whose waiters were all cancelled is
-                # not reported as an exception never retrieved.
-                cache.loading.add_done_callback(_retrieve)
-            # Shielded: a waiter cancelled (its client gone) must not cancel the others' load.
-            await asyncio.shield(cache.loading)
+        document = cache.document
+        if document is not None:
+            if self.clock.monotonic() - cache.loaded_at >= CONFIG_TTL_SECONDS:
+                self._config_loading()
+            return document
+        while cache.document is None:
+            # Shielded: a waiter cancelled (its client gone) must not cancel the others' read.
+            await asyncio.shield(self._config_loading())
         return cache.document
+
+    def _config_loading(self) -> "asyncio.Task[None]":
+        """The configuration read in flight, or a new one."""
+        cache = self.config_cache
+        if cache.loading is None or cache.loading.done():
+            cache.loading = asyncio.get_running_loop().create_task(self._load_config())
+            # Retrieved here too: a renewal nobody waited for may fail quietly (the next call
+            # reads again), and a failed first read reaches every waiter.
+            cache.loading.add_done_callback(_retrieve)
+        return cache.loading
 
     async def _load_config(self) -> None:
         cache = self.config_cache

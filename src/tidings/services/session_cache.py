@@ -8,7 +8,8 @@ first of:
 - the session's own expiry (checked against the wall clock on every hit, so an expired session is
   never served);
 - ``ttl_seconds`` after it was read (on the monotonic clock): how long a change made by *another
-  process* (the ``tidings user`` CLI, a second server) can go unseen here;
+  process* (the ``tidings user`` CLI, a second server) can go unseen here — plus, for at most
+  ``STALE_SECONDS`` more, while the one read that renews it is in flight (:meth:`lookup`);
 - a ``forget_*`` call: every change this process makes to a session or a user calls one after
   its commit (``services.users.sessions_ended`` and ``services.users.user_changed``), so this
   process never serves what it has itself revoked.
@@ -49,6 +50,13 @@ class Session:
     expires_at: int = 0
 
 
+# How long past its TTL an entry is still served while it is read again. Under load a popular
+# session (one bot's token on many connections) goes past its TTL with a full event-loop turn of
+# requests behind it; serving them the entry read seconds ago, rather than parking them all on
+# the read, kept that turn out of the post path's p99 (bench/load.py). Past this, a request waits
+# for the read as any miss does.
+STALE_SECONDS = 1.0
+
 # (the session, the monotonic time after which it must be read again)
 _Entry = tuple[Session, float]
 
@@ -77,6 +85,26 @@ class SessionCache:
             return None
         self._entries.move_to_end(token_hash)
         return session
+
+    def lookup(self, token_hash: str, clock: Clock) -> tuple[Session | None, bool]:
+        """``(session, True)`` while the entry is fresh; ``(session, False)`` past its TTL but
+        within ``STALE_SECONDS`` of it (serve it, and read it again); ``(None, False)`` when
+        nothing may be served (no entry, the session expired, or stale for longer)."""
+        entry = self._entries.get(token_hash)
+        if entry is None:
+            return None, False
+        session, fresh_until = entry
+        now = clock.monotonic()
+        if session.expires_at < clock.now_ms() or now >= fresh_until + STALE_SECONDS:
+            self._remove(token_hash)
+            return None, False
+        self._entries.move_to_end(token_hash)
+        return session, now < fresh_until
+
+    def discard(self, token_hash: str) -> None:
+        """Drop one entry, found dead by the read that renewed it (no generation bump: it
+        revokes nothing that other reads in flight could bring back)."""
+        self._remove(token_hash)
 
     def put(self, session: Session, *, generation: int, clock: Clock, ttl_seconds: float) -> None:
         """Remember ``session``, read from the database after ``generation`` was taken, for at

@@ -376,18 +376,54 @@ async def authenticate(rt: Runtime, token: str) -> Session:
     Every request asks, so the answer comes from the session cache when it can: a session read
     from the database is trusted for ``session_cache_seconds`` at most (and never past its
     expiry). This process's own changes reach the cache at once (``sessions_ended``,
-    ``user_changed``); another process's within that time.
+    ``user_changed``); another process's within that time (and ``STALE_SECONDS`` more while the
+    entry is being read again: requests in that moment are served it rather than wait).
     """
     token_hash = hash_token(token)
+    session, fresh = rt.session_cache.lookup(token_hash, rt.clock)
+    if fresh:
+        assert session is not None
+        return session
+    reading = _session_read(rt, token_hash)
+    if session is not None:
+        return session
+    # Shielded: one caller going away must not cancel the read the others wait for.
+    found = await asyncio.shield(reading)
+    if found is None:
+        raise _session_expired()
+    return found
+
+
+def _session_read(rt: Runtime, token_hash: str) -> "asyncio.Task[Session | None]":
+    """The read of ``token_hash``'s session in flight, or a new one: requests that miss the
+    same session at once (one bot's token on many connections) share one read. A read started
+    before the latest forget is not joined: it may have seen what was since revoked."""
     cache = rt.session_cache
-    cached = cache.get(token_hash, rt.clock)
-    if cached is not None:
-        return cached
-    # Taken before the read: a forget that lands while we read makes ``put`` keep nothing.
     generation = cache.generation
+    in_flight = rt.session_reads.get(token_hash)
+    if in_flight is not None and in_flight[0] == generation and not in_flight[1].done():
+        return in_flight[1]
+    task = asyncio.get_running_loop().create_task(_read_session(rt, token_hash, generation))
+    rt.session_reads[token_hash] = (generation, task)
+
+    def finished(done: "asyncio.Task[Session | None]") -> None:
+        if rt.session_reads.get(token_hash, (0, None))[1] is done:
+            del rt.session_reads[token_hash]
+        if not done.cancelled():
+            done.exception()  # retrieved: a renewal nobody waited for may fail quietly
+
+    task.add_done_callback(finished)
+    return task
+
+
+async def _read_session(rt: Runtime, token_hash: str, generation: int) -> Session | None:
+    """Read the session and its user; remember it (unless something was forgotten since
+    ``generation``), or drop the entry when it is no longer live."""
+    cache = rt.session_cache
     found = await rt.db.read(lambda conn: store.find_session_user(conn, token_hash))
     if not _live(found, rt.clock.now_ms()):
-        raise _session_expired()
+        cache.discard(token_hash)
+        return None
     assert found is not None
     user, csrf_token, expires_at = found
     session = Session(

@@ -24,9 +24,15 @@ SQLite (the embedded default), in WAL mode with ``synchronous=NORMAL`` and forei
   every statement releases and re-takes the GIL, and each re-take waits for the busy event
   loop (measured in-process: 1.6–1.75× the posts/s inline, CPU per post 880 → 490 µs). Inline
   units never wait: they ask SQLite for the lock with no busy timeout and, refused, go to the
-  thread. WAL checkpoints (the one write that fsyncs) never run inline: automatic checkpoints
-  are off on this connection and the writer thread runs a passive one every
-  ``CHECKPOINT_EVERY`` commits.
+  thread. WAL checkpoints (the writes that fsync) come in two parts, so that writers never
+  queue behind one: automatic checkpoints are off, and every ``CHECKPOINT_EVERY`` commits the
+  writer thread copies the WAL into the database on a connection of its own, beside the
+  writes that go on (a passive checkpoint takes no write lock); then the next unit on the
+  writing connection, after its commit, copies what was appended meanwhile, so the next write
+  can start the WAL over. That second part is a few dozen pages and one fsync (median 7 ms
+  under ``bench/load.py``); the whole checkpoint on the writing connection held it for 25 ms,
+  with every write of the moment parked until it ended and woken a loop turn later — the load
+  benchmark's p90.
 - ``readers`` **reader** threads, each with its own connection marked ``query_only``: WAL lets
   them read a committed snapshot beside the writer, never taking its lock. A unit sent to
   :meth:`Database.read` that tries to write fails at once (``attempt to write a readonly
@@ -172,8 +178,8 @@ def _run_unit(connections: _ThreadConnections, work: Callable[[Connection], T]) 
         return work(conn)
 
 
-# Passive checkpoint after this many commits; each post commits a few pages, SQLite's own
-# automatic checkpoint would come every 1,000 pages.
+# A checkpoint after this many commits; each post commits a few pages (about 17 frames per
+# commit under bench/load.py), SQLite's own automatic checkpoint would come every 1,000 pages.
 CHECKPOINT_EVERY = 256
 # How long the writer thread waits for another process's write lock before the unit fails.
 LOCK_WAIT_MS = 30_000
@@ -199,6 +205,10 @@ class _Writer:
         self._conn: Connection | None = None
         self._busy_ms = -1
         self._commits = 0
+        # The writer thread's own connection for the first part of a checkpoint, and whether
+        # that part has run, so the next unit on the writing connection does the second.
+        self._copier: Any = None
+        self._copied = False
 
     def try_inline(self, work: Callable[[Connection], T]) -> tuple[bool, T | None]:
         """(True, result) when ``work`` ran here and committed; (False, None) when the
@@ -259,18 +269,22 @@ class _Writer:
                 raise _wrapped("COMMIT", exc) from exc
             raise
         conn.commit()
+        if self._copied:
+            self._copied = False
+            _checkpoint_on(raw)
         self._commits += 1
         if self._commits >= CHECKPOINT_EVERY:
             self._commits = 0
-            self.submit(self._checkpoint)
+            self.submit(self._copy_wal)
         return result
 
-    def _checkpoint(self) -> None:
-        with self.lock:
-            try:
-                self._raw(self._connection()).execute("PRAGMA wal_checkpoint(PASSIVE)")
-            except sqlite3.Error:
-                logger.exception("WAL checkpoint failed; the next one will try again")
+    def _copy_wal(self) -> None:
+        """On the writer thread, not holding the writing connection: the bulk of a checkpoint,
+        while writes go on. The frames they append are left for the second part (``_run``)."""
+        if self._copier is None:
+            self._copier = self.engine.raw_connection()
+        if _checkpoint_on(self._copier.driver_connection):
+            self._copied = True
 
     def _connection(self) -> Connection:
         if self._conn is None or self._conn.closed or self._conn.invalidated:
@@ -289,6 +303,20 @@ class _Writer:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+            if self._copier is not None:
+                self._copier.close()
+                self._copier = None
+
+
+def _checkpoint_on(raw: sqlite3.Connection) -> bool:
+    """A passive checkpoint on ``raw``: True when it ran (a failure is logged, and the next
+    checkpoint tries again)."""
+    try:
+        raw.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    except sqlite3.Error:
+        logger.exception("WAL checkpoint failed; the next one will try again")
+        return False
+    return True
 
 
 def _is_busy_error(exc: sqlite3.OperationalError) -> bool:

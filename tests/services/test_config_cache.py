@@ -79,7 +79,8 @@ async def test_a_stale_document_is_served_while_one_read_renews_it() -> None:
             await asyncio.sleep(0.01)
             assert gated.reads == 2
             loading = rt.config_cache.loading
-            assert loading is not None and not loading.done()
+            assert loading is not None
+            assert not loading.done()
             gated.gate.set()
             await loading
             renewed = await rt.config()

@@ -190,7 +190,7 @@ def test_writes_go_on_while_the_wal_is_copied(
 ) -> None:
     """The bulk of a checkpoint runs on the writer thread without the writing connection: held
     there, it holds up no write. The first unit after it finishes the checkpoint inline."""
-    import tidings.store.database as database
+    from tidings.store import database
 
     copying, release = threading.Event(), threading.Event()
     calls: list[str] = []

@@ -11,6 +11,8 @@ import pytest
 from support import GatedReads, fresh_database
 from tidings.clock import FakeClock
 from tidings.config import Settings
+from tidings.domain import server_config
+from tidings.services import settings as settings_service
 from tidings.services.runtime import CONFIG_TTL_SECONDS, Runtime
 from tidings.store.database import Connection, Database
 
@@ -130,3 +132,19 @@ async def test_a_failed_read_fails_its_waiters_and_the_next_call_reads_again() -
             assert (await rt.config()) is not None
         finally:
             await db.dispose()
+
+
+async def test_webhook_settings_are_made_once_per_document_and_follow_a_change() -> None:
+    """The typed view is built when the document is loaded (the same object for every post
+    until the next load) and reflects a change made through this process at once."""
+    async with _gated_runtime() as (rt, _clock, gated):
+        gated.gate.set()
+        first = await rt.webhook_settings()
+        assert first is await rt.webhook_settings()
+        assert first == server_config.webhook_settings(await rt.config())
+        await settings_service.patch_config(
+            rt, None, {"ServiceSettings": {"OutgoingIntegrationRequestsTimeout": 7}}
+        )
+        changed = await rt.webhook_settings()
+        assert changed.timeout_seconds == 7
+        assert first.timeout_seconds != 7

@@ -551,7 +551,7 @@ async def list_watching_hooks(rt: Runtime, actor: User, channel_id: str) -> Watc
     public channel's members see its hooks and the team's trigger-word hooks. Names only: no
     URL, token or owner. At most :data:`WATCHERS_SHOWN`.
     """
-    webhooks = server_config.webhook_settings(await rt.config())
+    webhooks = await rt.webhook_settings()
     if not webhooks.enabled or not is_valid_id(channel_id):
         return Watchers((), False)
 

@@ -9,7 +9,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from tidings.domain import permissions as perm
-from tidings.domain import server_config
 from tidings.domain.hooks import OutgoingHook
 from tidings.domain.outbox import NewDelivery
 from tidings.domain.posts import (
@@ -245,7 +244,7 @@ async def create_post(
         )
     clean_props = strip_reserved_props(props or {})
     _check_props(clean_props)
-    hook_settings = server_config.webhook_settings(await rt.config())
+    hook_settings = await rt.webhook_settings()
     if not is_valid_id(channel_id):
         raise channel_not_found()
     now = rt.clock.now_ms()

@@ -19,7 +19,6 @@ import logging
 import time
 from dataclasses import dataclass
 
-from tidings.domain import server_config
 from tidings.domain.deliveries import RESPONSE_URL_KIND, Attempt, ResponseTarget
 from tidings.domain.hooks import OutgoingHook
 from tidings.domain.posts import Post
@@ -113,7 +112,7 @@ async def post_deferred_reply(
     if not secret or len(secret) > MAX_SECRET_CHARS:
         raise _unknown()
     digest = secret_digest(secret)
-    settings = server_config.webhook_settings(await rt.config())
+    settings = await rt.webhook_settings()
     if not settings.enabled:
         raise FeatureDisabled(
             "api.outgoing_webhook.disabled.app_error", "Outgoing webhooks have been disabled."

@@ -7,7 +7,7 @@ from typing import Any
 from tidings.clock import Clock, SystemClock
 from tidings.config import Settings
 from tidings.domain import server_config
-from tidings.domain.server_config import ConfigDocument
+from tidings.domain.server_config import ConfigDocument, WebhookSettings
 from tidings.events import EventHub
 from tidings.services.cluster import Cluster
 from tidings.services.session_cache import SessionCache
@@ -39,6 +39,8 @@ class ConfigCache:
     # request reading during a patch would cache the old document for a second after it.
     generation: int = 0
     loading: "asyncio.Task[None] | None" = None
+    # The engine's typed view of ``document``, made once per load rather than once per post.
+    webhooks: WebhookSettings | None = None
 
 
 @dataclass
@@ -94,12 +96,19 @@ class Runtime:
         generation = cache.generation
         stored = await self.db.read(load_config)
         if generation == cache.generation:
-            cache.document = server_config.with_defaults(stored)
+            document = server_config.with_defaults(stored)
+            cache.document, cache.webhooks = document, server_config.webhook_settings(document)
             cache.loaded_at = self.clock.monotonic()
+
+    async def webhook_settings(self) -> WebhookSettings:
+        """``server_config.webhook_settings`` of the current document (see :meth:`config`)."""
+        await self.config()
+        assert self.config_cache.webhooks is not None
+        return self.config_cache.webhooks
 
     def forget_config(self) -> None:
         """Drop the cached configuration after this process changed it."""
-        self.config_cache.document = None
+        self.config_cache.document = self.config_cache.webhooks = None
         self.config_cache.generation += 1
 
 

@@ -18,7 +18,6 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from tidings.domain import server_config
 from tidings.domain.hooks import FORM_CONTENT_TYPE, JSON_CONTENT_TYPE, OutgoingHook
 from tidings.domain.teams import Channel, ChannelType, Team
 from tidings.errors import AppError, BadRequest, FeatureDisabled, NotFound
@@ -243,7 +242,7 @@ async def _form_page(
 ) -> Response:
     rt = runtime(request)
     team, sidebar = await _frame(request, session, team_name)
-    webhooks = server_config.webhook_settings(await rt.config())
+    webhooks = await rt.webhook_settings()
     channels = await _hook_channels(request, session, team)
     if not webhooks.private_channels:
         # A hook that already watches a private channel keeps it listed, so saving the form

@@ -27,12 +27,16 @@ SQLite (the embedded default), in WAL mode with ``synchronous=NORMAL`` and forei
   thread. WAL checkpoints (the writes that fsync) come in two parts, so that writers never
   queue behind one: automatic checkpoints are off, and every ``CHECKPOINT_EVERY`` commits the
   writer thread copies the WAL into the database on a connection of its own, beside the
-  writes that go on (a passive checkpoint takes no write lock); then the next unit on the
-  writing connection, after its commit, copies what was appended meanwhile, so the next write
-  can start the WAL over. That second part is a few dozen pages and one fsync (median 7 ms
-  under ``bench/load.py``); the whole checkpoint on the writing connection held it for 25 ms,
-  with every write of the moment parked until it ended and woken a loop turn later — the load
-  benchmark's p90.
+  writes that go on (a passive checkpoint takes no write lock); then what was appended
+  meanwhile is copied on the writing connection, so the next write can start the WAL over. That
+  second part is a few dozen pages and one fsync (median 7 ms under ``bench/load.py``). Where it
+  runs depends on how busy the writer is: under a steady stream of writes (the last
+  ``CHECKPOINT_EVERY`` commits came faster than ``BUSY_COMMITS_PER_SECOND``) the next unit
+  does it inline, after its commit, because parking the writes of those milliseconds would
+  cost each of them whole event-loop turns (the whole checkpoint on the writing connection,
+  25 ms, was the load benchmark's p90); with writes few, the writer thread does it holding the
+  connection, and the rare write that comes meanwhile waits those milliseconds rather than
+  the event loop stopping for them (``bench/engine_isolation.py``'s delivery p99).
 - ``readers`` **reader** threads, each with its own connection marked ``query_only``: WAL lets
   them read a committed snapshot beside the writer, never taking its lock. A unit sent to
   :meth:`Database.read` that tries to write fails at once (``attempt to write a readonly
@@ -47,6 +51,7 @@ import asyncio
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
@@ -181,6 +186,8 @@ def _run_unit(connections: _ThreadConnections, work: Callable[[Connection], T]) 
 # A checkpoint after this many commits; each post commits a few pages (about 17 frames per
 # commit under bench/load.py), SQLite's own automatic checkpoint would come every 1,000 pages.
 CHECKPOINT_EVERY = 256
+# Above this rate of commits the second part of a checkpoint runs inline (see the docstring).
+BUSY_COMMITS_PER_SECOND = 512
 # How long the writer thread waits for another process's write lock before the unit fails.
 LOCK_WAIT_MS = 30_000
 
@@ -209,6 +216,7 @@ class _Writer:
         # that part has run, so the next unit on the writing connection does the second.
         self._copier: Any = None
         self._copied = False
+        self._counted_since = time.monotonic()
 
     def try_inline(self, work: Callable[[Connection], T]) -> tuple[bool, T | None]:
         """(True, result) when ``work`` ran here and committed; (False, None) when the
@@ -274,17 +282,25 @@ class _Writer:
             _checkpoint_on(raw)
         self._commits += 1
         if self._commits >= CHECKPOINT_EVERY:
-            self._commits = 0
-            self.submit(self._copy_wal)
+            now = time.monotonic()
+            busy = CHECKPOINT_EVERY > BUSY_COMMITS_PER_SECOND * (now - self._counted_since)
+            self._commits, self._counted_since = 0, now
+            self.submit(partial(self._copy_wal, busy=busy))
         return result
 
-    def _copy_wal(self) -> None:
+    def _copy_wal(self, *, busy: bool) -> None:
         """On the writer thread, not holding the writing connection: the bulk of a checkpoint,
-        while writes go on. The frames they append are left for the second part (``_run``)."""
+        while writes go on. The frames they append are copied by the next unit (``busy``) or
+        here, holding the connection."""
         if self._copier is None:
             self._copier = self.engine.raw_connection()
-        if _checkpoint_on(self._copier.driver_connection):
+        if not _checkpoint_on(self._copier.driver_connection):
+            return
+        if busy:
             self._copied = True
+            return
+        with self.lock:
+            _checkpoint_on(self._raw(self._connection()))
 
     def _connection(self) -> Connection:
         if self._conn is None or self._conn.closed or self._conn.invalidated:

@@ -283,7 +283,7 @@ class _Writer:
         self._commits += 1
         if self._commits >= CHECKPOINT_EVERY:
             now = time.monotonic()
-            busy = CHECKPOINT_EVERY > BUSY_COMMITS_PER_SECOND * (now - self._counted_since)
+            busy = BUSY_COMMITS_PER_SECOND * (now - self._counted_since) < CHECKPOINT_EVERY
             self._commits, self._counted_since = 0, now
             self.submit(partial(self._copy_wal, busy=busy))
         return result

@@ -47,6 +47,7 @@ RULES = [
             "sqlalchemy",
             "fastapi",
             "aiohttp",
+            "httptools",
         ),
     ),
     (
@@ -69,6 +70,7 @@ RULES = [
             "tidings.app",
             "tidings.webhooks.worker",
             "tidings.webhooks.client",
+            "tidings.webhooks.connection",
             "fastapi",
         ),
     ),
@@ -144,15 +146,19 @@ def test_the_store_rule_fails_on_a_violation() -> None:
 
 
 def test_only_the_webhook_client_speaks_http_outward() -> None:
-    """aiohttp and httpx appear in exactly one module of the package: the webhook client."""
+    """HTTP client code lives in one module (the webhook client's connection), and only the
+    webhook client uses it."""
+    libraries = ("aiohttp", "httpx", "requests", "urllib.request", "http.client", "httptools")
+    speakers = sorted(
+        module
+        for module, names in MODULES.items()
+        if any(n == lib or n.startswith(lib + ".") for n in names for lib in libraries)
+    )
+    assert speakers == ["tidings.webhooks.connection"]
     users = sorted(
         module
         for module, names in MODULES.items()
-        if any(
-            n == lib or n.startswith(lib + ".")
-            for n in names
-            for lib in ("aiohttp", "httpx", "requests", "urllib.request")
-        )
+        if any(n.startswith("tidings.webhooks.connection") for n in names)
     )
     assert users == ["tidings.webhooks.client"]
 

@@ -593,9 +593,7 @@ async def test_undecodable_header_bytes_are_stored_as_text(
     client: WebhookClient, http_reply: Callable[[bytes], Awaitable[str]]
 ) -> None:
     """Bytes that are not UTF-8 become U+FFFD, so the attempt row can be written anywhere."""
-    url = await http_reply(
-        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-Bin: a\xff\xfeb\x01c\r\n\r\n"
-    )
+    url = await http_reply(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-Bin: a\xff\xfeb c\r\n\r\n")
     outcome = await client.post(url, b"{}", JSON, timeout_seconds=5)
     value = outcome.headers["X-Bin"]
     value.encode("utf-8")  # no lone surrogates
@@ -603,6 +601,16 @@ async def test_undecodable_header_bytes_are_stored_as_text(
     assert value.endswith("c")
     assert "\ufffd" in value
     assert not any(ord(ch) < 0x20 for ch in value)
+
+
+async def test_control_character_in_a_header_is_invalid_http(
+    client: WebhookClient, http_reply: Callable[[bytes], Awaitable[str]]
+) -> None:
+    """A control character other than tab in a header value is not HTTP (RFC 9110 §5.5)."""
+    url = await http_reply(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-Bin: a\x01c\r\n\r\n")
+    outcome = await client.post(url, b"{}", JSON, timeout_seconds=5)
+    assert outcome.error_kind is ErrorKind.PROTOCOL
+    assert "invalid HTTP response" in outcome.error_message
 
 
 async def test_redirect_message_bounds_the_location(

@@ -69,7 +69,8 @@ def storable_header_text(value: str) -> str:
     excepted), NULs and lone surrogates each become U+FFFD.
 
     Stricter than :func:`storable_text`, which keeps newlines because a message may hold them; a
-    header line cannot. aiohttp keeps undecodable header bytes as lone surrogates, which neither
+    header line cannot. The client decodes header bytes keeping undecodable ones as lone
+    surrogates (``surrogateescape``), which neither
     JSON nor PostgreSQL text can store. The webhook client applies this once, as it reads the
     headers; the outbox stores them as they come.
     """

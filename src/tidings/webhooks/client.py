@@ -11,35 +11,30 @@ The SSRF guard, and why it sits where it does
 ---------------------------------------------
 Checking the URL before sending is not enough: a name can resolve into private space, or resolve
 differently on the second lookup. So the rules of ``tidings.webhooks.addresses`` are applied to the
-*resolved* address the socket is about to connect to, through aiohttp's public
-``TCPConnector(socket_factory=...)`` hook. aiohttp calls it for every connection attempt with the
-address-info tuple of one resolved IP, for IP-literal hosts too (``_resolve_host`` turns a literal
-into a one-entry result that goes through the same ``aiohappyeyeballs.start_connection`` path;
-checked against aiohttp 3.14's ``connector.py``). Raising an ``OSError`` there refuses the address,
-and aiohttp moves on to the host's next IP, as Mattermost's dialer does.
+*resolved* address the socket is about to connect to: ``_connect`` resolves the host, judges each
+address in turn, and connects a socket of its own to exactly the address it admitted (IP literals
+go through the same path). A refused address is skipped for the host's next one, as Mattermost's
+dialer does; when every address was refused the outcome is ``forbidden_address`` with the reasons.
+REF §3.5's first rule exempts a URL whose *host string* is an allow-list entry, decided per
+request from the URL.
 
-The factory only sees an IP, but REF §3.5's first rule exempts a URL whose *host string* is an
-allow-list entry. ``post`` therefore decides the exemption per request and hands it to the factory
-through a context variable holding a small per-request record (``_ConnectAudit``). aiohttp opens
-the connection in the calling task (happy-eyeballs races run in tasks that copy the context), so
-the factory always reads the record of the request it is connecting for. The record also collects
-the refusals, because aiohttp wraps and sometimes merges the factory's exceptions; the record, not
-the exception type, is how ``post`` tells "forbidden" from "could not connect".
+Connections and allow-list changes
+----------------------------------
+Connections are kept alive per origin (scheme, host, port) and reused one request at a time;
+idle ones close after ``KEEPALIVE_SECONDS``. Reused connections skip the guard, so a connection
+opened while an address was allowed must not outlive the allow-list that allowed it: each
+connection carries the generation of the list it was checked against, ``set_allowlist`` bumps
+the generation and closes the idle connections, and a connection still carrying a request when
+the list changes finishes it (it was allowed when it started; it is not cut off) and is then
+closed instead of kept. Setting an unchanged value keeps the connections.
 
-Pools and allow-list changes
-----------------------------
-Keep-alive connections skip the factory when reused, so a connection opened while an address was
-allowed must not outlive the allow-list that allowed it. Each allow-list therefore gets its own
-``aiohttp.ClientSession`` (and connector pool). ``set_allowlist`` takes effect on the next
-``post``: that call opens a fresh session for the new list and retires the old one, which is closed
-as soon as its in-flight requests finish (they were allowed when they started; they are not cut
-off). Setting an unchanged value keeps the pool. A connection in a pool was always checked
-against that pool's own list, so reuse inside a pool is safe.
+HTTP/1.1 itself is ``tidings.webhooks.connection`` (httptools' parser under an asyncio
+protocol); this module decides what to send, where, and what the answer comes to.
 
 Body size and compression
 -------------------------
 The client asks for ``Accept-Encoding: gzip, deflate, br`` and decodes the body itself
-(``auto_decompress=False``), a piece at a time, through the decoders of
+as it arrives (``tidings.webhooks.connection``), a piece at a time, through the decoders of
 ``tidings.webhooks.decoding``: each call returns at most the room left under the cap (for br
 that takes small steps and a cut, as brotli's own output limit is soft), so the 1 MiB cap holds
 on the *decoded* bytes: a gzip, deflate or br bomb costs at most 1 MiB of output (plus one
@@ -63,21 +58,23 @@ are stored as valid text: ``tidings.domain.storable.storable_header_text`` turns
 and control characters into U+FFFD here, once, and the outbox stores them as they are.
 ``Retry-After`` and ``Location`` are read from the full headers before capping.
 
-Imports only ``tidings.webhooks.addresses``, ``tidings.webhooks.decoding``, ``tidings.domain``,
+Imports only ``tidings.webhooks.addresses``, ``tidings.webhooks.connection``, ``tidings.domain``,
 ``tidings.clock`` and the package version; never store, services, api or web.
 """
 
+import asyncio
+import base64
 import functools
 import logging
+import re
 import socket
+import ssl
 from collections.abc import Callable, Mapping
-from contextvars import ContextVar
-from dataclasses import dataclass, field
-from errno import EACCES
+from dataclasses import dataclass
+from ipaddress import IPv4Address
 from types import TracebackType
 from typing import Any, Self
 
-import aiohttp
 import psutil
 from yarl import URL
 
@@ -87,7 +84,7 @@ from tidings.domain.deliveries import ErrorKind
 from tidings.domain.storable import storable_header_text
 from tidings.domain.values import value_object
 from tidings.webhooks.addresses import AllowList, IPAddress, parse_allowlist, parse_ip
-from tidings.webhooks.decoding import DECODERS, Decoder, Identity, UndecodableBody, content_coding
+from tidings.webhooks.connection import Connection, Response, ResponseFailed, ResponseTimedOut
 
 logger = logging.getLogger(__name__)
 
@@ -100,13 +97,19 @@ MAX_LOGGED_HEADER_BYTES = 8192
 OMITTED_HEADERS = "x-tidings-headers-omitted"
 _MAX_MESSAGE_LOCATION = 512
 CONNECT_TIMEOUT_SECONDS = 3.0
+KEEPALIVE_SECONDS = 15.0
 FORBIDDEN_MESSAGE = (
     "address forbidden, you may need to set AllowedUntrustedInternalConnections to allow an "
     "integration access to your internal network"
 )
 
-# aiohappyeyeballs' AddrInfoType, spelled out here: (family, type, proto, canonname, sockaddr).
+# (family, type, proto, canonname, sockaddr), as getaddrinfo returns them.
 AddrInfo = tuple[int, int, int, str, tuple[Any, ...]]
+Origin = tuple[str, str, int]  # scheme, host, port
+
+# A host made only of digits, dots and hex parts is an IPv4 address in some legacy form
+# ("127.1", "0x7f.1", "2130706433") unless it is the canonical dotted quad.
+_NUMERIC_HOST = re.compile(r"(?:0x[0-9a-f]*|[0-9]+)(?:\.(?:0x[0-9a-f]*|[0-9]*))*", re.IGNORECASE)
 
 
 @value_object
@@ -125,10 +128,6 @@ class HttpOutcome:
     error_kind: ErrorKind
     error_message: str
     retry_after: str | None
-
-
-class AddressForbiddenError(OSError):
-    """Raised by the socket factory to refuse an address; aiohttp then tries the host's next IP."""
 
 
 def own_ip_addresses(
@@ -154,27 +153,23 @@ def own_ip_addresses(
     return frozenset(found)
 
 
-@dataclass(slots=True)
-class _ConnectAudit:
-    """One request's guard decision and the addresses the socket factory refused for it."""
+class _Refused(Exception):
+    """Every address of the host was refused by the guard (``reasons``) or failed to connect."""
 
-    allowlist: AllowList
-    host_exempt: bool
-    refusals: list[str] = field(default_factory=list)
-    admitted: int = 0
-
-
-_AUDIT: ContextVar[_ConnectAudit | None] = ContextVar("tidings_webhook_audit", default=None)
+    def __init__(self, reasons: list[str], errors: list[BaseException]) -> None:
+        super().__init__("; ".join(reasons))
+        self.reasons = reasons
+        self.errors = errors
 
 
-@dataclass(slots=True, eq=False)  # identity semantics: pools are kept in a set
-class _Pool:
-    """A session whose connections were all opened under one allow-list."""
+@dataclass(slots=True, frozen=True)
+class _Target:
+    """A parsed callback URL: where to connect and the request's first lines."""
 
-    allowlist: AllowList
-    session: aiohttp.ClientSession
-    in_flight: int = 0
-    retired: bool = False
+    url: URL
+    origin: Origin
+    head: bytes  # request line, Host and the client's fixed headers
+    authorization: str | None
 
 
 class WebhookClient:
@@ -194,13 +189,17 @@ class WebhookClient:
         max_response_bytes: int = MAX_RESPONSE_BYTES,
     ) -> None:
         self._allowlist = parse_allowlist(allowlist)
+        self._generation = 0
         self._clock = clock or SystemClock()
         self._own_addresses = own_addresses
         self._connection_limit = connection_limit
         self._connect_timeout_seconds = connect_timeout_seconds
         self._max_response_bytes = max_response_bytes
-        self._pool: _Pool | None = None
-        self._retired: set[_Pool] = set()
+        self._idle: dict[Origin, list[Connection]] = {}
+        self._busy: set[Connection] = set()
+        self._slots: asyncio.Semaphore | None = None
+        self._tls: ssl.SSLContext | None = None
+        self._sweeper: asyncio.TimerHandle | None = None
         self._started = False
         self._closed = False
 
@@ -222,23 +221,29 @@ class WebhookClient:
         return self._allowlist
 
     async def start(self) -> None:
-        """Open the connection pool; must run inside the event loop that will use the client."""
+        """Get ready to send; must run inside the event loop that will use the client."""
         if self._closed:
             raise RuntimeError("WebhookClient is closed")
         if not self._started:
             self._started = True
-            self._pool = self._open_pool(self._allowlist)
+            self._slots = asyncio.Semaphore(self._connection_limit)
+            self._tls = ssl.create_default_context()
+            self._schedule_sweep()
 
     async def close(self) -> None:
-        """Close every pool, including retired ones still finishing requests."""
+        """Close every connection, including those still carrying a request."""
         self._closed = True
-        pools = list(self._retired)
-        if self._pool is not None:
-            pools.append(self._pool)
-        self._pool = None
-        self._retired.clear()
-        for pool in pools:
-            await pool.session.close()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+        for connections in self._idle.values():
+            for connection in connections:
+                connection.close()
+        self._idle.clear()
+        for connection in list(self._busy):
+            connection.close()
+        self._busy.clear()
+        await asyncio.sleep(0)  # let the transports finish closing
 
     def set_allowlist(self, value: str) -> None:
         """Apply a new ``AllowedUntrustedInternalConnections`` value from the next request on."""
@@ -246,6 +251,11 @@ class WebhookClient:
         if allowlist != self._allowlist:
             logger.info("webhook allow-list changed to %d entries", len(allowlist.entries))
             self._allowlist = allowlist
+            self._generation += 1
+            for connections in self._idle.values():
+                for connection in connections:
+                    connection.close()
+            self._idle.clear()
 
     async def post(
         self, url: str, body: bytes, headers: Mapping[str, str], timeout_seconds: float
@@ -255,199 +265,152 @@ class WebhookClient:
         ``timeout_seconds`` bounds the whole call (connect, send, headers and body); connecting
         alone is also bounded by the connect timeout.
         """
+        if self._closed or self._slots is None:
+            raise RuntimeError("WebhookClient is not running; call start() first")
         started = self._clock.monotonic()
         target, problem = _parse_target(url)
         if target is None:
             return self._failure(started, ErrorKind.INVALID_URL, problem)
-        pool = await self._acquire_pool()
-        audit = _ConnectAudit(
-            allowlist=pool.allowlist,
-            host_exempt=pool.allowlist.host_allowed(target.raw_host or ""),
-        )
-        limits = _timeout(timeout_seconds, self._connect_timeout_seconds)
-        token = _AUDIT.set(audit)
-        try:
-            outcome = await self._send(
-                pool.session, target, body=body, headers=headers, limits=limits, audit=audit
-            )
-        finally:
-            _AUDIT.reset(token)
-            await self._release_pool(pool)
+        request = _request(target, body, headers)
+        if isinstance(request, str):
+            return self._failure(started, ErrorKind.INVALID_URL, request)
+        async with self._slots:
+            outcome = await self._send(target, request, timeout_seconds)
         outcome = _with_duration(outcome, self._elapsed_ms(started))
-        _log_outcome(target, outcome)
+        _log_outcome(target.url, outcome)
         return outcome
 
-    async def _send(
-        self,
-        session: aiohttp.ClientSession,
-        target: URL,
-        *,
-        body: bytes,
-        headers: Mapping[str, str],
-        limits: aiohttp.ClientTimeout,
-        audit: _ConnectAudit,
-    ) -> HttpOutcome:
-        status = 0
+    async def _send(self, target: _Target, request: bytes, timeout_seconds: float) -> HttpOutcome:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_seconds
+        connection = self._reuse(target.origin)
+        if connection is None:
+            connect_limit = min(self._connect_timeout_seconds, timeout_seconds)
+            try:
+                async with asyncio.timeout(connect_limit):
+                    connection = await self._connect(target)
+            except TimeoutError:
+                if connect_limit < timeout_seconds:
+                    return _outcome(
+                        0,
+                        ErrorKind.TIMEOUT,
+                        f"timed out connecting (connect limit {self._connect_timeout_seconds:g} "
+                        f"s, request limit {timeout_seconds:g} s)",
+                    )
+                return _outcome(0, ErrorKind.TIMEOUT, _no_response(timeout_seconds))
+            except _Refused as refused:
+                if refused.reasons and not refused.errors:
+                    reasons = "; ".join(dict.fromkeys(refused.reasons))
+                    return _outcome(
+                        0, ErrorKind.FORBIDDEN_ADDRESS, f"{FORBIDDEN_MESSAGE}: {reasons}"
+                    )
+                return _outcome(0, ErrorKind.CONNECT, f"cannot connect: {_errors(refused.errors)}")
+        self._busy.add(connection)
+        expiry = loop.call_at(deadline, connection.expire)
         try:
-            async with session.post(
-                target, data=body, headers=dict(headers), timeout=limits, allow_redirects=False
-            ) as response:
-                status = response.status
-                response_headers = _flatten_headers(response)
-                retry_after = response.headers.get("Retry-After")
-                location = response.headers.get("Location")
-                payload, truncated, unreadable = await self._read_capped(response)
-                if truncated or unreadable:
-                    # Unread data is still on the wire; dropping the connection beats draining it.
-                    response.close()
-        except aiohttp.ConnectionTimeoutError:
-            return _outcome(
-                status,
-                ErrorKind.TIMEOUT,
-                f"timed out connecting (connect limit {self._connect_timeout_seconds:g} s, "
-                f"request limit {limits.total:g} s)",
-            )
-        except TimeoutError:
-            return _outcome(
-                status,
-                ErrorKind.TIMEOUT,
-                f"no complete response within {limits.total:g} s; raise "
-                "OutgoingIntegrationRequestsTimeout or the hook's timeout if the receiver "
-                "needs longer",
-            )
-        except aiohttp.ClientConnectorError as exc:
-            if audit.refusals and not audit.admitted:
-                reasons = "; ".join(dict.fromkeys(audit.refusals))
-                return _outcome(
-                    status, ErrorKind.FORBIDDEN_ADDRESS, f"{FORBIDDEN_MESSAGE}: {reasons}"
-                )
-            return _outcome(status, ErrorKind.CONNECT, f"cannot connect: {exc}")
-        except aiohttp.InvalidURL as exc:
-            return _outcome(status, ErrorKind.INVALID_URL, f"invalid URL: {exc}")
-        except (aiohttp.ClientConnectionError, OSError) as exc:
-            # Resets and disconnects, before or during the response.
-            return _outcome(status, ErrorKind.CONNECT, f"connection lost: {_describe(exc)}")
-        except aiohttp.ClientResponseError as exc:
-            # The receiver answered, but not in valid HTTP (bad status line, oversized headers).
-            # exc.message, not str(exc): the latter repeats the URL, whose query may hold secrets.
-            return _outcome(status, ErrorKind.PROTOCOL, f"invalid HTTP response: {exc.message}")
-        except aiohttp.ClientError as exc:
-            # Broken chunking, a body shorter than Content-Length, bad compression, …
-            return _outcome(status, ErrorKind.PROTOCOL, f"invalid HTTP response: {_describe(exc)}")
-        kind, message = _status_kind(status), _status_message(status, location)
-        if unreadable and kind is ErrorKind.NONE:
-            kind, message = ErrorKind.BAD_REPLY, f"reply not posted: {unreadable}"
-        return HttpOutcome(
-            status_code=status,
-            headers=response_headers,
-            body=payload,
-            truncated=truncated,
-            duration_ms=0,
-            error_kind=kind,
-            error_message=message,
-            retry_after=retry_after,
-        )
+            response = await connection.exchange(request)
+        except ResponseTimedOut:
+            return _outcome(0, ErrorKind.TIMEOUT, _no_response(timeout_seconds))
+        except ResponseFailed as failed:
+            if failed.answered:
+                return _outcome(0, ErrorKind.PROTOCOL, failed.message)
+            return _outcome(0, ErrorKind.CONNECT, f"connection lost: {failed.message}")
+        finally:
+            expiry.cancel()
+            self._busy.discard(connection)
+            self._keep(target.origin, connection)
+        return _response_outcome(response)
 
-    async def _read_capped(self, response: aiohttp.ClientResponse) -> tuple[bytes, bool, str]:
-        """The body as decoded bytes, whether it went past the cap, and why it is unreadable.
+    def _reuse(self, origin: Origin) -> Connection | None:
+        """An idle connection to ``origin`` checked under the current allow-list, if any."""
+        connections = self._idle.get(origin)
+        while connections:
+            connection = connections.pop()
+            if not connection.closed and connection.generation == self._generation:
+                return connection
+            connection.close()
+        return None
 
-        At most the cap plus one byte is read from the wire and at most the cap plus one byte is
-        decoded, so neither an endless body nor a compression bomb costs more than the cap.
-        """
-        limit = self._max_response_bytes
-        coding = content_coding(response.headers.getall("Content-Encoding", ()))
-        if coding is None:
-            declared = response.content_length
-            if declared is not None and declared <= limit:
-                # The parser stops at the declared length, so one read is bounded (and the common
-                # case: a small JSON reply) costs one await instead of a loop to end-of-stream.
-                return await response.read(), False, ""
-            decoder: Decoder = Identity()
-        elif coding not in DECODERS:
-            shown = ", ".join(response.headers.getall("Content-Encoding", ()))[:100]
-            return b"", False, f"unsupported Content-Encoding {shown!r}"
+    def _keep(self, origin: Origin, connection: Connection) -> None:
+        if (
+            connection.reusable
+            and not connection.closed
+            and not self._closed
+            and connection.generation == self._generation
+        ):
+            connection.idle_since = self._clock.monotonic()
+            self._idle.setdefault(origin, []).append(connection)
         else:
-            decoder = DECODERS[coding]()
-        chunks: list[bytes] = []
-        size = wire = 0
+            connection.close()
+
+    async def _connect(self, target: _Target) -> Connection:
+        """A new connection to the target's host, through the SSRF guard (see the module
+        docstring): each resolved address is judged, and the socket connects to exactly the
+        address that was admitted."""
+        loop = asyncio.get_running_loop()
+        scheme, host, port = target.origin
+        reasons: list[str] = []
+        errors: list[BaseException] = []
+        generation, allowlist = self._generation, self._allowlist
+        exempt = allowlist.host_allowed(host)
         try:
-            while size <= limit and wire <= limit:
-                chunk = await response.content.read(limit + 1 - wire)
-                if not chunk:
-                    break
-                wire += len(chunk)
-                piece = decoder.decode(chunk, limit + 1 - size)
-                chunks.append(piece)
-                size += len(piece)
+            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            raise _Refused([], [exc]) from exc
+        for family, type_, proto, _, sockaddr in infos:
+            if not exempt:
+                reason = self._refusal(allowlist, sockaddr)
+                if reason:
+                    reasons.append(reason)
+                    continue
+            sock = socket.socket(family=family, type=type_, proto=proto)
+            try:
+                sock.setblocking(False)
+                await loop.sock_connect(sock, sockaddr)
+                tls = self._tls if scheme == "https" else None
+                _, connection = await loop.create_connection(
+                    lambda: Connection(self._max_response_bytes),
+                    sock=sock,
+                    ssl=tls,
+                    server_hostname=host if tls is not None else None,
+                )
+            except (OSError, ssl.SSLError) as exc:
+                sock.close()
+                errors.append(exc)
+                continue
+            except BaseException:
+                sock.close()
+                raise
+            connection.generation = generation
+            return connection
+        raise _Refused(reasons, errors)
+
+    def _refusal(self, allowlist: AllowList, sockaddr: tuple[Any, ...]) -> str:
+        """Why the guard refuses this resolved address, or ""."""
+        ip = parse_ip(str(sockaddr[0]))
+        if ip is None:
+            return f"{sockaddr[0]!s} is not an IP address"
+        verdict = allowlist.ip_allowed(ip, self._own_addresses())
+        return "" if verdict.allowed else verdict.reason
+
+    def _schedule_sweep(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._sweeper = loop.call_later(KEEPALIVE_SECONDS / 3, self._sweep)
+
+    def _sweep(self) -> None:
+        """Close connections idle for longer than ``KEEPALIVE_SECONDS``."""
+        oldest = self._clock.monotonic() - KEEPALIVE_SECONDS
+        for origin, connections in list(self._idle.items()):
+            kept = [c for c in connections if not c.closed and c.idle_since >= oldest]
+            for connection in connections:
+                if connection not in kept:
+                    connection.close()
+            if kept:
+                self._idle[origin] = kept
             else:
-                return b"".join(chunks)[:limit], True, ""
-            problem = decoder.finish() if wire else ""  # an empty body is empty in any coding
-        except UndecodableBody as exc:
-            return b"", False, f"the {coding} body cannot be decoded: {exc}"
-        if problem:
-            return b"", False, f"the {coding} body {problem}"
-        return b"".join(chunks), False, ""
-
-    async def _acquire_pool(self) -> _Pool:
-        if self._closed or not self._started:
-            raise RuntimeError("WebhookClient is not running; call start() first")
-        pool = self._pool
-        if pool is None or pool.allowlist is not self._allowlist:
-            # Swap before any await so concurrent callers all land on the new pool.
-            self._pool = self._open_pool(self._allowlist)
-            if pool is not None:
-                pool.retired = True
-                self._retired.add(pool)
-                if pool.in_flight == 0:
-                    await self._close_retired(pool)
-            pool = self._pool
-        pool.in_flight += 1
-        return pool
-
-    async def _release_pool(self, pool: _Pool) -> None:
-        pool.in_flight -= 1
-        if pool.retired and pool.in_flight == 0:
-            await self._close_retired(pool)
-
-    async def _close_retired(self, pool: _Pool) -> None:
-        self._retired.discard(pool)
-        await pool.session.close()
-
-    def _open_pool(self, allowlist: AllowList) -> _Pool:
-        connector = aiohttp.TCPConnector(
-            limit=self._connection_limit,
-            limit_per_host=0,  # the worker's per-destination cap decides, not the pool
-            keepalive_timeout=15.0,
-            socket_factory=self._open_socket,
-        )
-        session = aiohttp.ClientSession(
-            connector=connector,
-            headers={"User-Agent": USER_AGENT, "Accept-Encoding": ACCEPT_ENCODING},
-            cookie_jar=aiohttp.DummyCookieJar(),
-            trust_env=False,
-            auto_decompress=False,  # decoded by _read_capped, bounded by the cap
-            raise_for_status=False,
-        )
-        return _Pool(allowlist=allowlist, session=session)
-
-    def _open_socket(self, addr_info: AddrInfo) -> socket.socket:
-        """The SSRF guard: admit or refuse the resolved address a connection is about to use."""
-        family, type_, proto, _, sockaddr = addr_info
-        audit = _AUDIT.get()
-        if audit is None:
-            # Only post() opens connections; anything else is refused rather than trusted.
-            raise AddressForbiddenError(EACCES, "connection outside a webhook request")
-        if not audit.host_exempt:
-            ip = parse_ip(str(sockaddr[0]))
-            if ip is None:
-                audit.refusals.append(f"{sockaddr[0]!s} is not an IP address")
-                raise AddressForbiddenError(EACCES, audit.refusals[-1])
-            verdict = audit.allowlist.ip_allowed(ip, self._own_addresses())
-            if not verdict.allowed:
-                audit.refusals.append(verdict.reason)
-                raise AddressForbiddenError(EACCES, verdict.reason)
-        audit.admitted += 1
-        return socket.socket(family=family, type=type_, proto=proto)
+                del self._idle[origin]
+        if not self._closed:
+            self._schedule_sweep()
 
     def _failure(self, started: float, kind: ErrorKind, message: str) -> HttpOutcome:
         return _with_duration(_outcome(0, kind, message), self._elapsed_ms(started))
@@ -456,29 +419,96 @@ class WebhookClient:
         return int((self._clock.monotonic() - started) * 1000)
 
 
-@functools.lru_cache(maxsize=64)
-def _timeout(total_seconds: float, connect_seconds: float) -> aiohttp.ClientTimeout:
-    """The request's time limits; immutable, and the same few for every request, so shared."""
-    return aiohttp.ClientTimeout(total=total_seconds, sock_connect=connect_seconds)
-
-
 @functools.lru_cache(maxsize=4096)
-def _parse_target(url: str) -> tuple[URL | None, str]:
+def _parse_target(url: str) -> tuple[_Target | None, str]:
     """The URL to request, or None and the reason it cannot be requested.
 
     Remembered per URL string (both results are immutable): a hook sends to the same few URLs
     over and over, and parsing is a visible share of a request's CPU.
     """
     try:
-        target = URL(url)
-        port = target.port
-    except (ValueError, TypeError) as exc:
+        parsed = URL(url)
+        port = parsed.port
+        host = parsed.raw_host
+        authority = parsed.host_port_subcomponent
+        path = parsed.raw_path_qs or "/"
+    except (ValueError, TypeError, UnicodeError) as exc:
         return None, f"invalid URL: {exc}"
-    if target.scheme not in ("http", "https"):
+    if parsed.scheme not in ("http", "https"):
         return None, "invalid URL: the scheme must be http or https"
-    if not target.host or port is None:
+    if not host or port is None or not authority:
         return None, "invalid URL: no host"
-    return target, ""
+    if _NUMERIC_HOST.fullmatch(host):
+        try:
+            IPv4Address(host)
+        except ValueError:
+            return None, f"invalid URL: {host} is not a canonical IPv4 address"
+    if any(ch in url for ch in "\r\n\x00"):
+        return None, "invalid URL: control characters"
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: {USER_AGENT}\r\n"
+        f"Accept-Encoding: {ACCEPT_ENCODING}\r\n"
+    ).encode()
+    authorization = None
+    if parsed.raw_user is not None:
+        credentials = f"{parsed.user or ''}:{parsed.password or ''}".encode()
+        authorization = "Basic " + base64.b64encode(credentials).decode("ascii")
+    return _Target(parsed, (parsed.scheme, host, port), head, authorization), ""
+
+
+def _request(target: _Target, body: bytes, headers: Mapping[str, str]) -> bytes | str:
+    """The request's bytes, or why a header cannot be sent (a CR, LF or NUL in it)."""
+    lines = [target.head]
+    if target.authorization is not None and not any(
+        name.lower() == "authorization" for name in headers
+    ):
+        lines.append(f"Authorization: {target.authorization}\r\n".encode())
+    for name, value in headers.items():
+        if _unsafe(name) or _unsafe(value):
+            return f"header {name[:64]!r} has a control character"
+        lines.append(f"{name}: {value}\r\n".encode())
+    lines.append(b"Content-Length: %d\r\n\r\n" % len(body))
+    lines.append(body)
+    return b"".join(lines)
+
+
+def _unsafe(text: str) -> bool:
+    return "\r" in text or "\n" in text or "\x00" in text
+
+
+def _response_outcome(response: Response) -> HttpOutcome:
+    status = response.status
+    retry_after = location = None
+    for name, value in response.headers:
+        low = name.lower()
+        if low == b"retry-after" and retry_after is None:
+            retry_after = value.decode("utf-8", "surrogateescape")
+        elif low == b"location" and location is None:
+            location = value.decode("utf-8", "surrogateescape")
+    kind, message = _status_kind(status), _status_message(status, location)
+    if response.unreadable and kind is ErrorKind.NONE:
+        kind, message = ErrorKind.BAD_REPLY, f"reply not posted: {response.unreadable}"
+    return HttpOutcome(
+        status_code=status,
+        headers=_flatten_headers(response.headers),
+        body=response.body,
+        truncated=response.truncated,
+        duration_ms=0,
+        error_kind=kind,
+        error_message=message,
+        retry_after=retry_after,
+    )
+
+
+def _no_response(timeout_seconds: float) -> str:
+    return (
+        f"no complete response within {timeout_seconds:g} s; raise "
+        "OutgoingIntegrationRequestsTimeout or the hook's timeout if the receiver needs longer"
+    )
+
+
+def _errors(errors: list[BaseException]) -> str:
+    return "; ".join(dict.fromkeys(_describe(e) for e in errors)) or "no address"
 
 
 def _with_duration(outcome: HttpOutcome, duration_ms: int) -> HttpOutcome:
@@ -508,21 +538,23 @@ def _outcome(status: int, kind: ErrorKind, message: str) -> HttpOutcome:
     )
 
 
-def _flatten_headers(response: aiohttp.ClientResponse) -> dict[str, str]:
+def _flatten_headers(headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
     """The response headers as the delivery log keeps them: one value per name, bounded.
 
     Repeated headers are joined with commas, as HTTP allows. At most ``MAX_LOGGED_HEADERS``
     names and ``MAX_LOGGED_HEADER_BYTES`` of names and values are kept, each value cut to
     ``MAX_LOGGED_HEADER_VALUE`` characters; what is dropped is counted under
-    ``OMITTED_HEADERS``. Work is linear in the headers aiohttp already parsed (its own limits
-    bound those: 8 KiB per line, 128 headers, so up to about 1 MiB before this cut).
+    ``OMITTED_HEADERS``. Work is linear in the headers already parsed (the connection bounds
+    those: 128 lines, 64 KiB). Bytes that are not UTF-8 are kept as surrogates here and turned
+    into U+FFFD by ``storable_header_text``.
     """
     flat: dict[str, str] = {}
     used = 0
     omitted = 0
-    for raw_name, raw_value in response.headers.items():
-        name = storable_header_text(raw_name)[:MAX_LOGGED_HEADER_VALUE]
-        value = storable_header_text(raw_value)
+    for raw_name, raw_value in headers:
+        name = storable_header_text(raw_name.decode("utf-8", "surrogateescape"))
+        name = name[:MAX_LOGGED_HEADER_VALUE]
+        value = storable_header_text(raw_value.decode("utf-8", "surrogateescape"))
         if name in flat:
             room = MAX_LOGGED_HEADER_VALUE - len(flat[name])
             if room <= 2:

@@ -597,9 +597,10 @@ def test_concurrent_pages_of_worst_posts_do_not_stall_the_server(
     assert statuses == [200] * 8
     assert latencies
     assert max(latencies) < 0.25, f"ping took up to {max(latencies):.3f}s: {sorted(latencies)[-5:]}"
-    # One page's worth of Markdown each, one at a time: the first arrives within a couple of
-    # seconds instead of all eight sharing the GIL and arriving together at the end.
-    assert min(took) < 3.0, f"the channel pages took {sorted(took)}"
+    # One page's worth of Markdown each, one at a time: the first arrives long before the last
+    # instead of all eight sharing the GIL and arriving together at the end. (Relative: a page
+    # costs 1 s on one machine and 2.5 s on another.)
+    assert min(took) < max(took) / 3, f"the channel pages took {sorted(took)}"
     assert max(took) < 30.0, f"the channel pages took {sorted(took)}"
 
 

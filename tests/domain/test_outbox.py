@@ -12,6 +12,7 @@ from tidings.domain.outbox import (
     destination,
     interrupted_attempt,
     latest_by_channel,
+    pick_within_room,
     plan_write_back,
     unstorable,
 )
@@ -210,3 +211,12 @@ def test_channel_counters_take_the_newest_post_and_the_count() -> None:
     """Per channel: the latest create_at and how many posts."""
     posts = [_post("a", "c1", 5), _post("b", "c2", 7), _post("c", "c1", 3)]
     assert latest_by_channel(posts) == {"c1": (5, 2), "c2": (7, 1)}
+
+
+def test_pick_within_room_keeps_order_rooms_and_limit() -> None:
+    candidates = [("a1", "A"), ("a2", "A"), ("a3", "A"), ("b1", "B"), ("c1", "C"), ("b2", "B")]
+    assert pick_within_room(candidates, {"A": 1}, 5, 10) == ["a1", "b1", "c1", "b2"]
+    assert pick_within_room(candidates, {"A": 0, "B": 1}, 5, 10) == ["b1", "c1"]
+    assert pick_within_room(candidates, {}, 1, 10) == ["a1", "b1", "c1"]
+    assert pick_within_room(candidates, {}, 5, 2) == ["a1", "a2"]
+    assert pick_within_room([], {"A": 3}, 5, 2) == []

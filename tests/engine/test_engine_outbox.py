@@ -205,6 +205,55 @@ def test_a_claim_passes_over_saturated_destinations_owners_and_teams() -> None:
     _run(scenario)
 
 
+def test_a_claim_keeps_to_each_destinations_room() -> None:
+    """A busy destination's backlog heads the due order; with room for two of it, the claim
+    takes its two oldest and the other destination's deliveries behind the backlog, in due
+    order, and leaves the rest of the backlog pending."""
+
+    async def scenario(db: Database) -> None:
+        scene = await db.write(_scene)
+        hook = next(iter(scene.hooks))
+        for k in range(6):
+            new = [_new(scene, hook, "http://busy.test/x")]
+            await db.write(partial(outbox.enqueue, new=new, now_ms=NOW - 100 + k))
+        new = [_new(scene, hook, "http://calm.test/y")]
+        await db.write(partial(outbox.enqueue, new=new, now_ms=NOW - 10))
+        found = await db.write(
+            partial(
+                outbox.claim,
+                limit=10,
+                lease_ms=LEASE_MS,
+                now_ms=NOW,
+                destination_rooms={"http://busy.test:80": 2},
+                default_room=40,
+            )
+        )
+        assert sorted((d.next_attempt_at, d.url) for d in found) == [
+            (NOW - 100, "http://busy.test/x"),
+            (NOW - 99, "http://busy.test/x"),
+            (NOW - 10, "http://calm.test/y"),
+        ]
+        assert all(d.status is DeliveryStatus.IN_FLIGHT and d.attempt_count == 1 for d in found)
+
+        async def claim_busy(room: int) -> list[Delivery]:
+            return await db.write(
+                partial(
+                    outbox.claim,
+                    limit=10,
+                    lease_ms=LEASE_MS,
+                    now_ms=NOW,
+                    destination_rooms={"http://busy.test:80": room},
+                    default_room=40,
+                )
+            )
+
+        assert await claim_busy(0) == []
+        left = sorted(d.next_attempt_at for d in await claim_busy(9))
+        assert left == [NOW - 98 + k for k in range(4)]
+
+    _run(scenario)
+
+
 def test_finish_records_the_attempt_the_state_and_the_reply_once() -> None:
     """One write-back: attempt row, new state, reply post and channel counter; a second
     result for the same delivery (its lease now gone) adds only its attempt to the log."""

@@ -94,6 +94,33 @@ class SkipLists:
         return cls(destinations=kept[0], owners=kept[1], teams=kept[2])
 
 
+def pick_within_room(
+    candidates: Sequence[tuple[str, str]],
+    rooms: Mapping[str, int],
+    default_room: int,
+    limit: int,
+) -> list[str]:
+    """The ids to claim of due ``(id, destination)`` candidates, in their order: at most
+    ``limit``, and of each destination at most its room (``rooms``, else ``default_room``).
+
+    Why: candidates come oldest due first, so a hanging receiver's backlog heads the list as
+    soon as one of its slots frees. Claimed whole, all but a few of those would be refused by
+    the worker's slots and given back, a write each, while the healthy deliveries behind them
+    waited for the next claim.
+    """
+    left = dict(rooms)
+    picked: list[str] = []
+    for delivery_id, destination in candidates:
+        room = left.get(destination, default_room)
+        if room <= 0:
+            continue
+        left[destination] = room - 1
+        picked.append(delivery_id)
+        if len(picked) >= limit:
+            break
+    return picked
+
+
 @value_object
 class Ownership:
     """What the database says of a claimed delivery at write-back: still ``in_flight`` under

@@ -18,7 +18,7 @@ import dataclasses
 import logging
 import sqlite3
 from collections import namedtuple
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, TypeVar
 
 import psycopg
@@ -36,6 +36,7 @@ from tidings.domain.outbox import (
     destination,
     interrupted_attempt,
     latest_by_channel,
+    pick_within_room,
     plan_write_back,
     unstorable,
 )
@@ -129,13 +130,7 @@ def enqueue(conn: Connection, new: Sequence[NewDelivery], now_ms: int) -> list[s
     return [str(r["id"]) for r in rows]
 
 
-def _claim_statement(skip_destinations: bool, skip_hooks: bool) -> Any:
-    """The claim, passing over listed destinations and/or hooks of listed owners or teams.
-
-    SQLite runs it as a range scan of ``ix_deliveries_due``; a passed-over owner or team costs a
-    primary-key look-up of each scanned delivery's hook, so that clause is left out when no
-    owner or team is listed.
-    """
+def _due_conditions(skip_destinations: bool, skip_hooks: bool) -> list[Any]:
     conditions = [
         deliveries.c.status == _PENDING,
         deliveries.c.next_attempt_at <= bindparam("b_now"),
@@ -152,9 +147,29 @@ def _claim_statement(skip_destinations: bool, skip_hooks: bool) -> Any:
         conditions.append(
             ~exists().where(outgoing_hooks.c.id == deliveries.c.hook_id, skipped_hook)
         )
+    return conditions
+
+
+_CLAIMED_VALUES: dict[str, Any] = {
+    "status": _IN_FLIGHT,
+    "lease_expires_at": bindparam("b_lease_until"),
+    "attempt_count": deliveries.c.attempt_count + 1,
+    "update_at": bindparam("b_now"),
+}
+
+
+def _claim_statement(skip_destinations: bool, skip_hooks: bool) -> Any:
+    """The claim, passing over listed destinations and/or hooks of listed owners or teams.
+
+    SQLite runs it as a range scan of ``ix_deliveries_due``, which covers the destination and
+    id, so a passed-over destination's deliveries cost index entries only (still one each: a
+    hanging receiver's backlog of 20,000 costs each claim about 2.7 ms, against 10.6 ms reading
+    rows). A passed-over owner or team costs a primary-key look-up of each scanned delivery's
+    hook, so that clause is left out when no owner or team is listed.
+    """
     due_ids = (
         select(deliveries.c.id)
-        .where(*conditions)
+        .where(*_due_conditions(skip_destinations, skip_hooks))
         .order_by(deliveries.c.next_attempt_at)
         .limit(bindparam("b_limit"))
         .with_for_update(skip_locked=True)
@@ -162,18 +177,40 @@ def _claim_statement(skip_destinations: bool, skip_hooks: bool) -> Any:
     return (
         update(deliveries)
         .where(deliveries.c.id.in_(due_ids.scalar_subquery()))
-        .values(
-            status=_IN_FLIGHT,
-            lease_expires_at=bindparam("b_lease_until"),
-            attempt_count=deliveries.c.attempt_count + 1,
-            update_at=bindparam("b_now"),
-        )
+        .values(**_CLAIMED_VALUES)
         .returning(*deliveries.c)
     )
 
 
-# (passes over destinations, passes over owners or teams) → the claim statement
+def _candidates_statement(skip_destinations: bool, skip_hooks: bool) -> Any:
+    """The due deliveries' ids and destinations, oldest due first: a claim that must keep to
+    each destination's room picks from these (read from the index alone on SQLite; locked,
+    skipping rows other workers hold, on PostgreSQL)."""
+    return (
+        select(deliveries.c.id, deliveries.c.destination)
+        .where(*_due_conditions(skip_destinations, skip_hooks))
+        .order_by(deliveries.c.next_attempt_at)
+        .limit(bindparam("b_scan"))
+        .with_for_update(skip_locked=True)
+    )
+
+
+# The picked ids, claimed if still pending (on PostgreSQL another worker may have taken one
+# between the two statements only if it was not locked by the first).
+_CLAIM_PICKED = (
+    update(deliveries)
+    .where(
+        deliveries.c.id.in_(bindparam("b_ids", expanding=True)),
+        deliveries.c.status == _PENDING,
+    )
+    .values(**_CLAIMED_VALUES)
+    .returning(*deliveries.c)
+)
+
 _CLAIMS = {(d, h): _claim_statement(d, h) for d in (False, True) for h in (False, True)}
+_CANDIDATES = {(d, h): _candidates_statement(d, h) for d in (False, True) for h in (False, True)}
+# How many candidates a room-keeping claim reads per delivery it may claim.
+CANDIDATES_PER_CLAIM = 4
 
 
 def claim(
@@ -185,9 +222,17 @@ def claim(
     skip_destinations: Collection[str] = (),
     skip_owners: Collection[str] = (),
     skip_teams: Collection[str] = (),
+    destination_rooms: Mapping[str, int] | None = None,
+    default_room: int | None = None,
 ) -> list[Delivery]:
     """Take up to ``limit`` due pending deliveries, oldest due first, leased until
     ``now_ms + lease_ms``; each claim counts as an attempt.
+
+    ``destination_rooms`` says how many more deliveries the worker can take of some
+    destinations (``default_room`` of any other); when one has less room than ``limit``, the
+    claim reads the due
+    candidates first and takes no more of a destination than its room
+    (:func:`~tidings.domain.outbox.pick_within_room`), in two statements instead of one.
 
     The ``skip_*`` lists name destinations, hook owners and teams the worker already has
     enough deliveries waiting for, so one hanging receiver's queue, or one user's or team's
@@ -207,8 +252,24 @@ def claim(
     if skip_hooks:
         parameters["b_owners"] = skip.owners
         parameters["b_teams"] = skip.teams
-    statement = _CLAIMS[bool(skip.destinations), skip_hooks]
-    rows = conn.execute(statement, parameters).all()
+    shape = bool(skip.destinations), skip_hooks
+    rooms = destination_rooms or {}
+    default = limit if default_room is None else default_room
+    passed = set(skip.destinations)
+    if default < limit or any(r < limit for d, r in rooms.items() if d not in passed):
+        parameters["b_scan"] = limit * CANDIDATES_PER_CLAIM
+        candidates = conn.execute(_CANDIDATES[shape], parameters).all()
+        picked = pick_within_room(
+            [(c.id, c.destination) for c in candidates], rooms, default, limit
+        )
+        if not picked:
+            return []
+        rows = conn.execute(
+            _CLAIM_PICKED,
+            {"b_ids": picked, "b_now": now_ms, "b_lease_until": parameters["b_lease_until"]},
+        ).all()
+    else:
+        rows = conn.execute(_CLAIMS[shape], parameters).all()
     return [delivery_from_row(_DeliveryRow._make(row)) for row in rows]
 
 

@@ -227,7 +227,6 @@ class WebhookClient:
         if not self._started:
             self._started = True
             self._slots = asyncio.Semaphore(self._connection_limit)
-            self._tls = ssl.create_default_context()
             self._schedule_sweep()
 
     async def close(self) -> None:
@@ -367,7 +366,7 @@ class WebhookClient:
             try:
                 sock.setblocking(False)
                 await loop.sock_connect(sock, sockaddr)
-                tls = self._tls if scheme == "https" else None
+                tls = self._tls_context() if scheme == "https" else None
                 _, connection = await loop.create_connection(
                     lambda: Connection(self._max_response_bytes),
                     sock=sock,
@@ -384,6 +383,13 @@ class WebhookClient:
             connection.generation = generation
             return connection
         raise _Refused(reasons, errors)
+
+    def _tls_context(self) -> ssl.SSLContext:
+        """The system's trust store, loaded at the first https callback (loading it costs
+        tens of milliseconds of the event loop)."""
+        if self._tls is None:
+            self._tls = ssl.create_default_context()
+        return self._tls
 
     def _refusal(self, allowlist: AllowList, sockaddr: tuple[Any, ...]) -> str:
         """Why the guard refuses this resolved address, or ""."""

@@ -166,6 +166,23 @@ class SlotBoard(Generic[T]):
             teams=_ids(full, _TEAM),
         )
 
+    def destination_rooms(self) -> dict[str, int]:
+        """How many more deliveries each destination with slots held or waiters can take
+        before the next would be refused: its free slots plus its free places to wait."""
+        cap = self._caps.per_destination
+        bound = cap * BACKLOG_PER_SLOT
+        keys = {k for k in self._active if k.startswith(_DESTINATION)}
+        keys |= {k for k in self._waiting if k.startswith(_DESTINATION)}
+        return {
+            key[len(_DESTINATION) :]: max(0, cap - self._active.get(key, 0))
+            + max(0, bound - self._waiting.get(key, 0))
+            for key in keys
+        }
+
+    def fresh_destination_room(self) -> int:
+        """What :meth:`destination_rooms` would say of a destination not seen yet."""
+        return self._caps.per_destination * (1 + BACKLOG_PER_SLOT)
+
     def drain(self) -> list[T]:
         """Every waiting delivery, removed (the worker is stopping)."""
         waiting = [item for backlog in self._backlogs.values() for item, _keys in backlog]

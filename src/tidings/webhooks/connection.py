@@ -156,7 +156,7 @@ class Connection(asyncio.Protocol):
             self._feed(rest)
             if waiter.done():
                 return
-        if self._answered and not self._in_head and self._body_ends_at_close():
+        if exc is None and self._answered and not self._in_head and self._body_ends_at_close():
             self._complete(keep_alive=False)
             return
         if exc is None:

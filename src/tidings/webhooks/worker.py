@@ -203,21 +203,26 @@ class Worker:
 
     async def _run(self) -> None:
         while self._running:
+            # Cleared before the claim, so a delivery queued while it runs (or after it came
+            # back short) wakes the wait below at once.
+            self.deps.outbox_signal.clear()
             try:
-                claimed = await self._claim_batch()
+                more = await self._claim_batch()
             except Exception:
                 logger.exception("claiming deliveries failed; retrying")
                 await asyncio.sleep(1)
                 continue
-            if claimed == 0:
-                self.deps.outbox_signal.clear()
+            if not more:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(
                         self.deps.outbox_signal.wait(),
                         self.deps.settings.worker_poll_interval_seconds,
                     )
 
-    async def _claim_batch(self) -> int:
+    async def _claim_batch(self) -> bool:
+        """Claim what is due; True when more may be due right away (the claim was full, or a
+        destination's room cut it short), False when it came back short and the next claim can
+        wait for a delivery to be queued (or the poll interval)."""
         settings = self.deps.settings
         # Claim ahead of the senders so the next batch is ready when they free up, and claim
         # in sizeable batches: every claim costs a database round trip.
@@ -227,33 +232,38 @@ class Worker:
             self._room.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._room.wait(), settings.worker_poll_interval_seconds)
-            return 1
+            return True
         hook_settings = server_config.webhook_settings(await self.deps.config())
         self.client.set_allowlist(hook_settings.allowlist)
         self._make_ready(self._slots.set_caps(self._caps(hook_settings)))
         saturated = self._slots.saturated()
+        limit = min(free, settings.worker_batch_size)
+        rooms = self._claim_rooms()
+        fresh = self._slots.fresh_destination_room()
         claimed = await self.deps.db.write(
             partial(
                 outbox.claim,
-                limit=min(free, settings.worker_batch_size),
+                limit=limit,
                 lease_ms=int(settings.worker_lease_seconds * 1000),
                 now_ms=self.deps.clock.now_ms(),
                 skip_destinations=saturated.destinations,
                 skip_owners=saturated.owners,
                 skip_teams=saturated.teams,
-                destination_rooms=self._claim_rooms(),
-                default_room=self._slots.fresh_destination_room(),
+                destination_rooms=rooms,
+                default_room=fresh,
             )
         )
         if not claimed:
-            return 0
+            return False
         hooks, creators = await self._hook_cache.load(self.deps.db, {d.hook_id for d in claimed})
         batch = Batch(settings=hook_settings, hooks=hooks, creators=creators)
         self._held += len(claimed)
+        taken: Counter[str] = Counter()
         for delivery in claimed:
-            self._unadmitted[destination(delivery.url)] += 1
+            taken[destination(delivery.url)] += 1
             self._ready.put_nowait(_Job(delivery, batch))
-        return len(claimed)
+        self._unadmitted.update(taken)
+        return len(claimed) >= limit or any(n >= rooms.get(d, fresh) for d, n in taken.items())
 
     def _claim_rooms(self) -> dict[str, int]:
         """How many more deliveries of each busy destination a claim may take: what the slots

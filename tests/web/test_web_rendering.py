@@ -519,13 +519,16 @@ def test_a_page_of_worst_posts_costs_about_two_posts() -> None:
     posts = {str(i): _worst_post(str(i)) for i in range(30)}
     order = [str(i) for i in range(29, -1, -1)]
     views = post_views(posts, order, {})
-    assert _best_seconds(lambda: post_views(posts, order, {})) < 2.5
+    # Relative to one such post alone (about 1 s of CPU on one machine, 1.5 on another): the
+    # page costs about two of them (measured 1.9–2.1 ×), never thirty.
+    one = _best_seconds(lambda: post_views({"0": _worst_post("0")}, ["0"], {}))
+    assert _best_seconds(lambda: post_views(posts, order, {})) < 3 * one
     as_markdown = [v.id for v in views if v.html.startswith("<p><strong>a</strong>")]
     # The newest posts (the bottom of the page, seen first) are the ones that get Markdown.
     assert as_markdown == ["28", "29"]
     assert all(v.html.startswith("<p>**a** ![![") for v in views[:28])
     threads = page_views([_worst_post(str(i)) for i in range(30)], {})
-    assert _best_seconds(lambda: page_views([_worst_post("r")] * 30, {})) < 2.5
+    assert _best_seconds(lambda: page_views([_worst_post("r")] * 30, {})) < 3 * one
     assert [v.id for v in threads if v.html.startswith("<p>**a**")] == [
         str(i) for i in range(2, 30)
     ]

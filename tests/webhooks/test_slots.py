@@ -106,3 +106,25 @@ def test_a_team_fills_up_from_many_owners() -> None:
     ]
     assert admitted == [Admission.GO] + [Admission.WAIT] * BACKLOG_PER_SLOT + [Admission.FULL]
     assert board.saturated().teams == ["crowd"]
+
+
+def test_destination_rooms_count_slots_places_to_wait_and_deliveries_coming() -> None:
+    """Room = free slots + free places to wait − claimed deliveries not yet offered."""
+    caps = SlotCaps(per_destination=2, per_owner=100, per_team=100)
+    board: SlotBoard[str] = SlotBoard(caps)
+    dest = "http://127.0.0.1:9000"
+    keys = slot_keys(dest, "owner-a", "team-x")
+    fresh = board.fresh_destination_room()
+    assert fresh == 2 * (1 + BACKLOG_PER_SLOT)
+    assert board.destination_rooms() == {}
+    board.coming(dest)
+    board.coming("http://other.test:80")
+    assert board.destination_rooms() == {dest: fresh - 1, "http://other.test:80": fresh - 1}
+    board.arrived(dest)
+    assert board.admit("one", keys) is Admission.GO
+    assert board.admit("two", keys) is Admission.GO
+    assert board.admit("three", keys) is Admission.WAIT
+    rooms = board.destination_rooms()
+    assert rooms[dest] == 2 * BACKLOG_PER_SLOT - 1
+    board.drain()
+    assert "http://other.test:80" not in board.destination_rooms()

@@ -230,8 +230,7 @@ def claim(
 
     ``destination_rooms`` says how many more deliveries the worker can take of some
     destinations (``default_room`` of any other); when one has less room than ``limit``, the
-    claim reads the due
-    candidates first and takes no more of a destination than its room
+    claim reads the due candidates first and takes no more of a destination than its room
     (:func:`~tidings.domain.outbox.pick_within_room`), in two statements instead of one.
 
     The ``skip_*`` lists name destinations, hook owners and teams the worker already has

@@ -103,8 +103,6 @@ FORBIDDEN_MESSAGE = (
     "integration access to your internal network"
 )
 
-# (family, type, proto, canonname, sockaddr), as getaddrinfo returns them.
-AddrInfo = tuple[int, int, int, str, tuple[Any, ...]]
 Origin = tuple[str, str, int]  # scheme, host, port
 
 # A host made only of digits, dots and hex parts is an IPv4 address in some legacy form

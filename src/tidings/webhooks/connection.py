@@ -220,7 +220,7 @@ class Connection(asyncio.Protocol):
         self._size += len(chunk)
         if self._size > limit or self._wire > limit:
             body = b"".join(self._chunks)[:limit]
-            self._settle(Response(self._status(), self._headers, body, True, ""))
+            self._settle(Response(self._parser.get_status_code(), self._headers, body, True, ""))
             self.close()
 
     def on_message_complete(self) -> None:
@@ -270,9 +270,6 @@ class Connection(asyncio.Protocol):
             reason = self._problem or str(exc) or type(exc).__name__
             self._fail(ResponseFailed(f"invalid HTTP response: {reason}", answered=True))
 
-    def _status(self) -> int:
-        return self._parser.get_status_code()
-
     def _body_ends_at_close(self) -> bool:
         """Whether this response's body is delimited by the connection's end (no length given)."""
         for name, _ in self._headers:
@@ -288,13 +285,17 @@ class Connection(asyncio.Protocol):
             problem = self._decoder.finish()
             if problem:
                 body, unreadable = b"", f"the {self._coding} body {problem}"
-        if self._settle(Response(self._status(), self._headers, body, False, unreadable)):
+        if self._settle(
+            Response(self._parser.get_status_code(), self._headers, body, False, unreadable)
+        ):
             self.reusable = keep_alive and not self.closed
 
     def _finish_early(self, unreadable: str) -> None:
         """A body that cannot be used: settle now with the status and headers, and drop the
         connection rather than read the rest."""
-        self._settle(Response(self._status(), self._headers, b"", False, unreadable))
+        self._settle(
+            Response(self._parser.get_status_code(), self._headers, b"", False, unreadable)
+        )
         self.close()
 
     def _settle(self, response: Response) -> bool:

@@ -128,6 +128,9 @@ class SlotBoard(Generic[T]):
         self._active: dict[str, int] = defaultdict(int)
         self._waiting: dict[str, int] = defaultdict(int)
         self._backlogs: dict[str, deque[tuple[T, tuple[str, ...]]]] = {}
+        # Claimed deliveries not yet offered to :meth:`admit`, per destination: a claim made
+        # before the senders get to them must count them against the destination's room.
+        self._coming: dict[str, int] = defaultdict(int)
 
     def set_caps(self, caps: SlotCaps) -> list[T]:
         """Apply new caps; returns the waiters a raised cap lets go (they hold their slots)."""
@@ -166,18 +169,37 @@ class SlotBoard(Generic[T]):
             teams=_ids(full, _TEAM),
         )
 
+    def coming(self, destination: str) -> None:
+        """A claimed delivery to ``destination`` is on its way to :meth:`admit` (or to being
+        answered without a request); counted against the room until :meth:`arrived`."""
+        self._coming[destination] += 1
+
+    def arrived(self, destination: str) -> None:
+        """A delivery announced by :meth:`coming` was taken up by a sender."""
+        self._coming[destination] -= 1
+        if self._coming[destination] <= 0:
+            del self._coming[destination]
+
     def destination_rooms(self) -> dict[str, int]:
-        """How many more deliveries each destination with slots held or waiters can take
-        before the next would be refused: its free slots plus its free places to wait."""
+        """How many more deliveries each busy destination can take before the next would be
+        refused: its free slots plus its free places to wait, less those still coming.
+
+        Without the last part, claims that follow each other while the senders are busy would
+        each take a hanging receiver's next few, and all but the first would be refused and
+        given back."""
         cap = self._caps.per_destination
         bound = cap * BACKLOG_PER_SLOT
-        keys = {k for k in self._active if k.startswith(_DESTINATION)}
-        keys |= {k for k in self._waiting if k.startswith(_DESTINATION)}
-        return {
-            key[len(_DESTINATION) :]: max(0, cap - self._active.get(key, 0))
-            + max(0, bound - self._waiting.get(key, 0))
-            for key in keys
-        }
+        names = {k[len(_DESTINATION) :] for k in self._active if k.startswith(_DESTINATION)}
+        names |= {k[len(_DESTINATION) :] for k in self._waiting if k.startswith(_DESTINATION)}
+        names |= set(self._coming)
+        rooms = {}
+        for name in names:
+            key = _DESTINATION + name
+            free = max(0, cap - self._active.get(key, 0)) + max(
+                0, bound - self._waiting.get(key, 0)
+            )
+            rooms[name] = max(0, free - self._coming.get(name, 0))
+        return rooms
 
     def fresh_destination_room(self) -> int:
         """What :meth:`destination_rooms` would say of a destination not seen yet."""
@@ -188,6 +210,7 @@ class SlotBoard(Generic[T]):
         waiting = [item for backlog in self._backlogs.values() for item, _keys in backlog]
         self._backlogs.clear()
         self._waiting.clear()
+        self._coming.clear()
         return waiting
 
     def holding(self, key: str) -> int:

@@ -33,7 +33,6 @@ import contextlib
 import dataclasses
 import logging
 import random
-from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -123,9 +122,6 @@ class Worker:
         # Every claim sets the caps of the moment's settings before any delivery is admitted.
         self._slots: slots.SlotBoard[_Job] = slots.SlotBoard(slots.SlotCaps(1, 1, 1))
         self._held = 0  # claimed and not yet written back
-        # Claimed deliveries not yet offered to the slots, per destination: the slots cannot
-        # count them yet, and the next claim must (see _claim_rooms).
-        self._unadmitted: Counter[str] = Counter()
         self._room = asyncio.Event()
         self._pending: list[Result] = []
         self._flush_wanted = asyncio.Event()
@@ -238,7 +234,7 @@ class Worker:
         self._make_ready(self._slots.set_caps(self._caps(hook_settings)))
         saturated = self._slots.saturated()
         limit = min(free, settings.worker_batch_size)
-        rooms = self._claim_rooms()
+        rooms = self._slots.destination_rooms()
         fresh = self._slots.fresh_destination_room()
         claimed = await self.deps.db.write(
             partial(
@@ -258,24 +254,13 @@ class Worker:
         hooks, creators = await self._hook_cache.load(self.deps.db, {d.hook_id for d in claimed})
         batch = Batch(settings=hook_settings, hooks=hooks, creators=creators)
         self._held += len(claimed)
-        taken: Counter[str] = Counter()
+        taken: dict[str, int] = {}
         for delivery in claimed:
-            taken[destination(delivery.url)] += 1
+            key = destination(delivery.url)
+            taken[key] = taken.get(key, 0) + 1
+            self._slots.coming(key)
             self._ready.put_nowait(_Job(delivery, batch))
-        self._unadmitted.update(taken)
         return len(claimed) >= limit or any(n >= rooms.get(d, fresh) for d, n in taken.items())
-
-    def _claim_rooms(self) -> dict[str, int]:
-        """How many more deliveries of each busy destination a claim may take: what the slots
-        can still hold or keep waiting, less what earlier claims handed on that the senders
-        have not offered to the slots yet. Without the second part, the claims that follow
-        each other while the senders are busy would each take a hanging receiver's next few,
-        and all of them but the first would be refused and given back."""
-        rooms = self._slots.destination_rooms()
-        fresh = self._slots.fresh_destination_room()
-        for key, count in self._unadmitted.items():
-            rooms[key] = max(0, rooms.get(key, fresh) - count)
-        return rooms
 
     def _caps(self, settings: WebhookSettings) -> slots.SlotCaps:
         return slots.slot_caps(
@@ -296,7 +281,7 @@ class Worker:
         while True:
             job = await self._ready.get()
             if not job.keys:
-                self._offered(job.delivery)
+                self._slots.arrived(destination(job.delivery.url))
             try:
                 if not job.keys and not await self._take_slots(job):
                     continue
@@ -314,12 +299,6 @@ class Worker:
                     self._record(await self._courier.deliver(job.delivery, job.batch))
             finally:
                 self._make_ready(self._slots.release(job.keys))
-
-    def _offered(self, delivery: Delivery) -> None:
-        key = destination(delivery.url)
-        self._unadmitted[key] -= 1
-        if self._unadmitted[key] <= 0:
-            del self._unadmitted[key]
 
     async def _take_slots(self, job: _Job) -> bool:
         """True when ``job`` now holds its slots; otherwise it is answered, waits in a backlog

@@ -604,7 +604,9 @@ def test_concurrent_pages_of_worst_posts_do_not_stall_the_server(
     # instead of all eight sharing the GIL and arriving together at the end. (Relative: a page
     # costs 1 s on one machine and 2.5 s on another.)
     assert min(took) < max(took) / 3, f"the channel pages took {sorted(took)}"
-    assert max(took) < 30.0, f"the channel pages took {sorted(took)}"
+    # And the queue is fair: the last page waits for the seven before it, not for more (a page
+    # that rendered twice, or a render that stalled, would push it past this).
+    assert max(took) < 1.5 * len(took) * min(took), f"the channel pages took {sorted(took)}"
 
 
 def test_hostile_posts_do_not_stall_the_server(server: ServerThread, factory: Factory) -> None:

@@ -8,8 +8,6 @@ numbers, lone surrogates, NUL characters (PostgreSQL text refuses them) and absu
 """
 
 import inspect
-import json
-import math
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar, get_args
@@ -20,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 from starlette.responses import JSONResponse, Response
 
+from tidings.api.json_codec import JsonResponse, decode
 from tidings.domain.teams import Team
 from tidings.domain.wire import team_json
 from tidings.errors import Unauthorized, invalid_body_param, invalid_url_param
@@ -202,17 +201,6 @@ PagingDep = Annotated[Paging, Depends(paging)]
 MAX_BODY_DEPTH = 64
 
 
-def _no_constants(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _finite(text: str) -> float:
-    value = float(text)
-    if math.isinf(value):
-        raise ValueError(f"number out of range: {text[:32]}")
-    return value
-
-
 def _check_text(text: str) -> None:
     if "\x00" in text:
         raise ValueError("NUL characters are not allowed")
@@ -242,7 +230,7 @@ async def read_json(request: Request, name: str) -> Any:
     if not raw.strip():
         return None
     try:
-        data = json.loads(raw, parse_constant=_no_constants, parse_float=_finite)
+        data = decode(raw)
         _check_decoded(data)
     except (ValueError, RecursionError) as exc:  # UnicodeError is a ValueError
         raise invalid_body_param(name, str(exc)[:200]) from exc
@@ -298,7 +286,7 @@ def body_doc(model: type[BaseModel]) -> dict[str, Any]:
 def ok(data: Any, status: int = 200, *, secret: bool = False) -> JSONResponse:
     """``secret``: the answer carries a token or signing secret, which no cache may keep."""
     headers = {"Cache-Control": "no-store"} if secret else None
-    return JSONResponse(data, status_code=status, headers=headers)
+    return JsonResponse(data, status_code=status, headers=headers)
 
 
 def teams_ok(teams: Team | list[Team], status: int = 200) -> JSONResponse:

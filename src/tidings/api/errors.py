@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tidings.api.json_codec import JsonResponse
 from tidings.errors import AppError, PayloadTooLarge
 from tidings.ids import new_id
 from tidings.services.cluster import Cluster
@@ -38,7 +39,7 @@ def error_response(
     request: Request, error: AppError, headers: dict[str, str] | None = None
 ) -> JSONResponse:
     developer = bool(request.scope.get("state", {}).get("developer_errors", False))
-    return JSONResponse(
+    return JsonResponse(
         {
             "id": error.id,
             "message": error.message,

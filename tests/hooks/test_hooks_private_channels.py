@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from hooks_support import (
+    NO_RETRIES,
     Cast,
     delivery_rows,
     error_of,
@@ -273,3 +274,33 @@ def test_the_index_checks_the_creators_membership_itself(
     assert secret.owner.get(f"/hooks/outgoing/{hook['id']}")["stopped_reason"] == ""
     assert fired(server, send(secret.poster, secret.channel, "second")) == []
     receiver.wait_for(1)
+
+
+def test_a_stopped_hook_is_not_redelivered_until_it_runs_again(
+    server: ServerThread, secret: Secret, receiver: Receiver, admin: Api
+) -> None:
+    """While the creator is away, a redelivery (single or bulk) is refused with 400 saying why,
+    and the failed delivery stays as it was; back in the channel, it goes again."""
+    hook = channel_hook(secret, receiver)
+    receiver.status = 500
+    with service_settings(admin, OutgoingWebhookRetryScheduleSeconds=NO_RETRIES):
+        post = send(secret.poster, secret.channel, "fails")
+        (row,) = finished_deliveries(server, post_id=post["id"])
+    assert row["status"] == "failed"
+    receiver.status = 200
+    leave(secret.owner, secret.channel, secret.owner)
+    single = f"/hooks/outgoing/{hook['id']}/deliveries/{row['id']}/redeliver"
+    bulk = f"/hooks/outgoing/{hook['id']}/redeliver"
+    stopped = (400, "api.webhooks.redeliver.stopped.app_error")
+    assert error_of(secret.owner, "POST", single) == stopped
+    assert error_of(secret.owner, "POST", bulk, {"since": 0, "status": "failed"}) == stopped
+    response = secret.owner.request("POST", bulk, {"since": 0, "status": "failed"})
+    assert "no longer a member" in response.json()["message"]
+    assert delivery_rows(server, id=row["id"])[0]["status"] == "failed"
+    assert len(receiver.requests) == 1
+
+    join_channel(admin, secret.channel, secret.owner)
+    assert secret.owner.post(bulk, {"since": 0, "status": "failed"}) == {"count": 1, "more": False}
+    (again,) = finished_deliveries(server, timeout=10, id=row["id"])
+    assert again["status"] == "succeeded"
+    assert len(receiver.wait_for(2)) == 2

@@ -84,7 +84,7 @@ async def redeliver(rt: Runtime, actor: User, hook_id: str, delivery_id: str) ->
     now = rt.clock.now_ms()
 
     def work(conn: Connection) -> Delivery:
-        load_hook_for_change(conn, actor, hook_id, settings)
+        _refuse_out_of_service(load_hook_for_change(conn, actor, hook_id, settings))
         delivery = _delivery_of(conn, hook_id, delivery_id)
         if delivery.status not in FINISHED:
             raise BadRequest(
@@ -101,6 +101,23 @@ async def redeliver(rt: Runtime, actor: User, hook_id: str, delivery_id: str) ->
     return refreshed
 
 
+def _refuse_out_of_service(hook: OutgoingHook) -> None:
+    """A disabled hook, or one stopped because its creator left its private channel, gets no
+    redelivery: the worker would answer it ``not_sent`` at once, and the owner would have spent
+    the redelivery (and the delivery's history) for nothing."""
+    if not hook.enabled:
+        raise BadRequest(
+            "api.webhooks.redeliver.disabled.app_error",
+            "Enable the outgoing webhook before redelivering its deliveries.",
+        )
+    if hook.stopped_reason:
+        raise BadRequest(
+            "api.webhooks.redeliver.stopped.app_error",
+            f"This outgoing webhook is stopped ({hook.stopped_reason}); "
+            "it can be redelivered once it runs again.",
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class BulkRedelivery:
     """What one bulk redeliver did: ``count`` requeued; ``more``: failed ones since the same
@@ -115,8 +132,7 @@ async def redeliver_failed(rt: Runtime, actor: User, hook_id: str, since_ms: int
     ``since_ms``, oldest first and at most :data:`BULK_REDELIVER_LIMIT`, gets a new attempt chain
     (same id, same body, as :func:`redeliver`) in one unit of work.
 
-    A disabled hook is refused: the worker would answer each one ``not_sent`` at once, and the
-    owner would have spent the redelivery for nothing.
+    A hook out of service is refused, as by :func:`redeliver`.
     """
     if not 0 <= since_ms <= MAX_SINCE_MS:
         raise invalid_param("since")
@@ -124,12 +140,7 @@ async def redeliver_failed(rt: Runtime, actor: User, hook_id: str, since_ms: int
     now = rt.clock.now_ms()
 
     def work(conn: Connection) -> BulkRedelivery:
-        hook = load_hook_for_change(conn, actor, hook_id, settings)
-        if not hook.enabled:
-            raise BadRequest(
-                "api.webhooks.redeliver.disabled.app_error",
-                "Enable the outgoing webhook before redelivering its deliveries.",
-            )
+        _refuse_out_of_service(load_hook_for_change(conn, actor, hook_id, settings))
         count, more = requeue_failed(conn, hook_id, since_ms, BULK_REDELIVER_LIMIT, now)
         return BulkRedelivery(count, more)
 

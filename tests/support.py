@@ -114,8 +114,7 @@ def start_server(database_url: str, **overrides: Any) -> ServerThread:
     settings = Settings(
         database_url=database_url,
         listen=f"127.0.0.1:{free_port()}",
-        worker_poll_interval_seconds=0.05,
-        **overrides,
+        **{"worker_poll_interval_seconds": 0.05, **overrides},
     )
     return ServerThread(settings).start()
 

@@ -128,3 +128,24 @@ def test_destination_rooms_count_slots_places_to_wait_and_deliveries_coming() ->
     assert rooms[dest] == 2 * BACKLOG_PER_SLOT - 1
     board.drain()
     assert "http://other.test:80" not in board.destination_rooms()
+
+
+def test_a_passed_over_key_recovers_at_half_its_room() -> None:
+    """A destination without room recovers once half of its slots and places to wait are
+    free again; an owner's full backlog once half of it has gone."""
+    caps = SlotCaps(per_destination=2, per_owner=2, per_team=100)
+    board: SlotBoard[str] = SlotBoard(caps)
+    dest = "http://127.0.0.1:9000"
+    keys = slot_keys(dest, "owner-a", "team-x")
+    full = 2 * (1 + BACKLOG_PER_SLOT)  # 10
+    admitted = [board.admit(f"d{i}", keys) for i in range(full)]
+    assert admitted.count(Admission.GO) == 2
+    assert board.destination_rooms()[dest] == 0
+    assert not board.recovered(destination_key(dest))
+    assert not board.recovered(owner_key("owner-a"))
+    for _ in range(full // 2 - 1):  # each release hands the slot to a waiter
+        board.release(keys)
+    assert not board.recovered(destination_key(dest))
+    board.release(keys)
+    assert board.recovered(destination_key(dest))
+    assert board.recovered(owner_key("owner-a"))

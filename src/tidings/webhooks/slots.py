@@ -113,6 +113,14 @@ class Saturated:
     owners: list[str]
     teams: list[str]
 
+    def keys(self) -> frozenset[str]:
+        """The same, as slot keys."""
+        return frozenset(
+            [destination_key(d) for d in self.destinations]
+            + [owner_key(o) for o in self.owners]
+            + [team_key(t) for t in self.teams]
+        )
+
 
 class SlotBoard(Generic[T]):
     """The slots held and the deliveries waiting, per key.
@@ -169,6 +177,15 @@ class SlotBoard(Generic[T]):
             teams=_ids(full, _TEAM),
         )
 
+    def recovered(self, key: str) -> bool:
+        """Whether a key a claim passed over — a full backlog (:meth:`saturated`), or a
+        destination without room (:meth:`destination_rooms`) — has half of it back, so that
+        a claim can take a sizeable batch of it again."""
+        if key.startswith(_DESTINATION):
+            full = self._caps.per_destination * (1 + BACKLOG_PER_SLOT)
+            return self._room_of(key[len(_DESTINATION) :]) >= full // 2
+        return self._waiting.get(key, 0) <= backlog_bound(key, self._caps) // 2
+
     def coming(self, destination: str) -> None:
         """A claimed delivery to ``destination`` is on its way to :meth:`admit` (or to being
         answered without a request); counted against the room until :meth:`arrived`."""
@@ -187,19 +204,18 @@ class SlotBoard(Generic[T]):
         Without the last part, claims that follow each other while the senders are busy would
         each take a hanging receiver's next few, and all but the first would be refused and
         given back."""
-        cap = self._caps.per_destination
-        bound = cap * BACKLOG_PER_SLOT
         names = {k[len(_DESTINATION) :] for k in self._active if k.startswith(_DESTINATION)}
         names |= {k[len(_DESTINATION) :] for k in self._waiting if k.startswith(_DESTINATION)}
         names |= set(self._coming)
-        rooms = {}
-        for name in names:
-            key = _DESTINATION + name
-            free = max(0, cap - self._active.get(key, 0)) + max(
-                0, bound - self._waiting.get(key, 0)
-            )
-            rooms[name] = max(0, free - self._coming.get(name, 0))
-        return rooms
+        return {name: self._room_of(name) for name in names}
+
+    def _room_of(self, name: str) -> int:
+        key = _DESTINATION + name
+        cap = self._caps.per_destination
+        free = max(0, cap - self._active.get(key, 0)) + max(
+            0, cap * BACKLOG_PER_SLOT - self._waiting.get(key, 0)
+        )
+        return max(0, free - self._coming.get(name, 0))
 
     def fresh_destination_room(self) -> int:
         """What :meth:`destination_rooms` would say of a destination not seen yet."""

@@ -149,3 +149,24 @@ def test_a_passed_over_key_recovers_at_half_its_room() -> None:
     board.release(keys)
     assert board.recovered(destination_key(dest))
     assert board.recovered(owner_key("owner-a"))
+
+
+def test_a_release_that_gives_back_half_the_room_a_claim_passed_over_says_so_once() -> None:
+    """The claim passes over a destination without room; the release that gives half of it
+    back (not an earlier one) asks for the next claim, and only once."""
+    caps = SlotCaps(per_destination=2, per_owner=100, per_team=100)
+    board: SlotBoard[str] = SlotBoard(caps)
+    dest = "http://127.0.0.1:9000"
+    keys = slot_keys(dest, "owner-a", "team-x")
+    full = 2 * (1 + BACKLOG_PER_SLOT)
+    for i in range(full):
+        board.admit(f"d{i}", keys)
+    room = board.claim_room()
+    assert (room.rooms[dest], room.fresh) == (0, full)
+    releases = []
+    for _ in range(full // 2):
+        board.release(keys)  # each hands its slot to a waiter: one place to wait comes back
+        releases.append(board.room_back(keys))
+    assert releases == [False] * (full // 2 - 1) + [True]
+    board.release(keys)
+    assert not board.room_back(keys)

@@ -122,6 +122,16 @@ class Saturated:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class ClaimRoom:
+    """What the next claim may take: the keys it passes over, the room of each busy
+    destination, and the room of a destination not seen yet."""
+
+    saturated: Saturated
+    rooms: dict[str, int]
+    fresh: int
+
+
 class SlotBoard(Generic[T]):
     """The slots held and the deliveries waiting, per key.
 
@@ -139,6 +149,8 @@ class SlotBoard(Generic[T]):
         # Claimed deliveries not yet offered to :meth:`admit`, per destination: a claim made
         # before the senders get to them must count them against the destination's room.
         self._coming: dict[str, int] = defaultdict(int)
+        # Keys the last claim passed over (see :meth:`claim_room` and :meth:`room_back`).
+        self._passed_over: frozenset[str] = frozenset()
 
     def set_caps(self, caps: SlotCaps) -> list[T]:
         """Apply new caps; returns the waiters a raised cap lets go (they hold their slots)."""
@@ -177,13 +189,32 @@ class SlotBoard(Generic[T]):
             teams=_ids(full, _TEAM),
         )
 
+    def claim_room(self) -> ClaimRoom:
+        """What the next claim may take; the keys it passes over (full backlogs, destinations
+        without room) are remembered for :meth:`room_back`."""
+        saturated = self.saturated()
+        rooms = self.destination_rooms()
+        self._passed_over = saturated.keys() | {
+            destination_key(name) for name, room in rooms.items() if room == 0
+        }
+        return ClaimRoom(saturated, rooms, self.fresh_destination_room())
+
+    def room_back(self, keys: tuple[str, ...]) -> bool:
+        """True, once, when one of ``keys`` (just released) was passed over by the last claim
+        and has half its room back (:meth:`recovered`): that claim may have come back short
+        with more due, and the next should not wait for the poll interval."""
+        passed = self._passed_over
+        if passed and any(k in passed and self.recovered(k) for k in keys):
+            self._passed_over = frozenset()
+            return True
+        return False
+
     def recovered(self, key: str) -> bool:
         """Whether a key a claim passed over — a full backlog (:meth:`saturated`), or a
         destination without room (:meth:`destination_rooms`) — has half of it back, so that
         a claim can take a sizeable batch of it again."""
         if key.startswith(_DESTINATION):
-            full = self._caps.per_destination * (1 + BACKLOG_PER_SLOT)
-            return self._room_of(key[len(_DESTINATION) :]) >= full // 2
+            return self._room_of(key[len(_DESTINATION) :]) >= self.fresh_destination_room() // 2
         return self._waiting.get(key, 0) <= backlog_bound(key, self._caps) // 2
 
     def coming(self, destination: str) -> None:

@@ -374,6 +374,23 @@ def running_receiver() -> Iterator[Receiver]:
 
 
 @contextlib.contextmanager
+def own_server(
+    service_settings: dict[str, Any], **settings: Any
+) -> Iterator[tuple[ServerThread, Api]]:
+    """A server of its own (``settings`` as :func:`start_server` takes them) on a fresh
+    database, with its first user (the system admin) signed in and ``service_settings``
+    patched into the System Console's ``ServiceSettings``; stopped afterwards."""
+    with fresh_database() as url:
+        server = start_server(url, **settings)
+        try:
+            admin = first_admin(server)
+            admin.put("/config/patch", {"ServiceSettings": service_settings})
+            yield server, admin
+        finally:
+            server.stop()
+
+
+@contextlib.contextmanager
 def fresh_database(*, migrated: bool = True) -> Iterator[str]:
     """A brand-new, migrated database of the kind the suite runs on, dropped afterwards.
 

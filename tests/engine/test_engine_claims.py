@@ -6,7 +6,7 @@ import time
 import pytest
 
 from hooks.hooks_support import make_hook, send
-from support import Factory, Receiver, first_admin, fresh_database, start_server
+from support import Factory, Receiver, own_server
 
 pytestmark = pytest.mark.db
 
@@ -19,20 +19,13 @@ def test_a_backlog_to_one_receiver_does_not_wait_for_the_poll() -> None:
     (1 slot and 4 places to wait); the other 7 are due at once but nothing new is queued to
     wake the claims. They are claimed as the room comes back, well before the poll interval
     would have woken the worker even once."""
+    service = {
+        "AllowedUntrustedInternalConnections": "127.0.0.1",
+        "OutgoingWebhookMaxConcurrencyPerDestination": 1,
+    }
     receiver = Receiver()
-    with fresh_database() as url:
-        server = start_server(url, worker_poll_interval_seconds=POLL_SECONDS)
-        try:
-            admin = first_admin(server)
-            admin.put(
-                "/config/patch",
-                {
-                    "ServiceSettings": {
-                        "AllowedUntrustedInternalConnections": "127.0.0.1",
-                        "OutgoingWebhookMaxConcurrencyPerDestination": 1,
-                    }
-                },
-            )
+    try:
+        with own_server(service, worker_poll_interval_seconds=POLL_SECONDS) as (_server, admin):
             factory = Factory(admin)
             team = factory.team()
             channel = factory.channel(team)
@@ -42,8 +35,7 @@ def test_a_backlog_to_one_receiver_does_not_wait_for_the_poll() -> None:
             send(admin, channel, "twelve deliveries at once")
             receiver.wait_for(HOOKS, timeout=POLL_SECONDS * 3)
             took = time.monotonic() - started
-        finally:
-            server.stop()
-            receiver.close()
+    finally:
+        receiver.close()
     assert len(receiver.requests) == HOOKS
     assert took < POLL_SECONDS * 0.8, f"the backlog took {took:.2f}s to drain"

@@ -16,10 +16,9 @@ from support import (
     Factory,
     Receiver,
     ServerThread,
-    first_admin,
     fresh_database,
+    own_server,
     seed_channel_hook,
-    start_server,
 )
 from tidings.config import Settings
 from tidings.services import hooks as hook_service
@@ -40,23 +39,13 @@ ROOM = worker.CLAIM_AHEAD * SENDERS  # claimed deliveries one worker holds at mo
 @pytest.fixture
 def engine() -> Iterator[tuple[ServerThread, Api, Factory]]:
     """A server of its own with SENDERS senders (hanging requests must not reach other tests)."""
-    with fresh_database() as url:
-        server = start_server(url, worker_concurrency=SENDERS)
-        try:
-            admin = first_admin(server)
-            admin.put(
-                "/config/patch",
-                {
-                    "ServiceSettings": {
-                        "AllowedUntrustedInternalConnections": "127.0.0.1",
-                        "OutgoingIntegrationRequestsTimeout": 10,
-                        "EnableMemberOutgoingWebhooks": True,
-                    }
-                },
-            )
-            yield server, admin, Factory(admin)
-        finally:
-            server.stop()
+    service = {
+        "AllowedUntrustedInternalConnections": "127.0.0.1",
+        "OutgoingIntegrationRequestsTimeout": 10,
+        "EnableMemberOutgoingWebhooks": True,
+    }
+    with own_server(service, worker_concurrency=SENDERS) as (server, admin):
+        yield server, admin, Factory(admin)
 
 
 @pytest.fixture

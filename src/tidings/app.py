@@ -17,6 +17,7 @@ from tidings import __version__
 from tidings.api import deliveries, hooks, metrics, posts, responses, system, teams, users
 from tidings.api.common import ApiRoute
 from tidings.api.errors import RequestContextMiddleware, install_error_handlers
+from tidings.api.fast_lane import FastLane, direct_routes
 from tidings.api.openapi import install_openapi
 from tidings.config import Settings
 from tidings.services.chains import reply_chain
@@ -88,8 +89,6 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         service = (await rt.config())["ServiceSettings"]
         return int(service["MaximumPayloadSizeBytes"]), bool(service["EnableDeveloper"])
 
-    # What a request published reaches the cluster log before its response (services.cluster).
-    app.add_middleware(RequestContextMiddleware, limits=limits, cluster=rt.cluster)
     install_error_handlers(app)
     install_openapi(app)
     app.include_router(metrics.router)
@@ -97,6 +96,10 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     _install_docs(app)
     app.mount("/static", pages.static_files(), name="static")
     app.include_router(pages.router)
+    # The last middleware added is the outermost: the fast lane runs inside the request context.
+    app.add_middleware(FastLane, routes=direct_routes(app.routes))
+    # What a request published reaches the cluster log before its response (services.cluster).
+    app.add_middleware(RequestContextMiddleware, limits=limits, cluster=rt.cluster)
     return app
 
 

@@ -33,6 +33,7 @@ USER_COOKIE = "MMUSERID"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+DirectHandler = Callable[[Request], Coroutine[Any, Any, Response]]
 
 
 def runtime_of(request: Request) -> Runtime:
@@ -120,13 +121,14 @@ class ApiRoute(APIRoute):
     Both for cost: FastAPI's dependency solving and request handling cost tens of microseconds
     per level on every request, the post path's largest cost after the database
     (bench/posts_per_second.py). A hot handler (``POST /posts``, ``GET /users/me``) takes only
-    the request and resolves its caller with :func:`caller`; FastAPI still routes it and
-    documents it. Every API router is made with this class, and ``app.py`` refuses one that is
+    the request and resolves its caller with :func:`caller`; FastAPI documents it, and on a
+    static path the fast lane (``api/fast_lane.py``) calls it before FastAPI's routing and
+    middleware. Every API router is made with this class, and ``app.py`` refuses one that is
     not, so no route can forget the id check.
     """
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = self._direct() or super().get_route_handler()
+    def get_route_handler(self) -> DirectHandler:
+        handler = self.direct_handler() or super().get_route_handler()
         if not any(name.endswith("_id") for name in self.param_convertors):
             return handler
 
@@ -136,7 +138,7 @@ class ApiRoute(APIRoute):
 
         return checked
 
-    def _direct(self) -> Callable[[Request], Coroutine[Any, Any, Response]] | None:
+    def direct_handler(self) -> DirectHandler | None:
         """The endpoint itself when it is a coroutine whose one parameter is the request (or
         that takes none, like ``ping``); None when FastAPI must solve its parameters."""
         if not inspect.iscoroutinefunction(self.endpoint):
@@ -150,7 +152,7 @@ class ApiRoute(APIRoute):
 
             return call
         if len(parameters) == 1 and parameters[0].annotation is Request:
-            endpoint: Callable[[Request], Coroutine[Any, Any, Response]] = self.endpoint
+            endpoint: DirectHandler = self.endpoint
             return endpoint
         return None
 

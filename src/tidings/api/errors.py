@@ -52,6 +52,13 @@ def error_response(
     )
 
 
+def answer_app_error(request: Request, error: AppError) -> JSONResponse:
+    """A service's refusal as the client hears it; one at 5xx is ours, so it is logged."""
+    if error.status >= 500:
+        logger.warning("request failed: %s", error.id, extra={"request_id": request_id(request)})
+    return error_response(request, error)
+
+
 def _not_found() -> AppError:
     error_id, message = _STATUS_IDS[404]
     return AppError(error_id, message, status=404)
@@ -62,9 +69,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def app_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, AppError)
-        if exc.status >= 500:
-            logger.warning("request failed: %s", exc.id, extra={"request_id": request_id(request)})
-        return error_response(request, exc)
+        return answer_app_error(request, exc)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)

@@ -237,6 +237,8 @@ class HookIndex:
 
         Says nothing about whether the channel may fire hooks at all: :func:`match_post` does.
         """
+        if not self._hooks:
+            return []  # most teams have no hooks: their posts need no first word
         if bot_post:
             if not self._bot_hooks:
                 return []

@@ -3,7 +3,7 @@
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, func, or_, select, update
 from sqlalchemy.engine import Connection
 
 from tidings.domain.posts import Post
@@ -89,7 +89,7 @@ def delete_post(conn: Connection, post: Post, at: int) -> None:
     """Soft delete the post and, when it is a root, its replies."""
     condition = posts.c.id == post.id
     if not post.root_id:
-        condition = or_(condition, posts.c.root_id == post.id)
+        condition = or_(condition, replies_of(post.id))
     conn.execute(update(posts).where(condition).values(delete_at=at, update_at=at))
 
 
@@ -118,10 +118,17 @@ def list_channel_posts(
     return [_post(r) for r in (conn.execute(query)).all()]
 
 
+def replies_of(root_id: str) -> ColumnElement[bool]:
+    """The replies of ``root_id``, said so that the replies index (``ix_posts_root``, which
+    leaves root posts out) serves it: neither database uses a partial index unless the query
+    itself states the index's condition."""
+    return and_(posts.c.root_id == root_id, posts.c.root_id != "")
+
+
 def list_thread(conn: Connection, root_id: str) -> list[Post]:
     rows = conn.execute(
         select(posts)
-        .where(or_(posts.c.id == root_id, posts.c.root_id == root_id), posts.c.delete_at == 0)
+        .where(or_(posts.c.id == root_id, replies_of(root_id)), posts.c.delete_at == 0)
         .order_by(posts.c.create_at.desc(), posts.c.id.desc())
     )
     return [_post(r) for r in rows]
@@ -133,7 +140,7 @@ def reply_counts(conn: Connection, root_ids: set[str]) -> dict[str, tuple[int, i
         return {}
     rows = conn.execute(
         select(posts.c.root_id, func.count(), func.max(posts.c.create_at))
-        .where(posts.c.root_id.in_(root_ids), posts.c.delete_at == 0)
+        .where(posts.c.root_id.in_(root_ids), posts.c.root_id != "", posts.c.delete_at == 0)
         .group_by(posts.c.root_id)
     )
     return {r[0]: (int(r[1]), int(r[2] or 0)) for r in rows}

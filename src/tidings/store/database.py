@@ -64,6 +64,8 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, StatementError
 from sqlalchemy.pool import NullPool
 
+from tidings.store.compiled import json_text
+
 # What layers above ``store`` may name: the connection a unit of work receives, and the error a
 # unique or foreign-key constraint raises (they import neither SQLAlchemy nor a driver).
 __all__ = ["Connection", "Database", "IntegrityError", "Subscription"]
@@ -107,9 +109,16 @@ def create_engine(url: str, *, read_only: bool = False, pool_size: int = 1) -> E
     if not url.startswith("sqlite"):
         # No pre-ping: it cost a round trip on every unit; a pooled connection the server
         # dropped is found by the unit that uses it, which then runs again (``_run_pooled``).
-        return sa_create_engine(url, pool_size=pool_size, max_overflow=0, pool_timeout=60)
+        return sa_create_engine(
+            url,
+            pool_size=pool_size,
+            max_overflow=0,
+            pool_timeout=60,
+            json_serializer=json_text,
+        )
     engine = sa_create_engine(
         url,
+        json_serializer=json_text,
         # Each thread keeps its connection for good (see ``_ThreadConnections``): no pool needed.
         poolclass=NullPool,
         connect_args={"timeout": 30, "check_same_thread": False},

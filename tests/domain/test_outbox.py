@@ -6,6 +6,7 @@ import dataclasses
 from tidings.domain.deliveries import Attempt, Delivery, DeliveryStatus, ErrorKind
 from tidings.domain.outbox import (
     INTERRUPTED_MESSAGE,
+    DueFloor,
     Finish,
     Ownership,
     SkipLists,
@@ -220,3 +221,19 @@ def test_pick_within_room_keeps_order_rooms_and_limit() -> None:
     assert pick_within_room(candidates, {}, 1, 10) == ["a1", "b1", "c1"]
     assert pick_within_room(candidates, {}, 5, 2) == ["a1", "a2"]
     assert pick_within_room([], {"A": 3}, 5, 2) == []
+
+
+def test_a_due_floor_holds_for_the_same_skip_lists_until_it_is_old() -> None:
+    hung = SkipLists(["http://hung.test:80"], [], [])
+    floor = DueFloor(max_age_ms=1_000)
+    assert floor.start(hung, 0) == 0
+    floor.found(hung, 500, now_ms=10_000)
+    assert floor.start(hung, 10_000) == 500
+    floor.found(hung, 700, now_ms=10_400)  # the same chain: its age runs from 10,000
+    assert floor.start(hung, 10_999) == 700
+    assert floor.start(hung, 11_000) == 0  # old: the next claim reads the whole range
+    assert floor.start(hung, 9_000) == 0  # the clock went back
+    assert floor.start(SkipLists(["http://other.test:80"], [], []), 10_500) == 0
+    assert floor.start(SkipLists([], [], []), 10_500) == 0
+    floor.found(SkipLists([], [], []), 900, now_ms=10_500)  # nothing passed over: no floor
+    assert floor.start(hung, 10_500) == 0

@@ -14,7 +14,7 @@ from sqlalchemy.exc import DBAPIError
 
 from support import fresh_database
 from tidings.domain.deliveries import Attempt, Delivery, DeliveryStatus
-from tidings.domain.outbox import Finish, NewDelivery
+from tidings.domain.outbox import DueFloor, Finish, NewDelivery, SkipLists
 from tidings.domain.posts import Post
 from tidings.ids import new_id
 from tidings.store import outbox
@@ -242,6 +242,54 @@ def test_a_claim_keeps_to_each_destinations_room() -> None:
         assert await claim_busy(0) == []
         left = sorted(d.next_attempt_at for d in await claim_busy(9))
         assert left == [NOW - 98 + k for k in range(4)]
+
+    _run(scenario)
+
+
+def test_a_claim_past_its_floor_still_finds_every_delivery() -> None:
+    """With a floor, a claim passing over a saturated destination starts past its backlog;
+    what the others queue later is claimed, and the backlog is claimed as soon as the
+    destination is no longer passed over. A delivery put back below the floor waits for the
+    floor's age, and no longer."""
+
+    async def scenario(db: Database) -> None:
+        scene = await db.write(_scene)
+        hook = next(iter(scene.hooks))
+        for k in range(5):
+            new = [_new(scene, hook, "http://hung.test/x")]
+            await db.write(partial(outbox.enqueue, new=new, now_ms=NOW - 1_000 + k))
+        floor = DueFloor(max_age_ms=500)
+
+        async def claim(now: int, skip: tuple[str, ...] = ("http://hung.test:80",)) -> list[str]:
+            found = await db.write(
+                partial(
+                    outbox.claim,
+                    limit=10,
+                    lease_ms=LEASE_MS,
+                    now_ms=now,
+                    skip_destinations=skip,
+                    floor=floor,
+                )
+            )
+            return sorted(d.url for d in found)
+
+        async def queue(url: str, at: int) -> None:
+            await db.write(partial(outbox.enqueue, new=[_new(scene, hook, url)], now_ms=at))
+
+        await queue("http://calm.test/1", NOW - 10)
+        assert await claim(NOW) == ["http://calm.test/1"]
+        assert floor.start(SkipLists(["http://hung.test:80"], [], []), NOW) == NOW - 10
+        await queue("http://calm.test/2", NOW + 5)
+        assert await claim(NOW + 10) == ["http://calm.test/2"]
+
+        # Below the floor (a lease put back with its old due time): found once the floor is
+        # old, by a claim that reads the whole due range again.
+        await queue("http://calm.test/3", NOW - 500)
+        assert await claim(NOW + 20) == []
+        assert await claim(NOW + 600) == ["http://calm.test/3"]
+
+        # The destination has room again: its whole backlog is claimed.
+        assert await claim(NOW + 610, skip=()) == ["http://hung.test/x"] * 5
 
     _run(scenario)
 

@@ -28,6 +28,7 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from tidings.domain.deliveries import Attempt, Delivery, DeliveryStatus, ErrorKind
 from tidings.domain.outbox import (
     INTERRUPTED_MESSAGE,
+    DueFloor,
     Finish,
     NewDelivery,
     Ownership,
@@ -133,7 +134,7 @@ def enqueue(conn: Connection, new: Sequence[NewDelivery], now_ms: int) -> list[s
 def _due_conditions(skip_destinations: bool, skip_hooks: bool) -> list[Any]:
     conditions = [
         deliveries.c.status == _PENDING,
-        deliveries.c.next_attempt_at <= bindparam("b_now"),
+        deliveries.c.next_attempt_at.between(bindparam("b_from"), bindparam("b_now")),
     ]
     if skip_destinations:
         conditions.append(
@@ -187,7 +188,7 @@ def _candidates_statement(skip_destinations: bool, skip_hooks: bool) -> Any:
     each destination's room picks from these (read from the index alone on SQLite; locked,
     skipping rows other workers hold, on PostgreSQL)."""
     return (
-        select(deliveries.c.id, deliveries.c.destination)
+        select(deliveries.c.id, deliveries.c.destination, deliveries.c.next_attempt_at)
         .where(*_due_conditions(skip_destinations, skip_hooks))
         .order_by(deliveries.c.next_attempt_at)
         .limit(bindparam("b_scan"))
@@ -224,6 +225,7 @@ def claim(
     skip_teams: Collection[str] = (),
     destination_rooms: Mapping[str, int] | None = None,
     default_room: int | None = None,
+    floor: DueFloor | None = None,
 ) -> list[Delivery]:
     """Take up to ``limit`` due pending deliveries, oldest due first, leased until
     ``now_ms + lease_ms``; each claim counts as an attempt.
@@ -238,10 +240,13 @@ def claim(
     many hooks (also those the worker has not seen yet), cannot crowd everyone else's out of
     the claim. Together they bind at most :data:`IDS_PER_STATEMENT` values. Expired leases are
     put back to pending by :func:`release_expired`, which keeps this query an index range scan.
+    ``floor`` (the worker's, kept from claim to claim) lets a claim that passes over the same
+    lists as the last one start past what that one found it all passed over.
     """
     skip = SkipLists.within_budget(IDS_PER_STATEMENT, skip_destinations, skip_owners, skip_teams)
     skip_hooks = bool(skip.owners or skip.teams)
     parameters: dict[str, Any] = {
+        "b_from": floor.start(skip, now_ms) if floor is not None else 0,
         "b_now": now_ms,
         "b_limit": limit,
         "b_lease_until": now_ms + lease_ms,
@@ -255,9 +260,12 @@ def claim(
     rooms = destination_rooms or {}
     default = limit if default_room is None else default_room
     passed = set(skip.destinations)
-    if default < limit or any(r < limit for d, r in rooms.items() if d not in passed):
+    rooms_kept = default < limit or any(r < limit for d, r in rooms.items() if d not in passed)
+    if rooms_kept:
         parameters["b_scan"] = limit * CANDIDATES_PER_CLAIM
         candidates = conn.execute(_CANDIDATES[shape], parameters).all()
+        if floor is not None and candidates:
+            floor.found(skip, candidates[0].next_attempt_at, now_ms)
         picked = pick_within_room(
             [(c.id, c.destination) for c in candidates], rooms, default, limit
         )
@@ -269,7 +277,10 @@ def claim(
         ).all()
     else:
         rows = conn.execute(_CLAIMS[shape], parameters).all()
-    return [delivery_from_row(_DeliveryRow._make(row)) for row in rows]
+    claimed = [delivery_from_row(_DeliveryRow._make(row)) for row in rows]
+    if floor is not None and claimed and not rooms_kept:
+        floor.found(skip, min(d.next_attempt_at for d in claimed), now_ms)
+    return claimed
 
 
 # A claim returns a batch of wide rows, and a SQLAlchemy ``Row`` resolves each attribute in

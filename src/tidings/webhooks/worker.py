@@ -43,7 +43,7 @@ from tidings.config import Settings
 from tidings.domain import server_config
 from tidings.domain.deliveries import Delivery, DeliveryStatus, ErrorKind
 from tidings.domain.hooks import OutgoingHook
-from tidings.domain.outbox import Finish, destination
+from tidings.domain.outbox import DueFloor, Finish, destination
 from tidings.domain.posts import Post
 from tidings.domain.server_config import ConfigDocument, WebhookSettings
 from tidings.domain.users import User
@@ -67,6 +67,9 @@ CLAIM_AHEAD = 8
 LEASE_MARGIN_SECONDS = 5
 FLUSH_WAIT_SECONDS = 0.002
 FLUSH_RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+# How long a claim may start past what earlier claims passed over (domain/outbox.DueFloor):
+# what lands below it meanwhile waits at most this long.
+DUE_FLOOR_MAX_AGE_MS = 1000
 """Waits between write-back tries while the database fails (the last one repeats)."""
 
 
@@ -122,6 +125,7 @@ class Worker:
         # Every claim sets the caps of the moment's settings before any delivery is admitted.
         self._slots: slots.SlotBoard[_Job] = slots.SlotBoard(slots.SlotCaps(1, 1, 1))
         self._held = 0  # claimed and not yet written back
+        self._due_floor = DueFloor(DUE_FLOOR_MAX_AGE_MS)
         self._room = asyncio.Event()
         self._pending: list[Result] = []
         self._flush_wanted = asyncio.Event()
@@ -246,6 +250,7 @@ class Worker:
                 skip_teams=saturated.teams,
                 destination_rooms=rooms,
                 default_room=fresh,
+                floor=self._due_floor,
             )
         )
         if not claimed:

@@ -121,9 +121,7 @@ class DueFloor:
 
     def start(self, lists: SkipLists, now_ms: int) -> int:
         """The due time a claim passing over ``lists`` at ``now_ms`` may start from (0: all)."""
-        if self._lists != lists or not 0 <= now_ms - self._at < self.max_age_ms:
-            return 0
-        return self._from
+        return self._from if self._holds(lists, now_ms) else 0
 
     def found(self, lists: SkipLists, earliest_due: int, now_ms: int) -> None:
         """A claim passing over ``lists`` read nothing due before ``earliest_due`` but what it
@@ -131,9 +129,14 @@ class DueFloor:
         if not (lists.destinations or lists.owners or lists.teams):
             self._lists = None
             return
-        if self._lists != lists or not 0 <= now_ms - self._at < self.max_age_ms:
-            self._at = now_ms
+        if not self._holds(lists, now_ms):
+            self._at = now_ms  # a new floor, after a claim that read the whole range
         self._lists, self._from = lists, earliest_due
+
+    def _holds(self, lists: SkipLists, now_ms: int) -> bool:
+        """Made for the same lists, and younger than ``max_age_ms`` (a clock that went back
+        ends it too)."""
+        return self._lists == lists and 0 <= now_ms - self._at < self.max_age_ms
 
 
 def pick_within_room(

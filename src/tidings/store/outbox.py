@@ -260,8 +260,7 @@ def claim(
     rooms = destination_rooms or {}
     default = limit if default_room is None else default_room
     passed = set(skip.destinations)
-    rooms_kept = default < limit or any(r < limit for d, r in rooms.items() if d not in passed)
-    if rooms_kept:
+    if default < limit or any(r < limit for d, r in rooms.items() if d not in passed):
         parameters["b_scan"] = limit * CANDIDATES_PER_CLAIM
         candidates = conn.execute(_CANDIDATES[shape], parameters).all()
         if floor is not None and candidates:
@@ -277,10 +276,9 @@ def claim(
         ).all()
     else:
         rows = conn.execute(_CLAIMS[shape], parameters).all()
-    claimed = [delivery_from_row(_DeliveryRow._make(row)) for row in rows]
-    if floor is not None and claimed and not rooms_kept:
-        floor.found(skip, min(d.next_attempt_at for d in claimed), now_ms)
-    return claimed
+        if floor is not None and rows:
+            floor.found(skip, min(row.next_attempt_at for row in rows), now_ms)
+    return [delivery_from_row(_DeliveryRow._make(row)) for row in rows]
 
 
 # A claim returns a batch of wide rows, and a SQLAlchemy ``Row`` resolves each attribute in

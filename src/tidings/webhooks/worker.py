@@ -67,10 +67,10 @@ CLAIM_AHEAD = 8
 LEASE_MARGIN_SECONDS = 5
 FLUSH_WAIT_SECONDS = 0.002
 FLUSH_RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+"""Waits between write-back tries while the database fails (the last one repeats)."""
 # How long a claim may start past what earlier claims passed over (domain/outbox.DueFloor):
 # what lands below it meanwhile waits at most this long.
 DUE_FLOOR_MAX_AGE_MS = 1000
-"""Waits between write-back tries while the database fails (the last one repeats)."""
 
 
 ChainReplies = Callable[[Connection, Sequence[Post], WebhookSettings, int], Callable[[], None]]
